@@ -1,0 +1,154 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context.js';
+import type { OAuthClientRow } from '../db/schema.js';
+import { HttpError } from '../errors.js';
+import { requestedOAuthScopes, resolveRequestedScopes, checkScope } from '../auth/scopes.js';
+import { verifyTokenHash } from '../auth/tokens.js';
+import { renderPage } from '../pages/render.js';
+
+const CODE_TTL_MS = 5 * 60_000;
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+const authorizeQuery = z.object({
+  client_id: z.string().min(1).max(300),
+  redirect_uri: z.string().min(1).max(2000),
+  response_type: z.literal('code'),
+  state: z.string().max(2000).optional(),
+  scope: z.string().max(4000).optional(),
+});
+
+const tokenBody = z.object({
+  grant_type: z.string().max(100),
+  code: z.string().max(500).optional(),
+  redirect_uri: z.string().max(2000).optional(),
+  client_id: z.string().max(300).optional(),
+  client_secret: z.string().max(500).optional(),
+});
+
+/**
+ * The OAuth2 provider jupyterhub-singleuser logs users in with (authorization-code grant, JupyterHub's contract):
+ * `/authorize` needs a hub login and redirects back with a single-use code; `/token` trades it for an access token.
+ */
+export function oauth2Router(ctx: HubContext): Router {
+  const router = Router();
+  const { store, authz, tokens } = ctx;
+
+  async function clientFor(query: z.infer<typeof authorizeQuery>): Promise<OAuthClientRow> {
+    const client = await store.oauth.client(query.client_id);
+    if (!client) throw new HttpError(400, 'Unknown OAuth client');
+    if (client.redirect_uri !== query.redirect_uri) throw new HttpError(400, 'redirect_uri does not match the registered one');
+    return client;
+  }
+
+  /** Logged-in user and the scopes the code will carry; 403 when the user may not use the client's server. */
+  async function grant(req: Request, res: Response, query: z.infer<typeof authorizeQuery>) {
+    const requester = await authz.fromSession(req);
+    if (!requester?.user) {
+      res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+      return null;
+    }
+    const client = await clientFor(query);
+    const allowed = JSON.parse(client.allowed_scopes) as string[];
+    const access = allowed.filter((s) => s.startsWith('access:'));
+    const target = access[0]?.match(/!server=(.*)$/)?.[1];
+    if (!target || checkScope(requester.scopes, ['access:servers'], { server: target }, requester.groupsOf) !== 'allowed') {
+      throw new HttpError(403, `${requester.name} is not allowed to access this server`);
+    }
+    const owner = { kind: 'user' as const, name: requester.name };
+    const requested = requestedOAuthScopes(query.scope);
+    const scopes = requested.size ? [...resolveRequestedScopes(requested, allowed, owner, requester.groupsOf).allowed] : allowed;
+    const own = target.startsWith(`${requester.name}/`);
+    return { requester, client, scopes: [...new Set([...scopes, ...access])], own, target };
+  }
+
+  async function issueCode(res: Response, g: NonNullable<Awaited<ReturnType<typeof grant>>>, query: z.infer<typeof authorizeQuery>) {
+    const code = randomBytes(32).toString('base64url');
+    await store.oauth.deleteExpiredCodes();
+    await store.oauth.createCode({
+      code_hash: sha256(code), client_id: g.client.identifier, user_id: g.requester.user!.id, scopes: JSON.stringify(g.scopes),
+      session_id: g.requester.session?.id ?? null, redirect_uri: query.redirect_uri,
+      expires_at: new Date(Date.now() + CODE_TTL_MS).toISOString(),
+    });
+    const target = new URL(query.redirect_uri, 'http://placeholder');
+    target.searchParams.set('code', code);
+    if (query.state !== undefined) target.searchParams.set('state', query.state);
+    const location = query.redirect_uri.startsWith('/') ? `${target.pathname}${target.search}` : target.toString();
+    res.redirect(302, location);
+  }
+
+  router.get('/oauth2/authorize', async (req, res) => {
+    const query = parseOAuth(authorizeQuery, req.query);
+    const g = await grant(req, res, query);
+    if (!g) return;
+    // Another user's server (an admin, or a share) needs an explicit yes, so a link alone cannot log someone in there.
+    if (!g.own) {
+      const xsrf = ctx.xsrf.tokenFor(req, res, g.requester.session!.id);
+      res.status(200).send(renderPage('oauth-confirm.njk', {
+        user: g.requester.user, xsrf, target: g.target, client: g.client.description, query,
+      }));
+      return;
+    }
+    await issueCode(res, g, query);
+  });
+
+  router.post('/oauth2/authorize', async (req, res) => {
+    const query = parseOAuth(authorizeQuery, req.body);
+    const session = await ctx.sessions.current(req);
+    if (session && !ctx.xsrf.check(req, session.session.id)) throw new HttpError(403, "'_xsrf' argument missing or invalid");
+    const g = await grant(req, res, query);
+    if (!g) return;
+    await issueCode(res, g, query);
+  });
+
+  router.post('/oauth2/token', async (req, res) => {
+    const body = parseOAuth(tokenBody, req.body ?? {});
+    const basic = basicCredentials(req);
+    const clientId = basic?.id ?? body.client_id;
+    const secret = basic?.secret ?? body.client_secret;
+    if (body.grant_type !== 'authorization_code') return oauthError(res, 400, 'unsupported_grant_type', 'only authorization_code is supported');
+    if (!clientId || !secret || !body.code) return oauthError(res, 400, 'invalid_request', 'client_id, client_secret and code are required');
+    const client = await store.oauth.client(clientId);
+    if (!client || !verifyTokenHash(secret, client.secret_hash)) return oauthError(res, 401, 'invalid_client', 'client authentication failed');
+    const code = await store.oauth.consumeCode(sha256(body.code));
+    if (!code || code.client_id !== client.identifier) return oauthError(res, 400, 'invalid_grant', 'the code is unknown, expired or already used');
+    if (body.redirect_uri !== undefined && body.redirect_uri !== code.redirect_uri) return oauthError(res, 400, 'invalid_grant', 'redirect_uri does not match');
+    const expiresIn = ctx.config.oauth_token_expires_in;
+    const scopes = JSON.parse(code.scopes) as string[];
+    const { token } = await tokens.issue({
+      owner: { userId: code.user_id }, scopes, note: `OAuth token for ${client.description || client.identifier}`,
+      expiresIn, sessionId: code.session_id, oauthClientId: client.identifier,
+    });
+    res.set('Cache-Control', 'no-store').json({ access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: scopes.join(' ') });
+  });
+
+  return router;
+}
+
+function parseOAuth<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new HttpError(400, `Invalid OAuth request: ${issue.path.join('.') || 'parameters'}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+function basicCredentials(req: Request): { id: string; secret: string } | null {
+  const header = req.get('authorization');
+  if (!header?.toLowerCase().startsWith('basic ')) return null;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  try {
+    return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) };
+  } catch {
+    return null;
+  }
+}
+
+/** RFC 6749 §5.2 errors, which OAuth clients (jupyterhub-singleuser included) expect from the token endpoint. */
+function oauthError(res: Response, status: number, error: string, description: string): void {
+  res.status(status).set('Cache-Control', 'no-store').json({ error, error_description: description, status, message: description });
+}

@@ -1,0 +1,108 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context.js';
+import type { UserRow } from '../db/schema.js';
+import { HttpError } from '../errors.js';
+import { validateServerName } from '../servers/naming.js';
+import type { SpawnEvent } from '../servers/progress.js';
+import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
+
+/** Seconds a start request waits before answering 202 (JupyterHub's slow_spawn_timeout). */
+const SLOW_SPAWN_MS = 10_000;
+const SLOW_STOP_MS = 10_000;
+const KEEPALIVE_MS = 8_000;
+
+const userOptionsBody = z.record(z.string(), z.unknown());
+const deleteBody = z.strictObject({ remove: z.boolean().optional() });
+
+/** Start, stop and watch a user's default and named servers. */
+export function serversRouter(ctx: HubContext): Router {
+  const router = Router();
+  const { store, authz, servers, config } = ctx;
+
+  function serverNameFrom(req: Request): string {
+    const name = String(req.params.server ?? '');
+    if (name === '') return '';
+    if (!config.allow_named_servers) throw new HttpError(400, 'Named servers are not enabled on this hub');
+    const problem = validateServerName(name);
+    if (problem) throw new HttpError(400, problem);
+    return name;
+  }
+
+  async function target(req: Request, res: Response, anyOf: string[]): Promise<{ user: UserRow; server: string }> {
+    const name = usernameFrom(String(req.params.name));
+    const server = serverNameFrom(req);
+    await authz.require(res.locals.requester ?? null, anyOf, { server: `${name}/${server}` });
+    const user = await store.users.byName(name);
+    if (!user) throw new HttpError(404, `No such user: ${name}`);
+    return { user, server };
+  }
+
+  const start = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['servers']);
+    const options = parseInput(userOptionsBody, isEmptyBody(req.body) ? {} : req.body, 'user options');
+    if (server && config.named_server_limit_per_user > 0 && !(await store.servers.get(user.id, server))
+      && (await store.servers.countNamed(user.id)) >= config.named_server_limit_per_user) {
+      throw new HttpError(400, `User ${user.name} already has the maximum of ${config.named_server_limit_per_user} named servers`);
+    }
+    const outcome = await servers.start(user, server, options, SLOW_SPAWN_MS);
+    res.status(outcome.status === 'ready' ? 201 : 202).end();
+  };
+
+  const stop = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['delete:servers']);
+    const body = parseInput(deleteBody, isEmptyBody(req.body) ? {} : req.body);
+    const row = await store.servers.get(user.id, server);
+    if (body.remove) {
+      if (!server) throw new HttpError(400, 'The default server cannot be removed');
+      if (!row) throw new HttpError(404, `No such server: ${server}`);
+    }
+    let outcome: 'stopped' | 'pending' = 'stopped';
+    if (row && row.status !== 'stopped') outcome = await servers.stop(user, server, SLOW_STOP_MS);
+    else if (!body.remove && server && !row) throw new HttpError(404, `No such server: ${server}`);
+    if (body.remove && outcome === 'stopped' && row) await store.servers.delete(row.id);
+    res.status(outcome === 'stopped' ? 204 : 202).end();
+  };
+
+  const progress = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['read:servers']);
+    const row = await store.servers.get(user.id, server);
+    if (!row && server) throw new HttpError(404, `No such server: ${server}`);
+    const live = servers.progressOf(user.name, server);
+    const finished = live && row?.status === 'starting' ? null : servers.finishedEvent(row, user.name);
+    if (!live?.events.length && !finished && row?.status !== 'starting') throw new HttpError(400, `${user.name}'s server is not starting`);
+    res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
+    res.flushHeaders();
+    const send = (e: SpawnEvent) => res.write(`data: ${JSON.stringify(e)}\n\n`);
+    if (finished && !(live && !live.done)) {
+      send(finished);
+      return void res.end();
+    }
+    if (!live) {
+      // Starting, but this hub has no live feed (another hub process started it, or a restart): report and end.
+      send({ progress: 50, message: 'Server is starting' });
+      return void res.end();
+    }
+    for (const e of live.events) send(e);
+    if (live.done) return void res.end();
+    const keepalive = setInterval(() => res.write('\n\n'), KEEPALIVE_MS);
+    const unsubscribe = live.subscribe((e) => {
+      send(e);
+      if (e.ready || e.failed) finish();
+    });
+    const finish = () => {
+      clearInterval(keepalive);
+      unsubscribe();
+      res.end();
+    };
+    req.on('close', finish);
+  };
+
+  router.post('/users/:name/server', start);
+  router.delete('/users/:name/server', stop);
+  router.get('/users/:name/server/progress', progress);
+  router.post('/users/:name/servers/:server', start);
+  router.delete('/users/:name/servers/:server', stop);
+  router.get('/users/:name/servers/:server/progress', progress);
+  return router;
+}

@@ -1,0 +1,97 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { excessTokenScopes, scopeProblem } from '../auth/scopes.js';
+import { parseTokenApiId } from '../auth/tokens.js';
+import { tokenModel } from './models.js';
+import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
+
+const createBody = z.strictObject({
+  expires_in: z.number().int().positive().max(10 * 366 * 86_400).nullable().optional(),
+  note: z.string().max(1000).optional(),
+  scopes: z.array(z.string().max(255)).max(200).optional(),
+  roles: z.array(z.string().max(255)).max(50).optional(),
+});
+
+/** A user's API tokens: list, create (shown once), read, revoke. */
+export function tokensRouter(ctx: HubContext): Router {
+  const router = Router();
+  const { store, authz, tokens, config } = ctx;
+
+  async function owner(raw: string) {
+    const user = await store.users.byName(usernameFrom(raw));
+    if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
+    return user;
+  }
+
+  async function clientName(clientId: string | null): Promise<string | null> {
+    if (!clientId) return null;
+    return (await store.oauth.client(clientId))?.description || clientId;
+  }
+
+  router.get('/users/:name/tokens', async (req, res) => {
+    const name = usernameFrom(req.params.name);
+    await authz.require(res.locals.requester ?? null, ['read:tokens'], { user: name });
+    const user = await owner(name);
+    await store.tokens.deleteExpired();
+    const rows = await store.tokens.listForUser(user.id);
+    const models = await Promise.all(rows.map(async (r) => tokenModel(r, { kind: 'user', name: user.name }, await clientName(r.oauth_client_id))));
+    res.json({ api_tokens: models });
+  });
+
+  router.post('/users/:name/tokens', async (req, res) => {
+    const name = usernameFrom(req.params.name);
+    const requester = await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
+    const user = await owner(name);
+    const body = parseInput(createBody, isEmptyBody(req.body) ? {} : req.body);
+    if (body.roles?.length) throw new HttpError(400, 'Tokens hold scopes, not roles: pass "scopes" instead');
+    const scopes = body.scopes ?? ['inherit'];
+    for (const scope of scopes) {
+      const problem = scopeProblem(scope);
+      if (problem) throw new HttpError(400, problem);
+    }
+    const { expanded: ownerScopes, owner: scopeOwner } = await authz.ownerScopes({ user });
+    const excess = excessTokenScopes(scopes, scopeOwner, ownerScopes, requester.groupsOf);
+    if (excess.length) throw new HttpError(400, `Not assigning requested scopes ${excess.join(', ')} not held by user ${user.name}`);
+    let expiresIn = body.expires_in ?? null;
+    const max = config.token_expires_in_max_seconds;
+    if (max > 0) {
+      if (expiresIn === null) expiresIn = max;
+      if (expiresIn > max) throw new HttpError(400, `expires_in must not exceed ${max} seconds`);
+    }
+    const note = body.note ?? `Requested via api${requester.name !== user.name ? ` by ${requester.kind} ${requester.name}` : ''}`;
+    const { token, row } = await tokens.issue({ owner: { userId: user.id }, scopes, note, expiresIn });
+    ctx.log.info({ user: user.name, token_id: `a${row.id}`, by: requester.name }, 'API token created');
+    res.status(201).json({ ...tokenModel(row, { kind: 'user', name: user.name }, null), token });
+  });
+
+  async function tokenOf(rawName: string, rawId: string) {
+    const user = await owner(rawName);
+    const id = parseTokenApiId(rawId);
+    const row = id === null ? undefined : await store.tokens.byId(id);
+    if (!row || row.user_id !== user.id || (row.expires_at !== null && row.expires_at <= new Date().toISOString())) {
+      throw new HttpError(404, `No such token: ${rawId.slice(0, 32)}`);
+    }
+    return { user, row };
+  }
+
+  router.get('/users/:name/tokens/:id', async (req, res) => {
+    const name = usernameFrom(req.params.name);
+    await authz.require(res.locals.requester ?? null, ['read:tokens'], { user: name });
+    const { user, row } = await tokenOf(name, req.params.id);
+    res.json(tokenModel(row, { kind: 'user', name: user.name }, await clientName(row.oauth_client_id)));
+  });
+
+  router.delete('/users/:name/tokens/:id', async (req, res) => {
+    const name = usernameFrom(req.params.name);
+    await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
+    const { user, row } = await tokenOf(name, req.params.id);
+    if (row.oauth_client_id) await store.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
+    else await store.tokens.delete(row.id);
+    tokens.forget(row.id);
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,209 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context.js';
+import type { Requester } from '../auth/identity.js';
+import type { UserRow } from '../db/schema.js';
+import { HttpError } from '../errors.js';
+import { filterForList } from '../auth/scopes.js';
+import { userModel } from './models.js';
+import { isEmptyBody, paginatedBody, pagination, parseInput, usernameFrom, wantsPagination } from './validate.js';
+
+const listQuery = z.object({
+  state: z.enum(['active', 'ready', 'inactive']).optional(),
+  include_stopped_servers: z.string().optional(),
+  sort: z.enum(['id', 'name', 'last_activity', '-id', '-name', '-last_activity']).optional(),
+  name_filter: z.string().max(255).optional(),
+  offset: z.string().optional(),
+  limit: z.string().optional(),
+  _xsrf: z.string().optional(),
+}, { error: 'unexpected query' }).strict();
+
+const bulkCreateBody = z.strictObject({
+  usernames: z.array(z.string().max(1024)).min(1).max(100_000),
+  admin: z.boolean().default(false),
+});
+
+const createBody = z.strictObject({ admin: z.boolean().default(false) }).nullable().optional();
+
+const patchBody = z.strictObject({
+  name: z.string().max(1024).optional(),
+  admin: z.boolean().optional(),
+  groups: z.array(z.string().max(255)).optional(),
+  roles: z.array(z.string()).optional(),
+  auth_state: z.record(z.string(), z.unknown()).nullable().optional(),
+});
+
+const isoTime = z.string().max(64).refine((s) => !Number.isNaN(Date.parse(s)) && /(Z|[+-]\d\d:?\d\d)$/.test(s), 'expected an ISO 8601 timestamp with a timezone');
+const activityBody = z.strictObject({
+  last_activity: isoTime.optional(),
+  servers: z.record(z.string(), z.strictObject({ last_activity: isoTime })).optional(),
+}).refine((b) => b.last_activity !== undefined || b.servers !== undefined, 'last_activity or servers is required');
+
+/** Users: list, create, read, change, delete, and activity reports from servers. */
+export function usersRouter(ctx: HubContext): Router {
+  const router = Router();
+  const { store, authz } = ctx;
+
+  async function modelsFor(requester: Requester, users: UserRow[], includeStopped: boolean) {
+    const ids = users.map((u) => u.id);
+    const [groups, roles, servers] = await Promise.all([store.users.groupsOf(ids), store.roles.rolesOf('user', ids), store.servers.forUsers(ids)]);
+    const out = [];
+    for (const user of users) {
+      const model = await userModel(authz, requester, {
+        user, groups: groups.get(user.id) ?? [], roles: roles.get(user.id) ?? [], servers: servers.get(user.id) ?? [], includeStopped,
+      });
+      if (model) out.push(model);
+    }
+    return out;
+  }
+
+  async function existingUser(raw: string): Promise<UserRow> {
+    const user = await store.users.byName(usernameFrom(raw));
+    if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
+    return user;
+  }
+
+  router.get('/users', async (req, res) => {
+    const requester = await authz.require(res.locals.requester ?? null, ['list:users']);
+    const q = parseInput(listQuery, req.query, 'query');
+    const paginated = wantsPagination(req.get('accept'));
+    const { offset, limit } = pagination(req.query, paginated);
+    const access = filterForList(requester.scopes, 'list:users');
+    if (access.access === 'denied') throw new HttpError(403, 'list:users cannot be filtered by server');
+    const names = access.access === 'some' ? [...access.filters.user] : undefined;
+    const groups = access.access === 'some' ? [...access.filters.group] : undefined;
+    const sort = (q.sort ?? 'id').replace(/^-/, '') as 'id' | 'name' | 'last_activity';
+    const { rows, total } = await store.users.list({
+      offset, limit, sort, descending: q.sort?.startsWith('-') ?? false, state: q.state, nameFilter: q.name_filter, names, groups,
+    });
+    const items = await modelsFor(requester, rows, q.include_stopped_servers !== undefined);
+    res.json(paginated ? paginatedBody(items, offset, limit, total, requestUrl(req)) : items);
+  });
+
+  router.post('/users', async (req, res) => {
+    const requester = await authz.require(res.locals.requester ?? null, ['admin:users']);
+    requireUnfiltered(requester, 'admin:users', 'create users');
+    const body = parseInput(bulkCreateBody, req.body);
+    if (body.admin) requireAdmin(requester);
+    const names = [...new Set(body.usernames.map(usernameFrom))];
+    const created = await store.users.createMany(names, body.admin);
+    if (!created.length) throw new HttpError(409, 'All those users already exist');
+    ctx.log.info({ count: created.length, by: requester.name }, 'users created');
+    res.status(201).json(await modelsFor(requester, created, false));
+  });
+
+  router.get('/users/:name', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    const requester = await authz.require(res.locals.requester ?? null,
+      ['read:users', 'read:users:name', 'read:servers', 'read:users:groups', 'read:users:activity', 'read:roles:users'], { user: name });
+    const user = await existingUser(name);
+    const [model] = await modelsFor(requester, [user], req.query.include_stopped_servers !== undefined);
+    res.json(model);
+  });
+
+  router.post('/users/:name', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    const requester = await authz.require(res.locals.requester ?? null, ['admin:users'], { user: name });
+    requireUnfiltered(requester, 'admin:users', 'create users');
+    const body = parseInput(createBody, isEmptyBody(req.body) ? undefined : req.body) ?? { admin: false };
+    if (body.admin) requireAdmin(requester);
+    if (await store.users.byName(name)) throw new HttpError(409, `User ${name} already exists`);
+    const user = await store.users.create(name, { admin: body.admin });
+    const [model] = await modelsFor(requester, [user], false);
+    res.status(201).json(model);
+  });
+
+  router.patch('/users/:name', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    const requester = await authz.require(res.locals.requester ?? null, ['admin:users'], { user: name });
+    const body = parseInput(patchBody, req.body);
+    let user = await existingUser(name);
+    // Granting or changing admin status needs an admin, not just the admin:users scope (GHSA-9x4q-3gxw-849f).
+    if ((body.admin !== undefined && body.admin !== Boolean(user.admin)) || user.admin) requireAdmin(requester, user.admin ? 'edit an admin' : 'grant admin');
+    if (body.roles !== undefined) throw new HttpError(400, 'roles are assigned in the configuration, not through the API');
+    const newName = body.name !== undefined ? usernameFrom(body.name) : undefined;
+    if (newName !== undefined && newName !== user.name) {
+      if (await store.users.byName(newName)) throw new HttpError(400, `User ${newName} already exists`);
+      const servers = (await store.servers.forUsers([user.id])).get(user.id) ?? [];
+      if (servers.some((s) => s.status !== 'stopped')) throw new HttpError(400, 'Stop the user\'s servers before renaming them');
+    }
+    let groupIds: number[] | undefined;
+    if (body.groups !== undefined) {
+      await authz.require(requester, ['groups', 'admin:groups']);
+      groupIds = [];
+      for (const g of new Set(body.groups)) {
+        const group = await store.groups.byName(g);
+        if (!group) throw new HttpError(400, `No such group: ${g.slice(0, 64)}`);
+        groupIds.push(group.id);
+      }
+    }
+    if (body.auth_state !== undefined) await authz.require(requester, ['admin:auth_state'], { user: name });
+    user = await store.db.transaction().execute(async () => {
+      const updated = await store.users.update(user.id, {
+        name: newName, admin: body.admin,
+        authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : JSON.stringify(body.auth_state),
+      });
+      if (groupIds) await store.groups.setUserGroups(user.id, groupIds);
+      return updated;
+    });
+    if (body.admin === false) await store.users.rotateCookieId(user.id);
+    const [model] = await modelsFor(requester, [user], false);
+    res.json(model);
+  });
+
+  router.delete('/users/:name', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    const requester = await authz.require(res.locals.requester ?? null, ['delete:users'], { user: name });
+    const user = await existingUser(name);
+    if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
+    if (user.admin) requireAdmin(requester, 'delete an admin');
+    for (const server of (await store.servers.forUsers([user.id])).get(user.id) ?? []) {
+      if (server.status === 'stopped') continue;
+      if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${name}'s server is still stopping; try again`);
+    }
+    await store.users.delete(user.id);
+    ctx.log.info({ user: name, by: requester.name }, 'user deleted');
+    res.status(204).end();
+  });
+
+  router.post('/users/:name/activity', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    await authz.require(res.locals.requester ?? null, ['users:activity'], { user: name });
+    const body = parseInput(activityBody, req.body);
+    const user = await existingUser(name);
+    const limit = Date.now() + 59 * 60_000;
+    const check = (ts: string) => {
+      if (Date.parse(ts) > limit) throw new HttpError(400, `last_activity ${ts} is in the future`);
+      return new Date(ts).toISOString();
+    };
+    const servers = (await store.servers.forUsers([user.id])).get(user.id) ?? [];
+    const updates: Array<[number, string]> = [];
+    for (const [serverName, report] of Object.entries(body.servers ?? {})) {
+      const server = servers.find((s) => s.name === serverName);
+      if (!server) throw new HttpError(400, `No such server: ${serverName.slice(0, 64)}`);
+      updates.push([server.id, check(report.last_activity)]);
+    }
+    const userActivity = body.last_activity ? check(body.last_activity) : undefined;
+    for (const [id, ts] of updates) await store.servers.touch(id, ts);
+    const newest = [userActivity, ...updates.map(([, ts]) => ts)].filter((x): x is string => !!x).sort().at(-1);
+    if (newest) await store.users.touch(user.id, newest);
+    res.status(200).json({});
+  });
+
+  return router;
+}
+
+/** Only admins grant admin, edit admins or delete admins: a scope to edit users is not enough. */
+function requireAdmin(requester: Requester, action = 'grant admin'): void {
+  const isAdmin = requester.user ? Boolean(requester.user.admin) : Boolean(requester.service?.admin);
+  if (!isAdmin) throw new HttpError(403, `Only admins can ${action}`);
+}
+
+/** Creating users needs the unfiltered scope: a filtered admin cannot create users outside its filter (GHSA-69wv-m5fw-2fhp). */
+function requireUnfiltered(requester: Requester, scope: string, action: string): void {
+  if (requester.scopes.get(scope) !== 'all') throw new HttpError(403, `Action is not authorized with current scopes; ${action} requires unfiltered ${scope}`);
+}
+
+export function requestUrl(req: Request): URL {
+  return new URL(req.originalUrl, `${req.protocol}://${req.get('host') ?? 'localhost'}`);
+}

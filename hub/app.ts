@@ -1,0 +1,273 @@
+import { createServer, type Server } from 'node:http';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { LabHubConfig } from './config/schema.js';
+import { dataPath } from './config/load.js';
+import { migrate, openDatabase, type OpenedDatabase } from './db/database.js';
+import { createStore, type Store } from './db/index.js';
+import { createLogger, type Logger } from './log.js';
+import { loadOrCreateSecret } from './secrets.js';
+import { Authorizer } from './auth/identity.js';
+import { SessionManager } from './auth/sessions.js';
+import { TokenService } from './auth/token-service.js';
+import { Xsrf } from './auth/xsrf.js';
+import { buildRoles } from './auth/roles.js';
+import { createHubMetrics } from './metrics.js';
+import { ServerManager } from './servers/manager.js';
+import { ProxySupervisor } from './proxy-supervisor.js';
+import type { HubContext } from './context.js';
+import { JUPYTERHUB_API_VERSION, VERSION } from './version.js';
+import { apiErrorHandler, apiNotFound } from './api/errors.js';
+import { authenticateApi } from './api/authenticate.js';
+import { rootRouter } from './api/root.js';
+import { usersRouter } from './api/users.js';
+import { serversRouter } from './api/servers.js';
+import { tokensRouter } from './api/tokens.js';
+import { groupsRouter } from './api/groups.js';
+import { oauth2Router } from './api/oauth2.js';
+import { authPages, createOneTimeLink } from './pages/auth.js';
+import { notRunningHandler, serverPages } from './pages/servers.js';
+import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
+import { TEMPLATES_DIR } from './pages/render.js';
+import { ChpProxyClient } from '../proxy/chp-client.js';
+import type { Spawner } from '../spawners/spawner.js';
+import { LocalSpawner } from '../spawners/local.js';
+import { InstantSpawner } from '../spawners/instant.js';
+import type { Authenticator } from '../authenticators/authenticator.js';
+import { NativeAuthenticator } from '../authenticators/native.js';
+import { DummyAuthenticator } from '../authenticators/dummy.js';
+
+
+
+export interface Hub {
+  ctx: HubContext;
+  /** The hub's own HTTP address (behind the proxy). */
+  hubUrl: string;
+  /** A one-time link to create the first admin, when the hub has no admin yet. */
+  setupUrl: string | null;
+  close(options?: { stopProxy?: boolean }): Promise<void>;
+}
+
+export interface HubOptions {
+  log?: Logger;
+  /** Replaces the configured spawner (tests and benchmarks). */
+  spawner?: Spawner;
+}
+
+/** Opens the state DB named by the config and brings its schema up to date. */
+export async function openStateDatabase(config: LabHubConfig): Promise<OpenedDatabase> {
+  const opened = config.db_url.startsWith('sqlite:')
+    ? openDatabase({ sqlitePath: dataPath(config, config.db_url.slice('sqlite:'.length)) })
+    : openDatabase({ postgresUrl: config.db_url });
+  try {
+    await migrate(opened.db, opened.dialect);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  return opened;
+}
+
+function createSpawner(config: LabHubConfig, log: Logger): Spawner {
+  const s = config.spawner;
+  if (s.kind === 'instant') return new InstantSpawner();
+  return new LocalSpawner({
+    cmd: s.cmd, args: s.args, ip: s.ip, dataDir: config.data_dir, envKeep: s.env_keep, environment: s.environment,
+    logger: log.child({ component: 'spawner' }), runAsSystemUsers: s.run_as_system_users, allowRoot: s.allow_root,
+  });
+}
+
+function createAuthenticator(config: LabHubConfig, store: Store, log: Logger): Authenticator {
+  if (config.authenticator.kind === 'dummy') {
+    log.warn('the dummy authenticator is for tests and demos only: do not use it in production');
+    return new DummyAuthenticator(config.authenticator.password);
+  }
+  return new NativeAuthenticator(store);
+}
+
+/** Builds every component from the config, connects them, and starts serving. Decides nothing itself. */
+export async function startHub(config: LabHubConfig, options: HubOptions = {}): Promise<Hub> {
+  const log = options.log ?? createLogger('labhub', { level: config.log_level });
+  const database = await openStateDatabase(config);
+  const store = createStore(database.db);
+  const secure = config.public_url?.startsWith('https:') ?? false;
+  const cookieSecret = loadOrCreateSecret(config.data_dir, 'cookie_secret', process.env.LABHUB_COOKIE_SECRET);
+  const proxyToken = config.proxy.auth_token ?? loadOrCreateSecret(config.data_dir, 'proxy_auth_token', undefined);
+  const hubUrl = `http://${config.hub.ip === '0.0.0.0' || config.hub.ip === '' ? '127.0.0.1' : config.hub.ip}:${config.hub.port}`;
+  const metrics = createHubMetrics();
+  const tokens = new TokenService(store);
+  const sessions = new SessionManager(store, { maxAgeDays: config.cookie_max_age_days, secure });
+  const authz = new Authorizer(store, tokens, sessions);
+  const proxy = new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken });
+  const spawner = options.spawner ?? createSpawner(config, log);
+  const servers = new ServerManager(
+    { store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }) },
+    {
+      startTimeoutMs: config.spawner.start_timeout * 1000, httpTimeoutMs: config.spawner.http_timeout * 1000,
+      pollIntervalMs: config.spawner.poll_interval * 1000, concurrentSpawnLimit: config.concurrent_spawn_limit,
+      activeServerLimit: config.active_server_limit, hubConnectUrl: config.hub.connect_url ?? hubUrl, publicUrl: config.public_url,
+    },
+  );
+  const ctx: HubContext = {
+    config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
+    authenticator: createAuthenticator(config, store, log), proxy, metrics, log, hubUrl,
+  };
+
+  await syncConfigState(ctx);
+  const app = buildApp(ctx);
+  const server = await listen(app, config.hub.ip, config.hub.port);
+
+  await servers.reconcile();
+  const supervisor = new ProxySupervisor({
+    managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
+    apiUrl: config.proxy.api_url, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
+    log: log.child({ component: 'proxy' }), proxy,
+    probe: new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] }), resync: () => servers.syncRoutes(hubUrl),
+  });
+  await supervisor.start();
+  servers.startPolling();
+
+  let setupUrl: string | null = null;
+  if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
+    await store.invitations.deleteSetupLinks();
+    const code = await createOneTimeLink(ctx, null, true, 24 * 3600);
+    const origin = config.public_url ?? `http://${config.ip === '' || config.ip === '0.0.0.0' ? 'localhost' : config.ip}:${config.port}`;
+    setupUrl = `${origin.replace(/\/$/, '')}/hub/setup?code=${code}`;
+  }
+  log.info({ url: `http://${config.ip || '0.0.0.0'}:${config.port}/`, hub: hubUrl, version: VERSION }, 'LabHub is running');
+
+  return {
+    ctx, hubUrl, setupUrl,
+    async close({ stopProxy = true } = {}) {
+      await supervisor.close(stopProxy);
+      await servers.close();
+      await spawner.close?.();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await database.close();
+    },
+  };
+}
+
+/** Services and roles declared in config are the truth: the DB copy is replaced at every start. */
+async function syncConfigState(ctx: HubContext): Promise<void> {
+  const { store, config, tokens, log } = ctx;
+  const roles = buildRoles(config.roles);
+  const keep = config.services.map((s) => s.name);
+  await store.services.deleteExcept(keep);
+  for (const service of config.services) {
+    const row = await store.services.upsert({ name: service.name, admin: service.admin, url: service.url ?? null });
+    await store.tokens.deleteForService(row.id);
+    if (service.api_token) {
+      await tokens.storeSupplied(service.api_token, { owner: { serviceId: row.id }, scopes: ['inherit'], note: `Service ${service.name} (config)` });
+    }
+  }
+  const declared = [];
+  for (const role of roles.values()) {
+    if (['user', 'admin', 'server', 'token'].includes(role.name) && !config.roles.some((r) => r.name === role.name)) continue;
+    const members: Array<{ kind: 'user' | 'group' | 'service'; id: number }> = [];
+    for (const name of role.users) {
+      const user = await store.users.byName(name) ?? await store.users.create(name);
+      members.push({ kind: 'user', id: user.id });
+    }
+    for (const name of role.groups) {
+      const group = await store.groups.byName(name) ?? await store.groups.create(name);
+      members.push({ kind: 'group', id: group.id });
+    }
+    for (const name of role.services) {
+      const service = await store.services.byName(name);
+      if (!service) {
+        log.warn({ role: role.name, service: name }, 'role names a service that is not configured; skipped');
+        continue;
+      }
+      members.push({ kind: 'service', id: service.id });
+    }
+    declared.push({ name: role.name, description: role.description, scopes: [...role.scopes], members });
+  }
+  await store.roles.replaceAll(declared);
+}
+
+function securityHeaders(version: string) {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-JupyterHub-Version', version);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'same-origin');
+    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
+    next();
+  };
+}
+
+export function buildApp(ctx: HubContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('query parser', 'simple');
+  app.use(securityHeaders(ctx.version));
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      const kind = req.path.startsWith('/hub/api') ? 'api' : req.path.startsWith('/user/') ? 'user' : 'page';
+      ctx.metrics.requestDuration.observe({ method: req.method, kind, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+      if (res.statusCode >= 500) ctx.log.warn({ method: req.method, path: req.path.slice(0, 200), status: res.statusCode }, 'request failed');
+    });
+    next();
+  });
+
+  const health = (_req: Request, res: Response) => void res.status(200).end();
+  app.get(['/hub/health', '/hub/api/health'], health);
+  app.head(['/hub/health', '/hub/api/health'], health);
+
+  const api = express.Router();
+  api.use('/oauth2', express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }), express.json({ limit: '64kb' }));
+  api.use(oauth2Router(ctx));
+  // JupyterHub reads API bodies as JSON whatever their Content-Type; so do we, within 1 MB.
+  api.use(express.json({ limit: '1mb', type: () => true }));
+  api.use(authenticateApi(ctx));
+  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx));
+  api.use(apiNotFound);
+  api.use(apiErrorHandler(ctx.log));
+  app.use('/hub/api', (_req, res, next) => {
+    res.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
+    next();
+  }, api);
+
+  app.get(['/hub/metrics'], async (req, res) => {
+    if (ctx.config.authenticate_prometheus) {
+      const token = ctx.authz.headerToken(req);
+      const requester = token ? await ctx.authz.fromToken(token) : await ctx.authz.fromSession(req);
+      if (!requester || !(await ctx.authz.allows(requester, ['read:metrics']))) {
+        res.status(403).json({ status: 403, message: 'read:metrics is required' });
+        return;
+      }
+    }
+    ctx.metrics.users.set(await ctx.store.users.count());
+    ctx.metrics.runningServers.set(await ctx.store.servers.countByStatus('running'));
+    res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+  });
+
+  app.use('/hub/static', express.static(`${TEMPLATES_DIR}static`, { maxAge: '1h', index: false }));
+  app.get('/hub/error/:code', proxyErrorPage);
+
+  const pages = express.Router();
+  pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
+  pages.use(authPages(ctx), serverPages(ctx));
+  app.use('/hub', pages);
+  app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
+  app.all('/user/{*rest}', notRunningHandler(ctx));
+  app.use((_req, res) => void res.status(404).send(errorPage(404, 'Nothing is served at this address.')));
+  app.use(pageErrorHandler(ctx.log));
+  return app;
+}
+
+function listen(app: Express, ip: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer(app);
+    server.listen(port, ip || undefined);
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+    // Event streams of spawn progress stay open for minutes; the default request timeout would cut them.
+    server.requestTimeout = 0;
+    server.keepAliveTimeout = 65_000;
+  });
+}

@@ -1,0 +1,159 @@
+import type { Request } from 'express';
+import type { Store } from '../db/index.js';
+import type { ServiceRow, SessionRow, TokenRow, UserRow } from '../db/schema.js';
+import { HttpError } from '../errors.js';
+import { checkScope, expandScopes, formatScopes, identifyScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeOwner } from './scopes.js';
+import { ADMIN_ROLE_SCOPES } from './roles.js';
+import type { TokenService } from './token-service.js';
+import type { SessionManager } from './sessions.js';
+
+/** Who is asking, how they proved it, and what they may do: computed once per request. */
+export interface Requester {
+  kind: 'user' | 'service';
+  name: string;
+  user: UserRow | null;
+  service: ServiceRow | null;
+  token: TokenRow | null;
+  session: SessionRow | null;
+  /** Effective scopes: the credential's, intersected with its owner's current ones. */
+  scopes: ParsedScopes;
+  /** The credential's own expanded scopes, for `GET /hub/api/user`. */
+  tokenScopes: string[];
+  /** Group membership of every user the scopes mention, so checks need no further I/O. */
+  groupsOf: GroupsOf;
+}
+
+export interface Resource {
+  user?: string;
+  server?: string;
+  group?: string;
+  service?: string;
+}
+
+const AUTH_HEADER = /^(?:token|bearer)\s+(\S+)$/i;
+
+/**
+ * Resolves credentials into a Requester and answers "may this requester do this to that": the one place where
+ * JupyterHub's scope model meets the DB, so handlers ask one question and never re-implement checks.
+ */
+export class Authorizer {
+  constructor(
+    private readonly store: Store,
+    private readonly tokens: TokenService,
+    private readonly sessions: SessionManager,
+  ) {}
+
+  /** The token from `Authorization: token X` or `Bearer X`, if any. Never from the URL. */
+  headerToken(req: Request): string | null | undefined {
+    const header = req.get('authorization');
+    if (header === undefined) return undefined;
+    const match = AUTH_HEADER.exec(header.trim());
+    return match ? match[1]! : null;
+  }
+
+  /** Raw scopes of a user before expansion: default roles plus roles from config (directly or via groups). */
+  async userRoleScopes(user: UserRow): Promise<string[]> {
+    const scopes = ['self', ...(user.admin ? ADMIN_ROLE_SCOPES : [])];
+    scopes.push(...(await this.store.roles.scopesForUser(user.id)));
+    return scopes;
+  }
+
+  async serviceRoleScopes(service: ServiceRow): Promise<string[]> {
+    const scopes = service.admin ? [...ADMIN_ROLE_SCOPES] : [];
+    scopes.push(...(await this.store.roles.scopesForService(service.id)));
+    return scopes;
+  }
+
+  /** Expanded, parsed scopes an owner holds right now. */
+  async ownerScopes(owner: { user: UserRow } | { service: ServiceRow }): Promise<{ expanded: Set<string>; owner: ScopeOwner }> {
+    if ('user' in owner) {
+      const who: ScopeOwner = { kind: 'user', name: owner.user.name };
+      return { expanded: expandScopes(await this.userRoleScopes(owner.user), who), owner: who };
+    }
+    const who: ScopeOwner = { kind: 'service', name: owner.service.name };
+    return { expanded: expandScopes(await this.serviceRoleScopes(owner.service), who), owner: who };
+  }
+
+  /** A requester for an API token, or null if the token is unknown or expired. */
+  async fromToken(token: string): Promise<Requester | null> {
+    const row = await this.tokens.resolve(token);
+    if (!row) return null;
+    const user = row.user_id !== null ? await this.store.users.byId(row.user_id) : undefined;
+    const service = row.service_id !== null ? await this.store.services.byId(row.service_id) : undefined;
+    if (!user && !service) return null;
+    await this.tokens.touch(row);
+    const { expanded: ownerExpanded, owner } = await this.ownerScopes(user ? { user } : { service: service! });
+    const raw = JSON.parse(row.scopes) as string[];
+    const groupsOf = await this.groupLookup([ownerExpanded, expandScopes(raw, owner)]);
+    const effective = tokenScopes(raw, owner, ownerExpanded, groupsOf);
+    const identify = identifyScopes(owner);
+    const scopes = parseScopes(effective);
+    if (user) await this.touchUser(user);
+    return {
+      kind: user ? 'user' : 'service', name: user ? user.name : service!.name, user: user ?? null, service: service ?? null,
+      token: row, session: null, scopes, tokenScopes: [...effective].filter((x) => !identify.has(x)).sort(), groupsOf,
+    };
+  }
+
+  /** A requester for a browser session: the user's full scopes. */
+  async fromSession(req: Request): Promise<Requester | null> {
+    const active = await this.sessions.current(req);
+    if (!active) return null;
+    const { expanded } = await this.ownerScopes({ user: active.user });
+    const groupsOf = await this.groupLookup([expanded]);
+    await this.touchUser(active.user);
+    return {
+      kind: 'user', name: active.user.name, user: active.user, service: null, token: null, session: active.session,
+      scopes: parseScopes(expanded), tokenScopes: formatScopes(parseScopes(expanded)), groupsOf,
+    };
+  }
+
+  /** Throws 403 or 404 as JupyterHub does, unless the requester holds one of the scopes for the resource. */
+  async require(requester: Requester | null, anyOf: string[], resource: Resource = {}): Promise<Requester> {
+    if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
+    const groupsOf = resource.user ? await this.withUser(requester, resource.user) : requester.groupsOf;
+    const verdict = checkScope(requester.scopes, anyOf, resource, groupsOf);
+    if (verdict === 'allowed') return requester;
+    if (verdict === 'filtered') throw new HttpError(404, 'No access to resources or resources not found');
+    throw new HttpError(403, `Action is not authorized with current scopes; requires any of [${anyOf.join(', ')}]`);
+  }
+
+  /** Like require, but a yes/no answer for optional parts of a response. */
+  async allows(requester: Requester, anyOf: string[], resource: Resource = {}): Promise<boolean> {
+    const groupsOf = resource.user ? await this.withUser(requester, resource.user) : requester.groupsOf;
+    return checkScope(requester.scopes, anyOf, resource, groupsOf) === 'allowed';
+  }
+
+  /** A group lookup that also knows `user`'s groups (the target of a check may be anyone). */
+  private async withUser(requester: Requester, user: string): Promise<GroupsOf> {
+    const row = await this.store.users.byName(user);
+    const groups = row ? await this.store.groups.namesOfUser(row.id) : [];
+    return (u) => (u === user ? groups : requester.groupsOf(u));
+  }
+
+  private async groupLookup(scopeSets: Array<ReadonlySet<string>>): Promise<GroupsOf> {
+    const names = new Set<string>();
+    for (const set of scopeSets) {
+      for (const s of set) {
+        const m = /!user=(.+)$/.exec(s) ?? /!server=([^/]+)\//.exec(s);
+        if (m) names.add(m[1]!);
+      }
+    }
+    const map = new Map<string, string[]>();
+    for (const name of names) {
+      const row = await this.store.users.byName(name);
+      map.set(name, row ? await this.store.groups.namesOfUser(row.id) : []);
+    }
+    return (u) => map.get(u) ?? [];
+  }
+
+  private readonly userTouched = new Map<number, number>();
+
+  /** User activity from API and page use, throttled like token activity. */
+  private async touchUser(user: UserRow): Promise<void> {
+    const now = Date.now();
+    if (now - (this.userTouched.get(user.id) ?? 0) < 30_000) return;
+    this.userTouched.set(user.id, now);
+    await this.store.users.touch(user.id, new Date(now).toISOString());
+  }
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type LabHubConfig } from './schema.js';
+
+/** A config problem that stops start-up; its message names the key and what was expected. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ConfigSources {
+  /** Path of a YAML file; `LABHUB_CONFIG` when not given. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags, already nested (`{ port: 9000 }`); they win over everything. */
+  overrides?: Record<string, unknown>;
+}
+
+const ENV_PREFIX = 'LABHUB_';
+/** Variables with the prefix that are not config keys. */
+const ENV_NOT_KEYS = new Set(['LABHUB_CONFIG']);
+
+/**
+ * Defaults < YAML file < `LABHUB_*` variables < flags.
+ * `LABHUB_SPAWNER__START_TIMEOUT=90` sets `spawner.start_timeout`: `__` separates levels, and the value is read
+ * as a YAML scalar or flow collection, so numbers, booleans and `[a, b]` lists work from the environment too.
+ */
+export function loadConfig(sources: ConfigSources = {}): LabHubConfig {
+  const env = sources.env ?? process.env;
+  const file = sources.file ?? env.LABHUB_CONFIG;
+  const merged: Record<string, unknown> = {};
+  if (file) deepMerge(merged, readConfigFile(file));
+  deepMerge(merged, fromEnv(env));
+  if (sources.overrides) deepMerge(merged, sources.overrides);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, file));
+  return result.data;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`config file ${file}: expected a mapping of keys to values at the top level`);
+  }
+  return data as Record<string, unknown>;
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || ENV_NOT_KEYS.has(name) || raw === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    setPath(out, path, parseEnvValue(name, raw));
+  }
+  if (env.CONFIGPROXY_AUTH_TOKEN) setPath(out, ['proxy', 'auth_token'], env.CONFIGPROXY_AUTH_TOKEN);
+  return out;
+}
+
+function parseEnvValue(name: string, raw: string): unknown {
+  try {
+    const value: unknown = parseYaml(raw);
+    // A bare word stays a string; YAML would read `null`/`~` as null, which no key accepts from the environment.
+    return value === null ? raw : value;
+  } catch {
+    throw new ConfigError(`${name}: cannot read the value as YAML`);
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    const existing = target[key];
+    if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
+    else target[key] = value;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describeIssues(issues: z.core.$ZodIssue[], file: string | undefined): string {
+  const where = file ? ` (config file ${file} and LABHUB_* variables)` : '';
+  const lines = issues.slice(0, 10).map((issue) => {
+    const key = issue.path.length ? issue.path.join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      const prefix = issue.path.length ? `${key}.` : '';
+      return `${issue.keys.map((k) => prefix + k).join(', ')}: unknown key`;
+    }
+    return `${key}: ${issue.message}`;
+  });
+  return `invalid configuration${where}:\n  ${lines.join('\n  ')}`;
+}
+
+/** Resolves a path from config against the data directory, as every data-dir-relative key is. */
+export function dataPath(config: LabHubConfig, p: string): string {
+  return isAbsolute(p) ? p : resolve(config.data_dir, p);
+}

@@ -1,0 +1,119 @@
+import { z } from 'zod';
+
+/**
+ * Every configuration key, its type, default and bounds, in one place.
+ * The same schema gives the runtime check and the TypeScript type (`LabHubConfig`).
+ * Unknown keys are errors so that a typo never silently falls back to a default.
+ */
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().min(0).max(86_400 * 366);
+const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
+
+const serviceSchema = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'expected a service name of letters, digits, ., _ or -'),
+  api_token: z.string().min(8, 'a service api_token needs at least 8 characters').optional(),
+  admin: z.boolean().default(false),
+  url: url.optional(),
+  display: z.boolean().default(true),
+  oauth_no_confirm: z.boolean().default(false),
+});
+
+const roleSchema = z.strictObject({
+  name: z.string(),
+  description: z.string().default(''),
+  scopes: z.array(z.string()).default([]),
+  users: z.array(z.string()).default([]),
+  groups: z.array(z.string()).default([]),
+  services: z.array(z.string()).default([]),
+});
+
+export const configSchema = z.strictObject({
+  /** Public port of the proxy: where browsers and scripts connect. */
+  port: port.default(8000),
+  /** Public bind address of the proxy; empty means every interface. */
+  ip: z.string().default(''),
+  /** Where the state DB and generated secrets live. */
+  data_dir: z.string().min(1).default('./data'),
+  /** `sqlite:<path>` (relative to data_dir) or `postgres://…`. */
+  db_url: z
+    .string()
+    .refine((s) => s.startsWith('sqlite:') || s.startsWith('postgres://') || s.startsWith('postgresql://'), {
+      message: 'expected sqlite:<path> or postgres://…',
+    })
+    .default('sqlite:labhub.sqlite'),
+  /** Public origin when behind TLS termination, e.g. https://hub.example.org; makes cookies Secure. */
+  public_url: url.optional(),
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  hub: z
+    .strictObject({
+      ip: z.string().default('127.0.0.1'),
+      port: port.default(8081),
+      /** How notebook servers reach the hub's API, if not http://<hub.ip>:<hub.port>. */
+      connect_url: url.optional(),
+    })
+    .prefault({}),
+  proxy: z
+    .strictObject({
+      /** managed: the hub starts the proxy as a child and restarts it; external: the hub only talks to its API. */
+      mode: z.enum(['managed', 'external']).default('managed'),
+      api_url: url.default('http://127.0.0.1:8001'),
+      /** Shared secret for the proxy API; generated into data_dir when unset. Env: CONFIGPROXY_AUTH_TOKEN. */
+      auth_token: z.string().min(16).optional(),
+      /** Command that starts the proxy in managed mode (CHP-compatible flags are appended). Default: LabHub's own. */
+      command: z.array(z.string()).min(1).optional(),
+      /** How often the hub checks the proxy is alive, and re-syncs its routes after a restart. */
+      check_interval: seconds.default(5),
+    })
+    .prefault({}),
+  authenticator: z
+    .strictObject({
+      kind: z.enum(['native', 'dummy']).default('native'),
+      admin_users: z.array(z.string()).default([]),
+      allowed_users: z.array(z.string()).default([]),
+      blocked_users: z.array(z.string()).default([]),
+      /** dummy only: a shared password; without it any password is accepted (demos and tests only). */
+      password: z.string().optional(),
+      /** native: minimum password length for accounts the hub manages. */
+      minimum_password_length: z.number().int().min(1).max(1024).default(8),
+    })
+    .prefault({}),
+  spawner: z
+    .strictObject({
+      kind: z.enum(['local', 'instant']).default('local'),
+      cmd: z.array(z.string()).min(1).default(['jupyterhub-singleuser']),
+      args: z.array(z.string()).default([]),
+      ip: z.string().default('127.0.0.1'),
+      environment: z.record(z.string(), z.string()).default({}),
+      env_keep: z.array(z.string()).optional(),
+      /** Seconds for the spawner to start the server process. */
+      start_timeout: seconds.default(60),
+      /** Seconds for the started server to answer HTTP. */
+      http_timeout: seconds.default(30),
+      /** Seconds between checks that running servers are still alive. */
+      poll_interval: seconds.default(30),
+      /** local: run as the matching system account when the hub runs as root. */
+      run_as_system_users: z.boolean().default(true),
+      /** local: allow servers to run as root (a root hub without matching system accounts, e.g. in a container). */
+      allow_root: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** Spawns in progress at once; more answer 429. */
+  concurrent_spawn_limit: z.number().int().min(0).default(100),
+  /** Running servers in all; 0 means no limit. */
+  active_server_limit: z.number().int().min(0).default(0),
+  allow_named_servers: z.boolean().default(false),
+  named_server_limit_per_user: z.number().int().min(0).default(0),
+  cookie_max_age_days: z.number().positive().max(366).default(14),
+  /** Longest lifetime of an API token in seconds; 0 means no limit. */
+  token_expires_in_max_seconds: z.number().int().min(0).default(0),
+  /** Seconds an OAuth access token issued to a notebook server lives. */
+  oauth_token_expires_in: seconds.default(14 * 86_400),
+  services: z.array(serviceSchema).default([]),
+  roles: z.array(roleSchema).default([]),
+  /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
+  authenticate_prometheus: z.boolean().default(true),
+});
+
+export type LabHubConfig = z.infer<typeof configSchema>;
+export type ServiceConfig = z.infer<typeof serviceSchema>;
+export type RoleConfig = z.infer<typeof roleSchema>;

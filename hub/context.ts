@@ -1,0 +1,31 @@
+import type { LabHubConfig } from './config/schema.js';
+import type { Store } from './db/index.js';
+import type { Authorizer } from './auth/identity.js';
+import type { SessionManager } from './auth/sessions.js';
+import type { TokenService } from './auth/token-service.js';
+import type { Xsrf } from './auth/xsrf.js';
+import type { ServerManager } from './servers/manager.js';
+import type { HubMetrics } from './metrics.js';
+import type { Logger } from './log.js';
+import type { Authenticator } from '../authenticators/authenticator.js';
+import type { ProxyClient } from '../proxy/client.js';
+import type { Spawner } from '../spawners/spawner.js';
+
+/** What request handlers receive: built once by app.ts, passed in, never imported as global state. */
+export interface HubContext {
+  config: LabHubConfig;
+  version: string;
+  store: Store;
+  authz: Authorizer;
+  sessions: SessionManager;
+  tokens: TokenService;
+  xsrf: Xsrf;
+  servers: ServerManager;
+  spawner: Spawner;
+  authenticator: Authenticator;
+  proxy: ProxyClient;
+  metrics: HubMetrics;
+  log: Logger;
+  /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */
+  hubUrl: string;
+}

@@ -1,0 +1,39 @@
+import type { Db } from './database.js';
+import { GroupRepository } from './groups.js';
+import { InvitationRepository } from './invitations.js';
+import { OAuthRepository } from './oauth.js';
+import { RoleRepository } from './roles.js';
+import { ServerRepository } from './servers.js';
+import { ServiceRepository } from './services.js';
+import { SessionRepository } from './sessions.js';
+import { TokenRepository } from './tokens.js';
+import { UserRepository } from './users.js';
+
+/** Every repository over one DB handle: what the hub's components receive instead of the raw DB. */
+export interface Store {
+  db: Db;
+  users: UserRepository;
+  groups: GroupRepository;
+  tokens: TokenRepository;
+  servers: ServerRepository;
+  sessions: SessionRepository;
+  oauth: OAuthRepository;
+  roles: RoleRepository;
+  services: ServiceRepository;
+  invitations: InvitationRepository;
+}
+
+export function createStore(db: Db): Store {
+  return {
+    db,
+    users: new UserRepository(db),
+    groups: new GroupRepository(db),
+    tokens: new TokenRepository(db),
+    servers: new ServerRepository(db),
+    sessions: new SessionRepository(db),
+    oauth: new OAuthRepository(db),
+    roles: new RoleRepository(db),
+    services: new ServiceRepository(db),
+    invitations: new InvitationRepository(db),
+  };
+}

@@ -1,0 +1,43 @@
+import { nowIso, type Db } from './database.js';
+import type { OAuthClientRow, OAuthCodeRow } from './schema.js';
+
+export class OAuthRepository {
+  constructor(private readonly db: Db) {}
+
+  client(identifier: string): Promise<OAuthClientRow | undefined> {
+    return this.db.selectFrom('oauth_clients').selectAll().where('identifier', '=', identifier).executeTakeFirst();
+  }
+
+  async upsertClient(c: Omit<OAuthClientRow, 'created'>): Promise<void> {
+    await this.db.insertInto('oauth_clients').values({ ...c, created: nowIso() })
+      .onConflict((oc) => oc.column('identifier').doUpdateSet({
+        description: c.description, secret_hash: c.secret_hash, redirect_uri: c.redirect_uri, allowed_scopes: c.allowed_scopes,
+      })).execute();
+  }
+
+  async deleteClient(identifier: string): Promise<void> {
+    await this.db.deleteFrom('oauth_clients').where('identifier', '=', identifier).execute();
+  }
+
+  allClientIds(): Promise<string[]> {
+    return this.db.selectFrom('oauth_clients').select('identifier').execute().then((rows) => rows.map((r) => r.identifier));
+  }
+
+  async createCode(code: Omit<OAuthCodeRow, 'id'>): Promise<void> {
+    await this.db.insertInto('oauth_codes').values(code).execute();
+  }
+
+  /** Takes a code out of the store: codes are single use, so reading and deleting are one step. */
+  async consumeCode(codeHash: string): Promise<OAuthCodeRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('oauth_codes').selectAll().where('code_hash', '=', codeHash).executeTakeFirst();
+      if (!row) return undefined;
+      await trx.deleteFrom('oauth_codes').where('id', '=', row.id).execute();
+      return row.expires_at > nowIso() ? row : undefined;
+    });
+  }
+
+  async deleteExpiredCodes(): Promise<void> {
+    await this.db.deleteFrom('oauth_codes').where('expires_at', '<=', nowIso()).execute();
+  }
+}

@@ -1,0 +1,160 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * Table shapes shared by both dialects. Timestamps are ISO 8601 strings (UTC, `Z`) in both, so that
+ * SQLite and PostgreSQL return the same values; JSON columns are text holding JSON.
+ * Booleans are integers 0/1 so one set of queries serves both dialects.
+ */
+type Bool = number;
+type Json = string;
+type Timestamp = string;
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  admin: Bool;
+  created: Timestamp;
+  last_activity: Timestamp | null;
+  /** Rotated to end every session of the user at once (password change, admin "log out everywhere"). */
+  cookie_id: string;
+  password_hash: string | null;
+  auth_state: string | null;
+}
+
+export interface GroupsTable {
+  id: Generated<number>;
+  name: string;
+  properties: Json;
+}
+
+export interface UserGroupsTable {
+  user_id: number;
+  group_id: number;
+}
+
+export interface RolesTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  scopes: Json;
+}
+
+export interface RoleMembersTable {
+  role_id: number;
+  /** 'user' | 'group' | 'service' */
+  kind: string;
+  member_id: number;
+}
+
+export interface ServicesTable {
+  id: Generated<number>;
+  name: string;
+  admin: Bool;
+  url: string | null;
+  /** True for services declared in config; they are re-synced at every start. */
+  from_config: Bool;
+  created: Timestamp;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  hashed: string;
+  prefix: string;
+  user_id: number | null;
+  service_id: number | null;
+  scopes: Json;
+  note: string;
+  created: Timestamp;
+  expires_at: Timestamp | null;
+  last_activity: Timestamp | null;
+  session_id: string | null;
+  oauth_client_id: string | null;
+}
+
+export interface OAuthClientsTable {
+  identifier: string;
+  description: string;
+  /** Hash of the client secret (for servers, the server's API token). */
+  secret_hash: string;
+  redirect_uri: string;
+  allowed_scopes: Json;
+  created: Timestamp;
+}
+
+export interface OAuthCodesTable {
+  id: Generated<number>;
+  code_hash: string;
+  client_id: string;
+  user_id: number;
+  scopes: Json;
+  session_id: string | null;
+  redirect_uri: string;
+  expires_at: Timestamp;
+}
+
+export interface SessionsTable {
+  id: string;
+  /** sha256 of the cookie secret; the cookie holds `<id>.<secret>`. */
+  secret_hash: string;
+  user_id: number;
+  cookie_id: string;
+  created: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface ServersTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  /** 'stopped' | 'starting' | 'running' | 'stopping' */
+  status: string;
+  /** Where the proxy sends traffic, once known. */
+  url: string | null;
+  spawner_kind: string | null;
+  spawner_state: Json;
+  user_options: Json;
+  started: Timestamp | null;
+  last_activity: Timestamp | null;
+  token_id: number | null;
+  /** Why the last start failed, shown in progress and the API until the next start. */
+  last_error: string | null;
+}
+
+/** One-time links: first-admin setup and invitations; only the hash of the code is kept. */
+export interface InvitationsTable {
+  id: Generated<number>;
+  code_hash: string;
+  username: string | null;
+  admin: Bool;
+  created: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface Database {
+  users: UsersTable;
+  groups: GroupsTable;
+  user_groups: UserGroupsTable;
+  roles: RolesTable;
+  role_members: RoleMembersTable;
+  services: ServicesTable;
+  api_tokens: ApiTokensTable;
+  oauth_clients: OAuthClientsTable;
+  oauth_codes: OAuthCodesTable;
+  sessions: SessionsTable;
+  servers: ServersTable;
+  invitations: InvitationsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type UserUpdate = Updateable<UsersTable>;
+export type GroupRow = Selectable<GroupsTable>;
+export type TokenRow = Selectable<ApiTokensTable>;
+export type ServerRow = Selectable<ServersTable>;
+export type ServiceRow = Selectable<ServicesTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type OAuthClientRow = Selectable<OAuthClientsTable>;
+export type OAuthCodeRow = Selectable<OAuthCodesTable>;
+export type RoleRow = Selectable<RolesTable>;
+export type InvitationRow = Selectable<InvitationsTable>;
+export type { ColumnType };

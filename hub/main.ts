@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { LabHubConfig } from './config/schema.js';
+import { DatabaseTooNewError } from './db/database.js';
+import { createStore } from './db/index.js';
+import { openStateDatabase, startHub } from './app.js';
+import { VERSION } from './version.js';
+import { createLogger } from './log.js';
+import { TokenService } from './auth/token-service.js';
+import { hashPassword, passwordRejection } from './auth/passwords.js';
+import { normalizeUsername, validateUsername } from './auth/usernames.js';
+import { scopeProblem } from './auth/scopes.js';
+import { runProxyCli } from '../proxy/main.js';
+
+const USAGE = `labhub ${VERSION}: a multi-user notebook hub
+
+Usage: labhub [command] [options]
+
+Commands:
+  start                     run the hub and its proxy (the default)
+  proxy [proxy options]     run only the proxy (configurable-http-proxy compatible; see labhub proxy --help)
+  users add <name> [--admin] [--password-stdin]
+  users list
+  users remove <name>
+  token <name> [--scopes a,b] [--expires-in SECONDS] [--note TEXT]
+                            print a new API token for a user
+  db upgrade                apply pending migrations to the state DB
+
+Options (every command but proxy):
+  --config FILE             YAML config file (env LABHUB_CONFIG)
+  --data-dir DIR            state DB and generated secrets (env LABHUB_DATA_DIR; default ./data)
+  --port N                  public port (env LABHUB_PORT; default 8000)
+  --log-level LEVEL         trace, debug, info, warn or error (env LABHUB_LOG_LEVEL)
+  -h, --help                show this help
+
+Every config key can also be set as LABHUB_<KEY> (nested keys joined with __); see docs/config.md.
+`;
+
+const COMMON: ParseArgsConfig['options'] = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  port: { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  admin: { type: 'boolean' },
+  'password-stdin': { type: 'boolean' },
+  scopes: { type: 'string' },
+  'expires-in': { type: 'string' },
+  note: { type: 'string' },
+};
+
+class UsageError extends Error {}
+
+interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+}
+
+/** Runs one `labhub` command; resolves with the process exit status. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  if (argv[0] === 'proxy') return runProxyCli(argv.slice(1), env, io);
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: COMMON, allowPositionals: true, strict: true }) as {
+      values: Record<string, string | boolean | undefined>; positionals: string[];
+    });
+  } catch (err) {
+    io.stderr.write(`labhub: ${(err as Error).message}\nRun labhub --help for usage.\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const [command = 'start', ...rest] = positionals;
+  try {
+    const config = loadConfig({ file: values.config as string | undefined, env, overrides: flagOverrides(values) });
+    switch (command) {
+      case 'start': return await start(config, io);
+      case 'users': return await users(config, rest, values, io);
+      case 'token': return await token(config, rest, values, io);
+      case 'db':
+        if (rest[0] !== 'upgrade') throw new UsageError('db takes one subcommand: upgrade');
+        return await dbUpgrade(config, io);
+      default: throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof DatabaseTooNewError) {
+      io.stderr.write(`labhub: ${err.message}\n`);
+      return err instanceof UsageError ? 2 : 1;
+    }
+    throw err;
+  }
+}
+
+function flagOverrides(values: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (values['data-dir'] !== undefined) out.data_dir = values['data-dir'];
+  if (values['log-level'] !== undefined) out.log_level = values['log-level'];
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!/^\d+$/.test(String(values.port))) throw new UsageError(`--port: expected a number from 1 to 65535, got ${String(values.port)}`);
+    out.port = port;
+  }
+  return out;
+}
+
+async function start(config: LabHubConfig, io: Io): Promise<number> {
+  const hub = await startHub(config);
+  if (hub.setupUrl) {
+    io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  hub.ctx.log.info('shutting down; running servers keep running');
+  await hub.close({ stopProxy: true });
+  return 0;
+}
+
+async function withStore<T>(config: LabHubConfig, work: (store: ReturnType<typeof createStore>) => Promise<T>): Promise<T> {
+  const db = await openStateDatabase(config);
+  try {
+    return await work(createStore(db.db));
+  } finally {
+    await db.close();
+  }
+}
+
+function checkedName(raw: string | undefined): string {
+  if (!raw) throw new UsageError('a username is required');
+  const name = normalizeUsername(raw);
+  const problem = validateUsername(name);
+  if (problem) throw new UsageError(`invalid username: ${problem}`);
+  return name;
+}
+
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  let data = '';
+  for await (const chunk of stdin) {
+    data += String(chunk);
+    if (data.length > 4096) throw new UsageError('password too long');
+  }
+  return data.replace(/\r?\n$/, '');
+}
+
+async function users(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
+  const [sub, raw] = args;
+  if (sub === 'list') {
+    return withStore(config, async (store) => {
+      const { rows } = await store.users.list({ offset: 0, limit: 1_000_000, sort: 'name', descending: false });
+      for (const u of rows) io.stdout.write(`${u.name}${u.admin ? '\tadmin' : ''}\n`);
+      return 0;
+    });
+  }
+  if (sub === 'add') {
+    const name = checkedName(raw);
+    let passwordHash: string | null = null;
+    if (values['password-stdin']) {
+      const password = await readStdin(io.stdin);
+      const rejected = passwordRejection(password);
+      if (rejected || password.length < config.authenticator.minimum_password_length) {
+        throw new UsageError(`password refused: at least ${config.authenticator.minimum_password_length} characters, not blank`);
+      }
+      passwordHash = await hashPassword(password);
+    }
+    return withStore(config, async (store) => {
+      if (await store.users.byName(name)) throw new UsageError(`user ${name} already exists`);
+      await store.users.create(name, { admin: Boolean(values.admin), passwordHash });
+      io.stdout.write(`added ${name}${values.admin ? ' (admin)' : ''}\n`);
+      return 0;
+    });
+  }
+  if (sub === 'remove') {
+    const name = checkedName(raw);
+    return withStore(config, async (store) => {
+      const user = await store.users.byName(name);
+      if (!user) throw new UsageError(`no such user: ${name}`);
+      const active = ((await store.servers.forUsers([user.id])).get(user.id) ?? []).filter((s) => s.status !== 'stopped');
+      if (active.length) throw new UsageError(`${name} has running servers; stop them first (DELETE /hub/api/users/${name}/server)`);
+      await store.users.delete(user.id);
+      io.stdout.write(`removed ${name}\n`);
+      return 0;
+    });
+  }
+  throw new UsageError('users takes add, list or remove');
+}
+
+async function token(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
+  const name = checkedName(args[0]);
+  const scopes = typeof values.scopes === 'string' ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : ['inherit'];
+  for (const s of scopes) {
+    const problem = scopeProblem(s);
+    if (problem) throw new UsageError(`--scopes: ${problem}`);
+  }
+  let expiresIn: number | null = null;
+  if (values['expires-in'] !== undefined) {
+    if (!/^\d{1,9}$/.test(String(values['expires-in'])) || Number(values['expires-in']) === 0) throw new UsageError('--expires-in: expected a positive number of seconds');
+    expiresIn = Number(values['expires-in']);
+  }
+  return withStore(config, async (store) => {
+    const user = await store.users.byName(name);
+    if (!user) throw new UsageError(`no such user: ${name}`);
+    const { token: value } = await new TokenService(store).issue({
+      owner: { userId: user.id }, scopes, note: typeof values.note === 'string' ? values.note.slice(0, 1000) : 'Requested via labhub token', expiresIn,
+    });
+    io.stdout.write(`${value}\n`);
+    return 0;
+  });
+}
+
+async function dbUpgrade(config: LabHubConfig, io: Io): Promise<number> {
+  const db = await openStateDatabase(config);
+  await db.close();
+  io.stdout.write('state DB is up to date\n');
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1] ?? '')).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }).then(
+    (status) => process.exit(status),
+    (err: unknown) => {
+      createLogger('labhub').fatal({ err }, 'labhub stopped on an unexpected error');
+      process.exit(1);
+    },
+  );
+}

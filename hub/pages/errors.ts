@@ -1,0 +1,38 @@
+import type { ErrorRequestHandler, Request, Response } from 'express';
+import { HttpError, publicMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { renderPage } from './render.js';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad request', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed', 413: 'Too large',
+  424: 'Server not running', 429: 'Too many requests', 500: 'Internal error', 502: 'Bad gateway', 503: 'Service unavailable',
+};
+
+export function errorPage(status: number, message: string): string {
+  return renderPage('error.njk', { status, title: TITLES[status] ?? 'Error', message });
+}
+
+/** `/hub/error/<code>`: the page the proxy shows (its --error-target) when a server is down or a route is missing. */
+export function proxyErrorPage(req: Request, res: Response): void {
+  const code = Number(req.params.code);
+  const status = Number.isInteger(code) && code >= 400 && code <= 599 ? code : 500;
+  const message = status === 503
+    ? 'The server did not answer. It may be starting or stopping; try again in a moment, or restart it from your home page.'
+    : status === 404 ? 'Nothing is served at this address.' : 'Something went wrong on the way to your server.';
+  res.status(status).send(errorPage(status, message));
+}
+
+export function pageErrorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const parser = err as { type?: string; status?: number };
+    let { status, message } = publicMessage(err);
+    if (!(err instanceof HttpError) && parser.type?.startsWith('entity.')) {
+      status = parser.status && parser.status < 500 ? parser.status : 400;
+      message = 'The form could not be read.';
+    } else if (status >= 500) {
+      log.error({ err, path: req.path }, 'unhandled error in page');
+    }
+    if (res.headersSent) return void res.end();
+    res.status(status).send(errorPage(status, message));
+  };
+}

@@ -1,0 +1,384 @@
+import type { Logger } from '../log.js';
+import type { Store } from '../db/index.js';
+import type { ServerRow, UserRow } from '../db/schema.js';
+import type { ProxyClient } from '../../proxy/client.js';
+import type { Spawner, SpawnerState } from '../../spawners/spawner.js';
+import type { TokenService } from '../auth/token-service.js';
+import type { HubMetrics } from '../metrics.js';
+import { HttpError } from '../errors.js';
+import { hashToken } from '../auth/tokens.js';
+import { SpawnProgress, type SpawnEvent } from './progress.js';
+import { singleUserEnvironment } from './environment.js';
+import { oauthClientId, serverKey, serverPrefix } from './naming.js';
+import { waitForHttp } from './readiness.js';
+
+export interface ServerManagerOptions {
+  startTimeoutMs: number;
+  httpTimeoutMs: number;
+  pollIntervalMs: number;
+  concurrentSpawnLimit: number;
+  activeServerLimit: number;
+  hubConnectUrl: string;
+  publicUrl?: string;
+}
+
+export interface ServerManagerDeps {
+  store: Store;
+  spawner: Spawner;
+  proxy: ProxyClient;
+  tokens: TokenService;
+  metrics: HubMetrics;
+  log: Logger;
+}
+
+export type StartOutcome = { status: 'ready' } | { status: 'pending' };
+
+/** Route data the hub writes, in JupyterHub's shape, so tools that read the proxy's table understand it. */
+const routeData = (user: string, server: string) => ({ jupyterhub: true, user, server_name: server });
+
+/**
+ * Starts, stops and watches notebook servers. Every state change is written to the DB before the side effect it
+ * describes; `reconcile()` at start-up finishes or undoes whatever a killed hub left half done.
+ */
+export class ServerManager {
+  private readonly progress = new Map<string, SpawnProgress>();
+  private readonly pendingStarts = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly pendingStops = new Map<string, Promise<void>>();
+  private pollTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: ServerManagerDeps, private readonly options: ServerManagerOptions) {}
+
+  get spawnsInProgress(): number {
+    return this.pendingStarts.size;
+  }
+
+  isStopping(user: string, server: string): boolean {
+    return this.pendingStops.has(serverKey(user, server));
+  }
+
+  progressOf(user: string, server: string): SpawnProgress | undefined {
+    return this.progress.get(serverKey(user, server));
+  }
+
+  /**
+   * Starts a server. Resolves with `ready` if it came up within `waitMs`, else `pending` while the spawn goes on
+   * in the background (the API answers 202 then). Refuses with 429 past the spawn limits.
+   */
+  async start(user: UserRow, serverName: string, userOptions: Record<string, unknown>, waitMs: number): Promise<StartOutcome> {
+    const key = serverKey(user.name, serverName);
+    const { store, metrics } = this.deps;
+    if (this.options.concurrentSpawnLimit > 0 && this.pendingStarts.size >= this.options.concurrentSpawnLimit) {
+      metrics.spawnRefused.inc({ reason: 'concurrent_spawn_limit' });
+      throw new HttpError(429, 'Too many users trying to log in right now. Try again in a minute.', { 'Retry-After': String(30 + Math.floor(Math.random() * 30)) });
+    }
+    if (this.options.activeServerLimit > 0) {
+      const active = (await store.servers.countByStatus('running')) + this.pendingStarts.size;
+      if (active >= this.options.activeServerLimit) {
+        metrics.spawnRefused.inc({ reason: 'active_server_limit' });
+        throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
+      }
+    }
+    const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
+    if (!row) {
+      if (this.pendingStarts.has(key)) return { status: 'pending' };
+      const existing = await store.servers.get(user.id, serverName);
+      if (existing?.status === 'stopping') throw new HttpError(400, `${describe(user.name, serverName)} is stopping; try again when it has stopped`);
+      throw new HttpError(400, `${describe(user.name, serverName)} is already running`);
+    }
+    const progress = new SpawnProgress();
+    this.progress.set(key, progress);
+    progress.emit({ progress: 0, message: 'Server requested' });
+    const abort = new AbortController();
+    const done = this.spawn(user, row, userOptions, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
+    this.pendingStarts.set(key, { abort, done });
+    const ready = await Promise.race([
+      done.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), waitMs).unref()),
+    ]);
+    if (!ready) return { status: 'pending' };
+    const final = progress.events.at(-1);
+    if (final?.failed) throw new HttpError(500, final.message);
+    return { status: 'ready' };
+  }
+
+  private async spawn(user: UserRow, row: ServerRow, userOptions: Record<string, unknown>, progress: SpawnProgress, signal: AbortSignal): Promise<void> {
+    const { store, spawner, proxy, tokens, metrics, log } = this.deps;
+    const started = performance.now();
+    const prefix = serverPrefix(user.name, row.name);
+    let state: SpawnerState = {};
+    let spawnerStarted = false;
+    try {
+      const { token, row: tokenRow } = await tokens.issue({
+        owner: { userId: user.id },
+        scopes: serverTokenScopes(user.name, row.name),
+        note: `Server at ${prefix}`,
+      });
+      await store.servers.setToken(row.id, tokenRow.id);
+      await this.registerOAuthClient(user.name, row.name, token);
+      const groups = await store.groups.namesOfUser(user.id);
+      const env = singleUserEnvironment({
+        user: user.name,
+        server: row.name,
+        apiToken: token,
+        hubConnectUrl: this.options.hubConnectUrl,
+        accessScopes: accessScopes(user.name, row.name),
+        clientAllowedScopes: [],
+        publicUrl: this.options.publicUrl,
+      });
+      progress.emit({ progress: 10, message: 'Starting the server' });
+      const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
+      const result = await withAbort(spawner.start({
+        user: { name: user.name, admin: Boolean(user.admin), groups },
+        serverName: row.name,
+        prefix,
+        env,
+        userOptions,
+        signal: AbortSignal.any([signal, timeout]),
+        progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : 10 + Math.round(e.progress * 0.6), message: e.message }),
+        saveState: async (s) => {
+          spawnerStarted = true;
+          state = s;
+          await store.servers.saveSpawnerState(row.id, s);
+        },
+      }), AbortSignal.any([signal, timeout]), () =>
+        timeout.aborted ? `the server did not start within ${Math.round(this.options.startTimeoutMs / 1000)} s` : 'Spawn cancelled');
+      spawnerStarted = true;
+      state = result.state;
+      await store.servers.saveSpawnerState(row.id, state);
+      progress.emit({ progress: 75, message: 'Server started, waiting for it to answer' });
+      await waitForHttp(result.url, prefix, this.options.httpTimeoutMs, signal);
+      await proxy.addRoute(prefix, result.url, routeData(user.name, row.name));
+      await store.servers.markRunning(row.id, result.url, state);
+      metrics.spawnDuration.observe({ status: 'success' }, (performance.now() - started) / 1000);
+      log.info({ user: user.name, server: row.name, url: result.url, ms: Math.round(performance.now() - started) }, 'server ready');
+      progress.emit({
+        progress: 100, ready: true, message: `Server ready at ${prefix}`,
+        html_message: `Server ready at <a href="${prefix}">${prefix}</a>`, url: prefix,
+      });
+    } catch (err) {
+      const cancelled = signal.aborted;
+      const reason = cancelled ? 'Spawn cancelled' : `Spawn failed: ${errorText(err)}`;
+      metrics.spawnDuration.observe({ status: cancelled ? 'cancelled' : 'failure' }, (performance.now() - started) / 1000);
+      log.warn({ user: user.name, server: row.name, err: errorText(err) }, 'spawn failed');
+      if (spawnerStarted) await spawner.stop(state, { now: true }).catch((e: unknown) => log.error({ err: errorText(e) }, 'could not stop a failed server'));
+      await this.release(user, row.name, row.id, cancelled ? null : reason);
+      progress.emit({ progress: 100, failed: true, message: reason });
+    }
+  }
+
+  private async registerOAuthClient(user: string, server: string, apiToken: string): Promise<void> {
+    await this.deps.store.oauth.upsertClient({
+      identifier: oauthClientId(user, server),
+      description: `Server at ${serverPrefix(user, server)}`,
+      secret_hash: hashToken(apiToken),
+      redirect_uri: `${serverPrefix(user, server)}oauth_callback`,
+      allowed_scopes: JSON.stringify(accessScopes(user, server)),
+    });
+  }
+
+  /** Stops a server (aborting a start in progress). Resolves once it is stopped, or when `waitMs` passes. */
+  async stop(user: UserRow, serverName: string, waitMs: number): Promise<'stopped' | 'pending'> {
+    const key = serverKey(user.name, serverName);
+    const pendingStart = this.pendingStarts.get(key);
+    if (pendingStart) {
+      pendingStart.abort.abort();
+      await pendingStart.done;
+      return 'stopped';
+    }
+    let stopping = this.pendingStops.get(key);
+    if (!stopping) {
+      const row = await this.deps.store.servers.get(user.id, serverName);
+      if (!row || row.status === 'stopped') throw new HttpError(400, `${describe(user.name, serverName)} is not running`);
+      stopping = this.stopRow(user, row).finally(() => this.pendingStops.delete(key));
+      this.pendingStops.set(key, stopping);
+    }
+    const done = await Promise.race([stopping.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), waitMs).unref())]);
+    return done ? 'stopped' : 'pending';
+  }
+
+  private async stopRow(user: UserRow, row: ServerRow): Promise<void> {
+    const { store, spawner, proxy, log } = this.deps;
+    await store.servers.markStopping(row.id);
+    await proxy.deleteRoute(serverPrefix(user.name, row.name)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
+    await spawner.stop(parseState(row.spawner_state)).catch((e: unknown) => log.error({ user: user.name, err: errorText(e) }, 'spawner stop failed'));
+    await this.release(user, row.name, row.id, null);
+    this.progress.delete(serverKey(user.name, row.name));
+    log.info({ user: user.name, server: row.name }, 'server stopped');
+  }
+
+  /** Frees what a server held in the hub: its API token, its OAuth client with the tokens issued to it, its route. */
+  private async release(user: Pick<UserRow, 'name'>, serverName: string, rowId: number, error: string | null): Promise<void> {
+    const { store, proxy, log } = this.deps;
+    const row = await store.servers.byId(rowId);
+    if (row?.token_id) {
+      await store.tokens.delete(row.token_id);
+      this.deps.tokens.forget(row.token_id);
+    }
+    const clientId = oauthClientId(user.name, serverName);
+    await store.tokens.deleteForClient(clientId);
+    await store.oauth.deleteClient(clientId);
+    await proxy.deleteRoute(serverPrefix(user.name, serverName)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
+    await store.servers.markStopped(rowId, error);
+  }
+
+  /** Every active server: is it alive? Servers that died are cleaned up (route, token, OAuth client). */
+  async pollAll(): Promise<void> {
+    const { store, spawner, log } = this.deps;
+    for (const row of await store.servers.active()) {
+      const key = serverKey(row.user_name, row.name);
+      if (row.status !== 'running' || this.pendingStarts.has(key) || this.pendingStops.has(key)) continue;
+      const result = await spawner.poll(parseState(row.spawner_state)).catch(() => ({ running: false as const, exitCode: null }));
+      if (result.running) continue;
+      log.warn({ user: row.user_name, server: row.name }, 'server is no longer running; cleaning up');
+      await this.release({ name: row.user_name }, row.name, row.id, null);
+      this.progress.delete(key);
+    }
+  }
+
+  startPolling(): void {
+    const tick = () => {
+      this.pollAll().catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'poll failed'))
+        .finally(() => { this.pollTimer = setTimeout(tick, jitter(this.options.pollIntervalMs)).unref(); });
+    };
+    this.pollTimer = setTimeout(tick, jitter(this.options.pollIntervalMs)).unref();
+  }
+
+  /**
+   * At hub start: servers left `starting` or `running` are polled and kept if alive (and answering), cleaned up if
+   * not; servers left `stopping` are stopped. Runs the checks concurrently.
+   */
+  async reconcile(): Promise<{ kept: number; cleaned: number }> {
+    const { store, spawner, log } = this.deps;
+    let kept = 0;
+    let cleaned = 0;
+    await Promise.all((await store.servers.active()).map(async (row) => {
+      const state = parseState(row.spawner_state);
+      const user = { id: row.user_id, name: row.user_name };
+      const alive = row.status !== 'stopping' && (await spawner.poll(state).catch(() => ({ running: false }))).running;
+      if (alive && row.url) {
+        try {
+          await waitForHttp(row.url, serverPrefix(row.user_name, row.name), Math.min(this.options.httpTimeoutMs, 10_000));
+          if (row.status === 'starting') await store.servers.markRunning(row.id, row.url, state);
+          kept += 1;
+          return;
+        } catch {
+          log.warn({ user: row.user_name, server: row.name }, 'server process is alive but does not answer; stopping it');
+        }
+      }
+      if (Object.keys(state).length) await spawner.stop(state, { now: true }).catch(() => undefined);
+      await this.release(user, row.name, row.id, row.status === 'starting' ? 'Spawn interrupted by a hub restart' : null);
+      cleaned += 1;
+    }));
+    log.info({ kept, cleaned }, 'reconciled servers after start');
+    return { kept, cleaned };
+  }
+
+  /**
+   * Makes the proxy's table match the DB: the hub route, a route for every running server, and no other route
+   * the hub created (stale ones of stopped servers). Routes of other tools (no `jupyterhub` key) are left alone.
+   */
+  async syncRoutes(hubTarget: string): Promise<{ added: number; removed: number }> {
+    const { store, proxy } = this.deps;
+    const routes = await proxy.getRoutes();
+    let added = 0;
+    let removed = 0;
+    if (routes['/']?.target !== hubTarget) {
+      await proxy.addRoute('/', hubTarget, { hub: true });
+      added += 1;
+    }
+    const wanted = new Map<string, { target: string; user: string; server: string }>();
+    for (const row of await store.servers.active()) {
+      if (row.status === 'running' && row.url) {
+        wanted.set(normalizeRouteKey(serverPrefix(row.user_name, row.name)), { target: row.url, user: row.user_name, server: row.name });
+      }
+    }
+    const present = new Map<string, string>();
+    for (const [key, route] of Object.entries(routes)) {
+      if (key === '/' || !route.jupyterhub) continue;
+      const normalized = normalizeRouteKey(key);
+      if (wanted.has(normalized)) {
+        present.set(normalized, route.target);
+      } else {
+        await proxy.deleteRoute(key);
+        removed += 1;
+      }
+    }
+    for (const [key, want] of wanted) {
+      if (present.get(key) === want.target) continue;
+      await proxy.addRoute(serverPrefix(want.user, want.server), want.target, routeData(want.user, want.server));
+      added += 1;
+    }
+    return { added, removed };
+  }
+
+  /** Stops polling and waits for spawns in flight; running servers keep running across a hub restart. */
+  async close(): Promise<void> {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    for (const { abort } of this.pendingStarts.values()) abort.abort();
+    await Promise.allSettled([...this.pendingStarts.values()].map((p) => p.done));
+    await Promise.allSettled([...this.pendingStops.values()]);
+  }
+
+  /** The events a progress stream starts with for a server that is not spawning now. */
+  finishedEvent(row: ServerRow | undefined, user: string): SpawnEvent | null {
+    if (!row) return null;
+    const prefix = serverPrefix(user, row.name);
+    if (row.status === 'running') {
+      return { progress: 100, ready: true, message: `Server ready at ${prefix}`, html_message: `Server ready at <a href="${prefix}">${prefix}</a>`, url: prefix };
+    }
+    if (row.status === 'stopped' && row.last_error) return { progress: 100, failed: true, message: row.last_error };
+    return null;
+  }
+}
+
+/** Scopes of a server's own API token (JupyterHub's `server` role, resolved to this server). */
+export function serverTokenScopes(user: string, server: string): string[] {
+  return [`users:activity!user=${user}`, `access:servers!server=${user}/${server}`];
+}
+
+/** Scopes a user's token needs to use this server (JUPYTERHUB_OAUTH_ACCESS_SCOPES). */
+export function accessScopes(user: string, server: string): string[] {
+  return [`access:servers!server=${user}/${server}`, `access:servers!user=${user}`];
+}
+
+function parseState(json: string): SpawnerState {
+  try {
+    const value: unknown = JSON.parse(json);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as SpawnerState) : {};
+  } catch {
+    return {};
+  }
+}
+
+function normalizeRouteKey(path: string): string {
+  let p = path;
+  try {
+    p = decodeURIComponent(path);
+  } catch {
+    // keep as is: an undecodable key can only be compared literally
+  }
+  if (!p.startsWith('/')) p = `/${p}`;
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+}
+
+function describe(user: string, server: string): string {
+  return server ? `${user}'s server ${server}` : `${user}'s server`;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function jitter(ms: number): number {
+  return Math.max(1000, ms * (0.9 + Math.random() * 0.2));
+}
+
+/** Spawners should honour the signal; this makes sure a spawner that does not still cannot hang a spawn. */
+function withAbort<T>(work: Promise<T>, signal: AbortSignal, reason: () => string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(reason()));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,29 @@
+import { escapeForPath } from '../auth/usernames.js';
+
+/** URL and identifier conventions shared by the API, pages, spawners and the proxy routes. */
+
+export const serverKey = (user: string, server: string) => `${user}/${server}`;
+
+/** `/user/alice/` or `/user/alice/lab2/`: names are percent-encoded, the prefix always ends with `/`. */
+export function serverPrefix(user: string, server: string): string {
+  return `/user/${escapeForPath(user)}/${server ? `${escapeForPath(server)}/` : ''}`;
+}
+
+/** JupyterHub's OAuth client id for a server: also the cookie name jupyterhub-singleuser uses. */
+export function oauthClientId(user: string, server: string): string {
+  return `jupyterhub-user-${escapeForPath(user)}${server ? `-${escapeForPath(server)}` : ''}`;
+}
+
+export function progressUrl(user: string, server: string): string {
+  const u = escapeForPath(user);
+  return server ? `/hub/api/users/${u}/servers/${escapeForPath(server)}/progress` : `/hub/api/users/${u}/server/progress`;
+}
+
+/** Server names: what JupyterHub 6 enforces, so names stay valid path segments and DNS-friendly. */
+export function validateServerName(name: string): string | null {
+  if (name.length > 63) return 'server name must be at most 63 characters';
+  if (!/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/i.test(name)) {
+    return 'server name must start and end with a letter or digit and contain only letters, digits, ., _ or -';
+  }
+  return null;
+}

@@ -1,0 +1,307 @@
+/**
+ * The proxy as a process: `node dist/proxy/main.js [flags]`, with configurable-http-proxy's flags, so JupyterHub's
+ * ConfigurableHTTPProxy and LabHub's hub can start either one. `startProxy` is the same thing in-process.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import type http from 'node:http';
+import type https from 'node:https';
+import net from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLogger, type Logger } from '../hub/log.js';
+import { createApiServer } from './api.js';
+import { ProxyMetrics } from './metrics.js';
+import { RouteTable, parseTarget } from './routes.js';
+import { createProxyServer, type ProxyServerHandle, type ProxyServerOptions, type TlsOptions } from './server.js';
+
+export interface StartProxyOptions extends Omit<ProxyServerOptions, 'routes' | 'metrics' | 'log'> {
+  /** Public bind address; empty: every interface. */
+  ip?: string;
+  /** Public port; 0 picks a free one. Default 8000. */
+  port?: number;
+  apiIp?: string;
+  /** Default: `port + 1`, or a free one when `port` is 0. */
+  apiPort?: number;
+  /** Required on the API as `Authorization: token <authToken>`; the API is open without it. */
+  authToken?: string;
+  apiTls?: TlsOptions;
+  log?: Logger;
+  /** Export Node process metrics (CPU, memory, event loop) on `/metrics`. */
+  processMetrics?: boolean;
+}
+
+export interface RunningProxy {
+  proxy: ProxyServerHandle;
+  apiServer: http.Server | https.Server;
+  routes: RouteTable;
+  /** Where the public server listens, e.g. `http://127.0.0.1:8000`, with the actual port. */
+  publicUrl: string;
+  /** Where the API listens, e.g. `http://127.0.0.1:8001`. */
+  apiUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startProxy(options: StartProxyOptions = {}): Promise<RunningProxy> {
+  const { ip = '', port = 8000, apiIp = '127.0.0.1', apiPort: requestedApiPort, authToken, apiTls, log: givenLog, processMetrics = false, ...serverOptions } =
+    options;
+  const apiPort = requestedApiPort ?? (port === 0 ? 0 : port + 1);
+  const log = givenLog ?? createLogger('labhub-proxy');
+  const routes = new RouteTable();
+  const metrics = new ProxyMetrics({ routes, processMetrics });
+  const proxy = createProxyServer({ ...serverOptions, routes, metrics, log });
+  const apiServer = createApiServer({ routes, metrics, authToken, log, tls: apiTls });
+  try {
+    await listen(proxy.server, port, ip);
+    await listen(apiServer, apiPort, apiIp);
+  } catch (err) {
+    await Promise.all([proxy.close(0), closeServer(apiServer)]);
+    throw err;
+  }
+  return {
+    proxy,
+    apiServer,
+    routes,
+    publicUrl: serverUrl(proxy.server, options.tls ? 'https' : 'http'),
+    apiUrl: serverUrl(apiServer, apiTls ? 'https' : 'http'),
+    async close() {
+      await Promise.all([proxy.close(), closeServer(apiServer)]);
+    },
+  };
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host || undefined, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    (server as http.Server).closeAllConnections();
+  });
+}
+
+/** A URL a local client can use: wildcard addresses become loopback. */
+function serverUrl(server: net.Server, scheme: string): string {
+  const { address, port } = server.address() as net.AddressInfo;
+  const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return `${scheme}://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+const USAGE = `Usage: node dist/proxy/main.js [options]
+
+LabHub's proxy, compatible with configurable-http-proxy. The API token is read from CONFIGPROXY_AUTH_TOKEN;
+without it the API is not authenticated.
+
+Options:
+  --ip <address>              public bind address (default: every interface; '*' means the same)
+  --port <n>                  public port (default 8000; 0 picks a free port)
+  --api-ip <address>          API bind address (default 127.0.0.1)
+  --api-port <n>              API port (default: --port + 1)
+  --default-target <url>      target of the root route /
+  --error-target <url>        error pages from GET <url>/<code>?url=<request url>
+  --ssl-key <file>            serve HTTPS with this key (needs --ssl-cert)
+  --ssl-cert <file>           certificate for --ssl-key
+  --api-ssl-key <file>        serve the API over HTTPS with this key (needs --api-ssl-cert)
+  --api-ssl-cert <file>       certificate for --api-ssl-key
+  --log-level <level>         trace, debug, info, warn, error, fatal or silent (default info)
+  --timeout <ms>              idle timeout of incoming requests (default: none)
+  --proxy-timeout <ms>        how long to wait for a target's response (default: none)
+  --keep-alive-timeout <ms>   idle time of client keep-alive connections (default 5000)
+  --no-x-forward              do not add X-Forwarded-* headers
+  --no-prepend-path           do not prefix the target's path to forwarded paths
+  --no-include-prefix         strip the matched route prefix from forwarded paths
+  -h, --help                  show this help
+`;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+
+const CLI_OPTIONS = {
+  ip: { type: 'string' },
+  port: { type: 'string' },
+  'api-ip': { type: 'string' },
+  'api-port': { type: 'string' },
+  'default-target': { type: 'string' },
+  'error-target': { type: 'string' },
+  'ssl-key': { type: 'string' },
+  'ssl-cert': { type: 'string' },
+  'api-ssl-key': { type: 'string' },
+  'api-ssl-cert': { type: 'string' },
+  'log-level': { type: 'string' },
+  timeout: { type: 'string' },
+  'proxy-timeout': { type: 'string' },
+  'keep-alive-timeout': { type: 'string' },
+  'no-x-forward': { type: 'boolean' },
+  'no-prepend-path': { type: 'boolean' },
+  'no-include-prefix': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** A flag with a value the proxy cannot use; the CLI exits with status 2. */
+class UsageError extends Error {}
+
+type CliFlags = ReturnType<typeof parseArgs<{ options: typeof CLI_OPTIONS; strict: true }>>['values'];
+
+function parseFlags(argv: string[]): CliFlags {
+  try {
+    return parseArgs({ args: argv, options: CLI_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function portFlag(name: string, value: string): number {
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port <= 65535)) throw new UsageError(`--${name} must be a port number from 0 to 65535, got '${value}'`);
+  return port;
+}
+
+function msFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(ms <= MAX_TIMER_MS)) throw new UsageError(`--${name} must be a number of milliseconds, got '${value}'`);
+  return ms;
+}
+
+function addressFlag(name: string, value: string): string {
+  if (value === '*' || value === '') return '';
+  if (net.isIP(value) || HOSTNAME.test(value)) return value;
+  throw new UsageError(`--${name} must be an IP address or a host name, got '${value}'`);
+}
+
+function urlFlag(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!parseTarget(value)) throw new UsageError(`--${name} must be an absolute http or https URL, got '${value}'`);
+  return value;
+}
+
+function tlsFlags(keyFlag: string, certFlag: string, key: string | undefined, cert: string | undefined): TlsOptions | undefined {
+  if (key === undefined && cert === undefined) return undefined;
+  if (key === undefined) throw new UsageError(`--${certFlag} needs --${keyFlag}`);
+  if (cert === undefined) throw new UsageError(`--${keyFlag} needs --${certFlag}`);
+  return { key: readFlagFile(keyFlag, key), cert: readFlagFile(certFlag, cert) };
+}
+
+function readFlagFile(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`--${name}: cannot read '${file}': ${(err as Error).message}`);
+  }
+}
+
+/** Turns CHP-style flags into `startProxy` options; throws UsageError naming the flag at fault. */
+function optionsFromFlags(flags: CliFlags, env: NodeJS.ProcessEnv): StartProxyOptions & { logLevel: string } {
+  const port = flags.port === undefined ? 8000 : portFlag('port', flags.port);
+  let apiPort: number;
+  if (flags['api-port'] !== undefined) apiPort = portFlag('api-port', flags['api-port']);
+  else if (port === 65535) throw new UsageError('--api-port is needed when --port is 65535 (its default is --port + 1)');
+  else apiPort = port === 0 ? 0 : port + 1;
+  const logLevel = (flags['log-level'] ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${flags['log-level']}'`);
+  }
+  return {
+    ip: addressFlag('ip', flags.ip ?? ''),
+    port,
+    apiIp: addressFlag('api-ip', flags['api-ip'] ?? '127.0.0.1'),
+    apiPort,
+    defaultTarget: urlFlag('default-target', flags['default-target']),
+    errorTarget: urlFlag('error-target', flags['error-target']),
+    tls: tlsFlags('ssl-key', 'ssl-cert', flags['ssl-key'], flags['ssl-cert']),
+    apiTls: tlsFlags('api-ssl-key', 'api-ssl-cert', flags['api-ssl-key'], flags['api-ssl-cert']),
+    timeoutMs: msFlag('timeout', flags.timeout),
+    proxyTimeoutMs: msFlag('proxy-timeout', flags['proxy-timeout']),
+    keepAliveTimeoutMs: msFlag('keep-alive-timeout', flags['keep-alive-timeout']),
+    xfwd: !flags['no-x-forward'],
+    prependPath: !flags['no-prepend-path'],
+    includePrefix: !flags['no-include-prefix'],
+    authToken: env.CONFIGPROXY_AUTH_TOKEN || undefined,
+    processMetrics: true,
+    logLevel,
+  };
+}
+
+export interface CliStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * Runs the proxy until SIGTERM or SIGINT, then closes it gracefully. Resolves with the exit status: 0 after a
+ * clean stop or `--help`, 1 when it cannot start (e.g. port in use), 2 for bad flags.
+ */
+export async function runProxyCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  let options: ReturnType<typeof optionsFromFlags>;
+  try {
+    const flags = parseFlags(argv);
+    if (flags.help) {
+      streams.stdout.write(USAGE);
+      return 0;
+    }
+    options = optionsFromFlags(flags, env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    streams.stderr.write(`labhub-proxy: ${err.message}\nRun with --help for the options.\n`);
+    return 2;
+  }
+
+  const { logLevel, ...startOptions } = options;
+  const log = createLogger('labhub-proxy', { level: logLevel, destination: streams.stderr });
+  let running: RunningProxy;
+  try {
+    running = await startProxy({ ...startOptions, log });
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'proxy could not start');
+    return 1;
+  }
+  log.info(
+    { proxy: running.publicUrl, api: running.apiUrl, defaultTarget: startOptions.defaultTarget ?? null },
+    `proxy listening on ${running.publicUrl}, API on ${running.apiUrl}/api/routes`,
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (received: NodeJS.Signals) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(received);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  log.info({ signal }, 'proxy stopping');
+  await running.close();
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  runProxyCli(process.argv.slice(2), process.env).then(
+    (status) => process.exit(status),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs the real services LabHub's tests and benchmarks run against (see shared/TEST-ENV.md):
+#   - Debian: jupyterhub + python3-notebook (JupyterHub 3.0 and jupyterhub-singleuser 3.0 in /usr/bin),
+#     postgresql (server 15 in /usr/lib/postgresql/15/bin), wrk, hyperfine, build tools for node-gyp.
+#   - A venv at $LABHUB_JH5_VENV (default /opt/labhub/venv-jh5) with 'jupyterhub>=5,<6' + jupyterlab
+#     from PyPI: the 5.x single-user server today's official images ship.
+# Idempotent: when everything is already there it only checks (4-8 s, mostly the two singleuser --version calls);
+# `apt-get update` runs only when a Debian package is missing.
+set -euo pipefail
+
+START=$(date +%s)
+JH5_VENV=${LABHUB_JH5_VENV:-/opt/labhub/venv-jh5}
+SYS_PY=/usr/bin/python3 # never the pyenv shim first in PATH: Debian's packages live in this interpreter
+export DEBIAN_FRONTEND=noninteractive
+
+did=()
+log() { echo "setup-test-env: $*"; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); else
+    log "not root and no sudo: cannot install packages"; fi
+fi
+
+# ---------------------------------------------------------------- Debian packages
+APT_PKGS=(jupyterhub python3-notebook postgresql wrk hyperfine build-essential python3 python3-venv)
+
+pkg_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  pkg_installed "$p" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  # Don't let the postgresql package create a 'main' cluster on port 5432: tests make their own throwaway
+  # clusters. createcluster.conf includes createcluster.d/ (and dpkg owns the .conf, so we don't touch it).
+  if [ ! -e /etc/postgresql-common/createcluster.d/labhub.conf ]; then
+    "${SUDO[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = off" | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.d/labhub.conf >/dev/null
+  fi
+  "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
+  "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/tmp/labhub-apt.log 2>&1 || {
+    tail -n 40 /tmp/labhub-apt.log >&2
+    exit 1
+  }
+  did+=("apt-get install ${missing[*]} ($(($(date +%s) - START)) s)")
+fi
+
+# ---------------------------------------------------------------- checks for the Debian side
+# `X --version` prints the version on its last line; a jupyterhub-singleuser call costs 1.5 s (3.x)
+# to 3 s (5.x), so each runs once.
+version_of() { "$1" --version 2>/dev/null | tail -n 1 || true; }
+
+JH3=$(version_of /usr/bin/jupyterhub-singleuser)
+[ "${JH3%%.*}" = "3" ] || {
+  log "ERROR: /usr/bin/jupyterhub-singleuser --version does not report 3.x"
+  /usr/bin/jupyterhub-singleuser --version >&2 || true
+  exit 1
+}
+[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || {
+  log "ERROR: PostgreSQL 15 binaries missing in /usr/lib/postgresql/15/bin"
+  exit 1
+}
+id postgres >/dev/null 2>&1 || { log "ERROR: no 'postgres' user"; exit 1; }
+
+# ---------------------------------------------------------------- JupyterHub 5.x venv
+JH5=$(version_of "$JH5_VENV/bin/jupyterhub-singleuser")
+if [ "${JH5%%.*}" != "5" ]; then
+  T0=$(date +%s)
+  log "creating $JH5_VENV with jupyterhub>=5,<6 and jupyterlab (PyPI)"
+  "${SUDO[@]}" rm -rf "$JH5_VENV"
+  "${SUDO[@]}" mkdir -p "$(dirname "$JH5_VENV")"
+  "${SUDO[@]}" "$SYS_PY" -m venv "$JH5_VENV"
+  "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 \
+    'jupyterhub>=5,<6' jupyterlab >/tmp/labhub-pip.log 2>&1 || {
+    tail -n 40 /tmp/labhub-pip.log >&2
+    exit 1
+  }
+  JH5=$(version_of "$JH5_VENV/bin/jupyterhub-singleuser")
+  [ "${JH5%%.*}" = "5" ] || {
+    log "ERROR: $JH5_VENV/bin/jupyterhub-singleuser --version does not report 5.x"
+    "$JH5_VENV/bin/jupyterhub-singleuser" --version >&2 || true
+    exit 1
+  }
+  did+=("venv $JH5_VENV ($(($(date +%s) - T0)) s)")
+fi
+
+# ---------------------------------------------------------------- summary
+PG=$(/usr/lib/postgresql/15/bin/postgres --version)
+if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi
+log "did: $(printf '%s; ' "${did[@]}" | sed 's/; $//')"
+log "jupyterhub-singleuser $JH3 (/usr/bin), $JH5 ($JH5_VENV/bin); JupyterHub $(dpkg-query -W -f='${Version}' jupyterhub) (/usr/bin/jupyterhub)"
+log "$PG; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2); $(hyperfine --version)"
+log "done in $(($(date +%s) - START)) s"

@@ -1,0 +1,58 @@
+/**
+ * The seam between the hub and whatever runs notebook servers.
+ *
+ * A Spawner is stateless: everything it needs to find a server again is in the `state` it returns from start(),
+ * which the hub persists before doing anything else. That is what lets a hub killed at any moment re-attach
+ * to its servers on restart (poll with the stored state) instead of holding live objects in memory.
+ */
+export type SpawnerState = Record<string, unknown>;
+
+export interface ProgressEvent {
+  /** 0–100, optional: a message without a number keeps the bar where it is. */
+  progress?: number;
+  message: string;
+}
+
+export interface SpawnUser {
+  name: string;
+  admin: boolean;
+  groups: string[];
+}
+
+export interface SpawnRequest {
+  user: SpawnUser;
+  /** '' for the default server. */
+  serverName: string;
+  /** URL path prefix the server must serve under, e.g. `/user/alice/`; always ends with `/`. */
+  prefix: string;
+  /** The single-user environment the hub prepared (JUPYTERHUB_*); the spawner adds JUPYTERHUB_SERVICE_URL. */
+  env: Record<string, string>;
+  userOptions: Record<string, unknown>;
+  /** Aborted when the start timeout passes or the user stops the server while it starts. */
+  signal: AbortSignal;
+  progress(event: ProgressEvent): void;
+  /**
+   * Called as soon as the spawner has created something that must be cleaned up if the hub dies now
+   * (a process id, a container id). The hub writes it to the DB before the spawner continues.
+   */
+  saveState(state: SpawnerState): Promise<void>;
+}
+
+export interface SpawnResult {
+  /** Where the proxy sends the server's traffic, e.g. `http://127.0.0.1:43127`. */
+  url: string;
+  state: SpawnerState;
+}
+
+export type PollResult = { running: true } | { running: false; exitCode: number | null };
+
+export interface Spawner {
+  /** Short name shown in `/hub/api/info`, e.g. `local`. */
+  readonly kind: string;
+  start(request: SpawnRequest): Promise<SpawnResult>;
+  poll(state: SpawnerState): Promise<PollResult>;
+  /** Stops the server; resolves once it is gone. `now` skips the graceful period. */
+  stop(state: SpawnerState, options?: { now?: boolean }): Promise<void>;
+  /** Releases what the spawner holds open (watches, sockets) at hub shutdown; running servers keep running. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,675 @@
+/**
+ * The proxy over real sockets: node http backends with a `ws` echo server, the CHP REST API, ChpProxyClient, and
+ * the CLI as a child process (`dist/proxy/main.js`, built by `npm run build` before tests).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { createLogger } from '../../hub/log.js';
+import { ChpProxyClient, ProxyApiError } from '../../proxy/chp-client.js';
+import { startProxy, type RunningProxy, type StartProxyOptions } from '../../proxy/main.js';
+import { freePort } from '../helpers/ports.js';
+
+const TOKEN = 'test-proxy-token-0123456789abcdef';
+const quiet = createLogger('test.proxy', { level: 'silent' });
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Backend {
+  url: string;
+  /** `req.url` of every HTTP request it received. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+interface Echo {
+  backend: string;
+  url: string;
+  method: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** Answers every request with what it saw, and echoes websocket messages prefixed with its name. */
+async function startBackend(name: string): Promise<Backend> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ backend: name, url: req.url, method: req.method, headers: req.headers }));
+    });
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => ws.on('message', (data) => ws.send(`${name}:${String(data)}`)));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    async close() {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A request whose path is sent byte for byte: fetch would resolve `..` before sending. */
+function request(base: string, rawPath: string, options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawResponse> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ hostname, port, path: rawPath, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+const auth = { authorization: `token ${TOKEN}` };
+
+async function api(proxy: RunningProxy, method: string, routePath: string, body?: unknown): Promise<RawResponse> {
+  return request(proxy.apiUrl, `/api/routes${routePath}`, {
+    method,
+    headers: body === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function addRoute(proxy: RunningProxy, routePath: string, target: string, data: Record<string, unknown> = {}): Promise<void> {
+  const res = await api(proxy, 'POST', routePath, { ...data, target });
+  expect(res.status).toBe(201);
+}
+
+async function lastActivity(proxy: RunningProxy, routePath: string): Promise<number> {
+  const res = await api(proxy, 'GET', routePath);
+  expect(res.status).toBe(200);
+  return Date.parse((JSON.parse(res.body) as { last_activity: string }).last_activity);
+}
+
+function startTestProxy(options: StartProxyOptions = {}): Promise<RunningProxy> {
+  return startProxy({ ip: '127.0.0.1', port: 0, apiPort: 0, authToken: TOKEN, log: quiet, ...options });
+}
+
+/** Resolves with the open socket, or rejects with the HTTP status the proxy answered instead of upgrading. */
+function openWebsocket(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`status ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+/** The status a raw upgrade request gets (101 when it became a websocket); the path is sent as is. */
+function upgradeStatus(base: string, rawPath: string): Promise<number> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      hostname, port, path: rawPath, agent: false,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<string> {
+  return new Promise((resolve) => ws.once('message', (data) => resolve(String(data))));
+}
+
+const STALLED_LISTENER = [
+  'import socket, time',
+  's = socket.socket()',
+  "s.bind(('127.0.0.1', 0))",
+  's.listen(0)',
+  'print(s.getsockname()[1], flush=True)',
+  'time.sleep(60)',
+].join('\n');
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+describe('proxy forwarding', () => {
+  let alice: Backend;
+  let bob: Backend;
+  let hub: Backend;
+  let proxy: RunningProxy;
+  let deadTarget: string;
+
+  beforeAll(async () => {
+    [alice, bob, hub] = await Promise.all([startBackend('alice'), startBackend('bob'), startBackend('hub')]);
+    deadTarget = `http://127.0.0.1:${await freePort()}`;
+    proxy = await startTestProxy({ defaultTarget: hub.url });
+    await addRoute(proxy, '/user/alice/', alice.url, { jupyterhub: true, user: 'alice' });
+    await addRoute(proxy, '/user/bob/', bob.url, { jupyterhub: true, user: 'bob' });
+    await addRoute(proxy, '/user/dead', deadTarget);
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+    await Promise.all([alice.close(), bob.close(), hub.close()]);
+  });
+
+  it('routes by longest prefix and forwards the full path and query', async () => {
+    const res = await request(proxy.publicUrl, '/user/alice/api/kernels?x=1');
+    expect(res.status).toBe(200);
+    const echo = JSON.parse(res.body) as Echo;
+    expect(echo.backend).toBe('alice');
+    expect(echo.url).toBe('/user/alice/api/kernels?x=1');
+    expect((JSON.parse((await request(proxy.publicUrl, '/user/bob/')).body) as Echo).backend).toBe('bob');
+    expect((JSON.parse((await request(proxy.publicUrl, '/user/alicex/')).body) as Echo).backend).toBe('hub');
+    expect((JSON.parse((await request(proxy.publicUrl, '/hub/login')).body) as Echo).backend).toBe('hub');
+  });
+
+  it('forwards methods and adds X-Forwarded-* headers', async () => {
+    const res = await request(proxy.publicUrl, '/user/alice/api/contents', { method: 'PUT', body: '{"x":1}', headers: { host: 'hub.example.org' } });
+    const echo = JSON.parse(res.body) as Echo;
+    expect(echo.method).toBe('PUT');
+    expect(echo.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(echo.headers['x-forwarded-proto']).toBe('http');
+    expect(echo.headers['x-forwarded-host']).toBe('hub.example.org');
+    expect(echo.headers.host).toBe('hub.example.org');
+  });
+
+  it('treats %40 and @ as the same route', async () => {
+    await addRoute(proxy, '/user/foo%40bar', alice.url);
+    const res = await request(proxy.publicUrl, '/user/foo%40bar/tree');
+    expect((JSON.parse(res.body) as Echo).url).toBe('/user/foo%40bar/tree');
+    expect((JSON.parse((await request(proxy.publicUrl, '/user/foo@bar/tree')).body) as Echo).backend).toBe('alice');
+  });
+
+  it('prepends the target path', async () => {
+    await addRoute(proxy, '/based', `${alice.url}/base/`);
+    const echo = JSON.parse((await request(proxy.publicUrl, '/based/x?y=2')).body) as Echo;
+    expect(echo.url).toBe('/base/based/x?y=2');
+  });
+
+  it('answers the health check itself', async () => {
+    const res = await request(proxy.publicUrl, '/_chp_healthz');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ status: 'OK' });
+  });
+
+  it('answers 503 with a built-in page when the target refuses connections', async () => {
+    const res = await request(proxy.publicUrl, '/user/dead/api/status');
+    expect(res.status).toBe(503);
+    expect(res.headers['content-type']).toContain('text/html');
+    expect(res.body).toContain('503 Service Unavailable');
+  });
+
+  it.each([
+    '/user/alice/../bob/x',
+    '/user/alice/%2e%2e/bob/x',
+    '/user/alice/..%2fbob/x',
+    '/user/alice/..%2Fbob/x',
+    '/user/alice/.%2E/bob/x',
+    '/user/alice/x/../../bob/x',
+    '/user/alice\\..\\bob/x',
+    '/user%2Fbob/x',
+  ])('never lets %s reach bob', async (rawPath) => {
+    const before = bob.requests.length;
+    const res = await request(proxy.publicUrl, rawPath);
+    expect(res.status).toBe(400);
+    expect(res.body).not.toContain('"backend":"bob"');
+    expect(bob.requests.length).toBe(before);
+  });
+
+  it('forwards encoded slashes inside a matched server unchanged', async () => {
+    const echo = JSON.parse((await request(proxy.publicUrl, '/user/alice/api/contents/a%2Fb')).body) as Echo;
+    expect(echo).toMatchObject({ backend: 'alice', url: '/user/alice/api/contents/a%2Fb' });
+  });
+
+  it('proxies websockets, counts them, and updates last_activity on traffic', async () => {
+    const wsBase = proxy.publicUrl.replace('http', 'ws');
+    const before = await lastActivity(proxy, '/user/alice');
+    await sleep(15);
+    const ws = await openWebsocket(`${wsBase}/user/alice/api/kernels/k1/channels`);
+    expect(proxy.proxy.openWebsockets).toBe(1);
+    const afterOpen = await lastActivity(proxy, '/user/alice');
+    expect(afterOpen).toBeGreaterThan(before);
+    await sleep(15);
+    const reply = nextMessage(ws);
+    ws.send('hello');
+    expect(await reply).toBe('alice:hello');
+    expect(await lastActivity(proxy, '/user/alice')).toBeGreaterThan(afterOpen);
+    ws.close();
+    await waitFor(() => proxy.proxy.openWebsockets === 0);
+  });
+
+  it('routes websockets by prefix: bob gets his own', async () => {
+    const ws = await openWebsocket(`${proxy.publicUrl.replace('http', 'ws')}/user/bob/terminals/websocket/1`);
+    const reply = nextMessage(ws);
+    ws.send('hi');
+    expect(await reply).toBe('bob:hi');
+    ws.close();
+    await waitFor(() => proxy.proxy.openWebsockets === 0);
+  });
+
+  it('answers a raw 503 to a websocket whose target is down, and 400 to traversal', async () => {
+    const wsBase = proxy.publicUrl.replace('http', 'ws');
+    await expect(openWebsocket(`${wsBase}/user/dead/api/kernels/k/channels`)).rejects.toThrow('status 503');
+    const before = bob.requests.length;
+    expect(await upgradeStatus(proxy.publicUrl, '/user/alice/%2e%2e/bob/x')).toBe(400);
+    expect(await upgradeStatus(proxy.publicUrl, '/user/alice/../bob/x')).toBe(400);
+    expect(await upgradeStatus(proxy.publicUrl, '/user/bob/x')).toBe(101);
+    expect(bob.requests.length).toBe(before);
+    await waitFor(() => proxy.proxy.openWebsockets === 0);
+  });
+
+  it('updates last_activity on successful HTTP traffic, not on errors', async () => {
+    const before = await lastActivity(proxy, '/user/bob');
+    await sleep(15);
+    await request(proxy.publicUrl, '/user/bob/api/status');
+    expect(await lastActivity(proxy, '/user/bob')).toBeGreaterThan(before);
+
+    const deadBefore = await lastActivity(proxy, '/user/dead');
+    await sleep(15);
+    expect((await request(proxy.publicUrl, '/user/dead/api/status')).status).toBe(503);
+    expect(await lastActivity(proxy, '/user/dead')).toBe(deadBefore);
+  });
+
+  it('ends the client response when the target dies mid-body', async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    await addRoute(proxy, '/user/flaky', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    await expect(request(proxy.publicUrl, '/user/flaky/download')).rejects.toThrow();
+    server.close();
+  });
+
+  it('exports Prometheus metrics to token holders only', async () => {
+    expect((await request(proxy.apiUrl, '/metrics')).status).toBe(403);
+    const res = await request(proxy.apiUrl, '/metrics', { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/labhub_proxy_requests_total\{status="200"\} \d+/);
+    expect(res.body).toMatch(/labhub_proxy_requests_total\{status="503"\} \d+/);
+    expect(res.body).toMatch(/labhub_proxy_upstream_errors_total\{code="ECONNREFUSED"\} \d+/);
+    expect(res.body).toMatch(/labhub_proxy_routes \d+/);
+    expect(res.body).toContain('labhub_proxy_open_websockets 0');
+    expect(res.body).toContain('labhub_proxy_response_latency_seconds_bucket');
+  });
+});
+
+describe('proxy errors and options', () => {
+  let backend: Backend;
+  let errorPages: http.Server;
+  let errorPagesUrl: string;
+  const errorRequests: string[] = [];
+
+  beforeAll(async () => {
+    backend = await startBackend('server');
+    errorPages = http.createServer((req, res) => {
+      errorRequests.push(req.url ?? '');
+      const code = Number(/\/hub\/error\/(\d+)/.exec(req.url ?? '')?.[1]);
+      res.writeHead(code, { 'content-type': 'text/x-hub-error' });
+      res.end(`hub error page ${code} for ${new URL(req.url ?? '', 'http://x').searchParams.get('url')}`);
+    });
+    errorPages.listen(0, '127.0.0.1');
+    await once(errorPages, 'listening');
+    errorPagesUrl = `http://127.0.0.1:${(errorPages.address() as AddressInfo).port}/hub/error`;
+  });
+
+  afterAll(async () => {
+    await backend.close();
+    errorPages.close();
+  });
+
+  it('answers 404 without a route or default target', async () => {
+    const proxy = await startTestProxy();
+    try {
+      const res = await request(proxy.publicUrl, '/user/nobody/');
+      expect(res.status).toBe(404);
+      expect(res.body).toContain('404 Not Found');
+      await expect(openWebsocket(`${proxy.publicUrl.replace('http', 'ws')}/user/nobody/ws`)).rejects.toThrow('status 404');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('relays error pages from the error target with the original status', async () => {
+    const proxy = await startTestProxy({ errorTarget: errorPagesUrl });
+    try {
+      await addRoute(proxy, '/user/dead', `http://127.0.0.1:${await freePort()}`);
+      const dead = await request(proxy.publicUrl, '/user/dead/lab?token=abc');
+      expect(dead.status).toBe(503);
+      expect(dead.headers['content-type']).toBe('text/x-hub-error');
+      expect(dead.body).toBe('hub error page 503 for /user/dead/lab?token=abc');
+      const missing = await request(proxy.publicUrl, '/nowhere');
+      expect(missing.status).toBe(404);
+      expect(missing.body).toBe('hub error page 404 for /nowhere');
+      expect(errorRequests).toContain('/hub/error/404?url=%2Fnowhere');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('falls back to the built-in page when the error target is down', async () => {
+    const proxy = await startTestProxy({ errorTarget: `http://127.0.0.1:${await freePort()}/hub/error` });
+    try {
+      const res = await request(proxy.publicUrl, '/nowhere');
+      expect(res.status).toBe(404);
+      expect(res.body).toContain('404 Not Found');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not hang on a target that accepts but never answers (proxy timeout)', async () => {
+    const silent = http.createServer(() => undefined);
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const proxy = await startTestProxy({ proxyTimeoutMs: 200 });
+    try {
+      await addRoute(proxy, '/user/silent', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+      const started = Date.now();
+      expect((await request(proxy.publicUrl, '/user/silent/')).status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      await proxy.close();
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it('does not hang on a target host that never completes the connection (connect timeout)', async () => {
+    // A listener that never accepts, with its accept queue filled: the kernel drops further SYNs, so a new
+    // connection stays "connecting" like one to a vanished host. Node accepts by itself, hence Python.
+    const listener = spawn('python3', ['-c', STALLED_LISTENER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proxy = await startTestProxy({ connectTimeoutMs: 300 });
+    const fillers: net.Socket[] = [];
+    try {
+      const [portLine] = (await once(listener.stdout!, 'data')) as [Buffer];
+      const port = Number(String(portLine).trim());
+      for (let i = 0; i < 2; i++) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
+      await sleep(100);
+      await addRoute(proxy, '/user/gone', `http://127.0.0.1:${port}`);
+      const started = Date.now();
+      expect((await request(proxy.publicUrl, '/user/gone/')).status).toBe(503);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      for (const socket of fillers) socket.destroy();
+      listener.kill();
+      await proxy.close();
+    }
+  });
+
+  it('honours --no-include-prefix, --no-prepend-path and --no-x-forward', async () => {
+    const proxy = await startTestProxy({ includePrefix: false, prependPath: false, xfwd: false });
+    try {
+      await addRoute(proxy, '/user/foo%40bar', `${backend.url}/ignored/`);
+      const echo = JSON.parse((await request(proxy.publicUrl, '/user/foo%40bar/api/x?q=1')).body) as Echo;
+      expect(echo.url).toBe('/api/x?q=1');
+      expect(echo.headers['x-forwarded-for']).toBeUndefined();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('closes websockets when it stops', async () => {
+    const proxy = await startTestProxy({ defaultTarget: backend.url });
+    const ws = await openWebsocket(`${proxy.publicUrl.replace('http', 'ws')}/ws`);
+    const closed = once(ws, 'close');
+    await proxy.close();
+    await closed;
+    expect(proxy.proxy.openWebsockets).toBe(0);
+  });
+});
+
+describe('proxy over TLS', () => {
+  it('serves HTTPS and its API over HTTPS, forwarding X-Forwarded-Proto https', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'labhub-proxy-tls-'));
+    const keyFile = path.join(dir, 'key.pem');
+    const certFile = path.join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const tls = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
+    const backend = await startBackend('tls');
+    const proxy = await startTestProxy({ tls, apiTls: tls, defaultTarget: backend.url });
+    const get = (url: string, headers: Record<string, string> = {}) =>
+      new Promise<RawResponse>((resolve, reject) => {
+        https.get(url, { ca: tls.cert, headers, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        }).on('error', reject);
+      });
+    try {
+      expect(proxy.publicUrl).toMatch(/^https:/);
+      const echo = JSON.parse((await get(`${proxy.publicUrl}/hub/`)).body) as Echo;
+      expect(echo).toMatchObject({ backend: 'tls', url: '/hub/' });
+      expect(echo.headers['x-forwarded-proto']).toBe('https');
+      expect((await get(`${proxy.apiUrl}/api/routes`, auth)).status).toBe(200);
+    } finally {
+      await proxy.close();
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('proxy REST API', () => {
+  let proxy: RunningProxy;
+  const target = 'http://127.0.0.1:9';
+
+  beforeAll(async () => {
+    proxy = await startTestProxy();
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+  });
+
+  it('refuses requests without the right token with 403', async () => {
+    expect((await request(proxy.apiUrl, '/api/routes')).status).toBe(403);
+    expect((await request(proxy.apiUrl, '/api/routes', { headers: { authorization: 'token wrong' } })).status).toBe(403);
+    expect((await request(proxy.apiUrl, '/api/routes', { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(403);
+    const res = await request(proxy.apiUrl, '/api/routes', { method: 'POST', headers: { authorization: 'token x' }, body: `{"target":"${target}"}` });
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 403 });
+    expect(proxy.routes.size).toBe(0);
+  });
+
+  it('adds, reads, lists and deletes routes', async () => {
+    const add = await api(proxy, 'POST', '/user/alice/', { target, jupyterhub: true, user: 'alice', server_name: '' });
+    expect(add.status).toBe(201);
+    expect(add.body).toBe('');
+    const one = await api(proxy, 'GET', '/user/alice');
+    expect(one.status).toBe(200);
+    expect(JSON.parse(one.body)).toMatchObject({ target, jupyterhub: true, user: 'alice', server_name: '' });
+    expect(JSON.parse(one.body).last_activity).toMatch(/Z$/);
+
+    await addRoute(proxy, '/user/foo%40bar', target);
+    await addRoute(proxy, '', target, { hub: true });
+    const all = JSON.parse((await api(proxy, 'GET', '')).body) as Record<string, { target: string }>;
+    expect(Object.keys(all).sort()).toEqual(['/', '/user/alice', '/user/foo@bar']);
+
+    expect((await api(proxy, 'DELETE', '/user/foo%40bar')).status).toBe(204);
+    expect((await api(proxy, 'DELETE', '/user/foo%40bar')).status).toBe(404);
+    expect((await api(proxy, 'DELETE', '')).status).toBe(204);
+    expect((await api(proxy, 'GET', '/user/foo@bar')).status).toBe(404);
+    expect(Object.keys(JSON.parse((await api(proxy, 'GET', '/')).body) as object)).toEqual(['/user/alice']);
+  });
+
+  it('filters by inactive_since and inactiveSince', async () => {
+    await addRoute(proxy, '/user/filtered', target);
+    const future = new Date(Date.now() + 60_000).toISOString();
+    const past = new Date(Date.now() - 60_000).toISOString();
+    for (const param of ['inactive_since', 'inactiveSince']) {
+      const later = JSON.parse((await api(proxy, 'GET', `?${param}=${future}`)).body) as object;
+      expect(Object.keys(later)).toContain('/user/filtered');
+      const earlier = JSON.parse((await api(proxy, 'GET', `?${param}=${past}`)).body) as object;
+      expect(Object.keys(earlier)).not.toContain('/user/filtered');
+    }
+  });
+
+  it('validates input with JSON errors', async () => {
+    const bad = async (res: Promise<RawResponse>, status: number) => {
+      const { status: actual, body } = await res;
+      expect(actual).toBe(status);
+      expect(JSON.parse(body)).toMatchObject({ status, message: expect.any(String) });
+    };
+    await bad(api(proxy, 'GET', '?inactive_since=yesterday'), 400);
+    await bad(request(proxy.apiUrl, '/api/routes/x', { method: 'POST', headers: auth, body: '{not json' }), 400);
+    await bad(request(proxy.apiUrl, '/api/routes/x', { method: 'POST', headers: auth, body: '' }), 400);
+    await bad(api(proxy, 'POST', '/x', { nottarget: 1 }), 400);
+    await bad(api(proxy, 'POST', '/x', { target: 5 }), 400);
+    await bad(api(proxy, 'POST', '/x', [target]), 400);
+    await bad(api(proxy, 'POST', '/x', null), 400);
+    await bad(api(proxy, 'POST', '/x', { target: 'not a url' }), 400);
+    await bad(request(proxy.apiUrl, '/api/routes/%E0%A4%A', { headers: auth }), 400);
+    await bad(api(proxy, 'GET', '/user/nobody'), 404);
+    await bad(request(proxy.apiUrl, '/api/other', { headers: auth }), 404);
+    await bad(request(proxy.apiUrl, '/api/routes/x', { method: 'PUT', headers: auth, body: '{}' }), 405);
+    await bad(request(proxy.apiUrl, '/api/routes/x', { method: 'POST', headers: auth, body: Buffer.alloc(2 * 1024 * 1024, 0x20) }), 413);
+    expect(proxy.routes.get('/x')).toBeUndefined();
+  });
+
+  it('drives the proxy through ChpProxyClient', async () => {
+    const client = new ChpProxyClient({ apiUrl: `${proxy.apiUrl}/`, authToken: TOKEN });
+    await client.addRoute('/user/client%40x/', target, { jupyterhub: true, user: 'client@x', server_name: '' });
+    await client.addRoute('/user/client%40x/lab2/', target, { jupyterhub: true, user: 'client@x', server_name: 'lab2' });
+    const routes = await client.getRoutes();
+    expect(routes['/user/client%40x']).toMatchObject({ target, jupyterhub: true, user: 'client@x' });
+    expect(routes['/user/client%40x']?.last_activity).toMatch(/Z$/);
+    expect(Object.keys(routes)).toContain('/user/client%40x/lab2');
+    for (const key of Object.keys(routes)) await client.deleteRoute(key);
+    expect(await client.getRoutes()).toEqual({});
+    await client.deleteRoute('/user/never-there/');
+  });
+
+  it('ChpProxyClient fails fast on a rejected token and after bounded retries when the API is down', async () => {
+    const wrong = new ChpProxyClient({ apiUrl: proxy.apiUrl, authToken: 'wrong', retryDelaysMs: [1000, 1000] });
+    const started = Date.now();
+    const rejected = await wrong.getRoutes().catch((err: unknown) => err);
+    expect(rejected).toBeInstanceOf(ProxyApiError);
+    expect((rejected as ProxyApiError).status).toBe(403);
+    expect(Date.now() - started).toBeLessThan(1000);
+
+    const down = new ChpProxyClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, retryDelaysMs: [10, 10] });
+    await expect(down.addRoute('/user/x', target, {})).rejects.toThrow(/failed after 3 attempts: ECONNREFUSED/);
+  });
+
+  it('ChpProxyClient retries 5xx answers', async () => {
+    let calls = 0;
+    const flaky = http.createServer((_req, res) => {
+      calls += 1;
+      res.writeHead(calls < 3 ? 502 : 200, { 'content-type': 'application/json' });
+      res.end(calls < 3 ? '{"message":"starting"}' : '{"/":{"target":"http://h"}}');
+    });
+    flaky.listen(0, '127.0.0.1');
+    await once(flaky, 'listening');
+    try {
+      const client = new ChpProxyClient({ apiUrl: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`, retryDelaysMs: [10, 10, 10] });
+      expect(await client.getRoutes()).toEqual({ '/': { target: 'http://h' } });
+      expect(calls).toBe(3);
+    } finally {
+      flaky.close();
+    }
+  });
+});
+
+describe('proxy CLI (dist/proxy/main.js)', () => {
+  const mainJs = path.join(repoRoot, 'dist/proxy/main.js');
+
+  function runCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+    return spawn(process.execPath, [mainJs, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  async function exitOf(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, stdout, stderr };
+  }
+
+  it('serves, takes routes over the API, and stops cleanly on SIGTERM', async () => {
+    const backend = await startBackend('cli');
+    const child = runCli(['--ip', '127.0.0.1', '--port', '0', '--api-port', '0', '--default-target', backend.url, '--log-level', 'info'], {
+      CONFIGPROXY_AUTH_TOKEN: TOKEN,
+    });
+    const exited = exitOf(child);
+    try {
+      let output = '';
+      const listening = await new Promise<{ proxy: string; api: string }>((resolve, reject) => {
+        child.stderr!.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          const line = output.split('\n').find((l) => l.includes('proxy listening'));
+          if (line) resolve(JSON.parse(line) as { proxy: string; api: string });
+        });
+        child.once('exit', () => reject(new Error(`proxy exited early: ${output}`)));
+      });
+      expect((JSON.parse((await request(listening.proxy, '/hub/home')).body) as Echo).backend).toBe('cli');
+      expect((await request(listening.api, '/api/routes')).status).toBe(403);
+      const routes = JSON.parse((await request(listening.api, '/api/routes', { headers: auth })).body) as Record<string, { target: string }>;
+      expect(routes['/']?.target).toBe(backend.url);
+      child.kill('SIGTERM');
+      expect((await exited).code).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await backend.close();
+    }
+  });
+
+  it.each([
+    [['--port', 'eighty'], '--port'],
+    [['--port', '70000'], '--port'],
+    [['--api-port', '-1'], '--api-port'],
+    [['--timeout', '5s'], '--timeout'],
+    [['--default-target', 'localhost:8081'], '--default-target'],
+    [['--error-target', 'ftp://x'], '--error-target'],
+    [['--log-level', 'loud'], '--log-level'],
+    [['--ssl-key', '/nonexistent/key.pem'], '--ssl-cert'],
+    [['--ip', 'not an ip'], '--ip'],
+    [['--host-routing'], '--host-routing'],
+  ])('exits 2 naming the flag for %j', async (args, flag) => {
+    const { code, stderr } = await exitOf(runCli(args));
+    expect(code).toBe(2);
+    expect(stderr).toContain(flag);
+  });
+
+  it('prints help', async () => {
+    const { code, stdout } = await exitOf(runCli(['--help']));
+    expect(code).toBe(0);
+    expect(stdout).toContain('--default-target');
+  });
+});
