@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../hub/log.js';
 import { ProxyMetrics } from './metrics.js';
 import { RouteTable, type Route, type UnroutableReason } from './routes.js';
 
-export const HEALTH_PATH = '/_chp_healthz';
+const HEALTH_PATH = '/_chp_healthz';
 
 export interface TlsOptions {
   key: string | Buffer;

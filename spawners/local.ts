@@ -169,13 +169,25 @@ function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+async function threadCount(pid: number): Promise<number> {
+  try {
+    return (await fsp.readdir(`/proc/${pid}/task`)).length;
+  } catch {
+    return 0;
+  }
+}
+
 /** Is the process described by the state alive (and still the same process, not a reused pid)? */
 async function isAlive(s: LocalState): Promise<boolean> {
   const stat = await readProcStat(s.pid);
   if (stat === null) return false;
   if (stat) {
-    if (stat.state === 'Z' || stat.state === 'X') return false;
-    return s.startTime === null || stat.startTime === s.startTime;
+    if (s.startTime !== null && stat.startTime !== s.startTime) return false;
+    if (stat.state === 'X') return false;
+    // A zombie has exited, but a multi-threaded process shows its leader as a zombie while its other threads are
+    // still exiting and still hold its files (the listening socket): gone only once the leader is the last thread.
+    if (stat.state === 'Z') return (await threadCount(s.pid)) > 1;
+    return true;
   }
   try {
     process.kill(s.pid, 0);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -147,20 +148,41 @@ export class Browser {
     }
   }
 
-  /** One request, no redirect following. */
-  async request(path: string, init: RequestInit = {}): Promise<Response> {
+  /**
+   * One request, no redirect following. Sent with node:http rather than fetch: fetch adds its own
+   * `Sec-Fetch-Mode: cors`, and servers rightly treat that differently from a browser navigation.
+   */
+  async request(path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Response> {
     const url = new URL(path, this.origin);
-    const headers = new Headers(init.headers);
+    const headers: Record<string, string> = { ...init.headers };
     const cookie = this.cookieHeader(url.pathname);
-    if (cookie) headers.set('cookie', cookie);
-    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    if (cookie) headers.cookie = cookie;
+    if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
+    const res = await new Promise<Response>((resolvePromise, reject) => {
+      const req = httpRequest(url, { method: init.method ?? 'GET', headers }, (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (c: Buffer) => chunks.push(c));
+        incoming.on('end', () => {
+          const out = new Headers();
+          for (const [k, v] of Object.entries(incoming.headers)) {
+            for (const value of ([] as string[]).concat(v ?? [])) out.append(k, value);
+          }
+          const status = incoming.statusCode ?? 0;
+          const body = [101, 204, 205, 304].includes(status) ? null : Buffer.concat(chunks);
+          resolvePromise(new Response(body, { status, headers: out }));
+        });
+        incoming.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(init.body);
+    });
     this.store(res, url.pathname);
     return res;
   }
 
   /** A navigation: follows redirects (GET after each), as a browser does. */
-  async navigate(path: string, init: RequestInit = {}, maxHops = 15): Promise<Response> {
-    let res = await this.request(path, { ...init, headers: { 'sec-fetch-mode': 'navigate', ...(init.headers as Record<string, string>) } });
+  async navigate(path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}, maxHops = 15): Promise<Response> {
+    let res = await this.request(path, { ...init, headers: { 'sec-fetch-mode': 'navigate', ...init.headers } });
     let current = new URL(path, this.origin);
     this.visited.push(current.pathname + current.search);
     for (let hop = 0; hop < maxHops && [301, 302, 303, 307].includes(res.status); hop++) {

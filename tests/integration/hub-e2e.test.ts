@@ -11,9 +11,7 @@ import { findSingleuser, requireService } from '../helpers/jupyter.js';
  * authenticator, the local spawner running the real jupyterhub-singleuser, the OAuth dance, a kernel over a
  * websocket through the proxy. Then crashes: kill -9 of the hub and of the proxy.
  */
-// jupyterhub-singleuser 5.x loops between /user/<name>/lab and the OAuth callback against this hub (the callback
-// sets its cookie, the next page does not accept it); tracked on the hub core issue until fixed, so only 3.x runs here.
-for (const major of [3] as const) {
+for (const major of [3, 5] as const) {
   const singleuser = findSingleuser(major);
   const available = requireService(`jupyterhub-singleuser ${major}.x`, singleuser !== null);
 
