@@ -1,7 +1,8 @@
+import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { LabHubConfig } from './config/schema.js';
-import { dataPath } from './config/load.js';
+import { dataPath, publicOrigin } from './config/load.js';
 import { migrate, openDatabase, type OpenedDatabase } from './db/database.js';
 import { createStore, type Store } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
@@ -11,6 +12,7 @@ import { SessionManager } from './auth/sessions.js';
 import { TokenService } from './auth/token-service.js';
 import { Xsrf } from './auth/xsrf.js';
 import { buildRoles } from './auth/roles.js';
+import { normalizeUsername } from './auth/usernames.js';
 import { createHubMetrics } from './metrics.js';
 import { ServerManager } from './servers/manager.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
@@ -24,7 +26,8 @@ import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
 import { oauth2Router } from './api/oauth2.js';
-import { authPages, createOneTimeLink } from './pages/auth.js';
+import { authPages } from './pages/auth.js';
+import { createOneTimeLink } from './auth/one-time-links.js';
 import { notRunningHandler, serverPages } from './pages/servers.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
@@ -55,9 +58,11 @@ export interface HubOptions {
 
 /** Opens the state DB named by the config and brings its schema up to date. */
 export async function openStateDatabase(config: LabHubConfig): Promise<OpenedDatabase> {
-  const opened = config.db_url.startsWith('sqlite:')
-    ? openDatabase({ sqlitePath: dataPath(config, config.db_url.slice('sqlite:'.length)) })
-    : openDatabase({ postgresUrl: config.db_url });
+  // The data dir holds password and token hashes, sessions and secrets: only the hub's user may read it.
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  const sqlitePath = config.db_url.startsWith('sqlite:') ? dataPath(config, config.db_url.slice('sqlite:'.length)) : null;
+  const opened = sqlitePath ? openDatabase({ sqlitePath }) : openDatabase({ postgresUrl: config.db_url });
+  if (sqlitePath && sqlitePath !== ':memory:') chmodSync(sqlitePath, 0o600);
   try {
     await migrate(opened.db, opened.dialect);
   } catch (err) {
@@ -70,6 +75,10 @@ export async function openStateDatabase(config: LabHubConfig): Promise<OpenedDat
 function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   const s = config.spawner;
   if (s.kind === 'instant') return new InstantSpawner();
+  if (process.getuid?.() !== 0 || !s.run_as_system_users) {
+    log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
+      'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');
+  }
   return new LocalSpawner({
     cmd: s.cmd, args: s.args, ip: s.ip, dataDir: config.data_dir, envKeep: s.env_keep, environment: s.environment,
     logger: log.child({ component: 'spawner' }), runAsSystemUsers: s.run_as_system_users, allowRoot: s.allow_root,
@@ -130,8 +139,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
     await store.invitations.deleteSetupLinks();
     const code = await createOneTimeLink(ctx, null, true, 24 * 3600);
-    const origin = config.public_url ?? `http://${config.ip === '' || config.ip === '0.0.0.0' ? 'localhost' : config.ip}:${config.port}`;
-    setupUrl = `${origin.replace(/\/$/, '')}/hub/setup?code=${code}`;
+    setupUrl = `${publicOrigin(config)}/hub/setup?code=${code}`;
   }
   log.info({ url: `http://${config.ip || '0.0.0.0'}:${config.port}/`, hub: hubUrl, version: VERSION }, 'LabHub is running');
 
@@ -167,7 +175,7 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
   for (const role of roles.values()) {
     if (['user', 'admin', 'server', 'token'].includes(role.name) && !config.roles.some((r) => r.name === role.name)) continue;
     const members: Array<{ kind: 'user' | 'group' | 'service'; id: number }> = [];
-    for (const name of role.users) {
+    for (const name of role.users.map(normalizeUsername)) {
       const user = await store.users.byName(name) ?? await store.users.create(name);
       members.push({ kind: 'user', id: user.id });
     }

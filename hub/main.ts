@@ -7,6 +7,8 @@ import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
 import { openStateDatabase, startHub } from './app.js';
+import { publicOrigin } from './config/load.js';
+import { createOneTimeLink, INVITATION_TTL_S } from './auth/one-time-links.js';
 import { VERSION } from './version.js';
 import { createLogger } from './log.js';
 import { TokenService } from './auth/token-service.js';
@@ -23,6 +25,8 @@ Commands:
   start                     run the hub and its proxy (the default)
   proxy [proxy options]     run only the proxy (configurable-http-proxy compatible; see labhub proxy --help)
   users add <name> [--admin] [--password-stdin]
+  users invite <name> [--admin]
+                            print a one-time link (valid 7 days) where the user sets a password
   users list
   users remove <name>
   token <name> [--scopes a,b] [--expires-in SECONDS] [--note TEXT]
@@ -33,7 +37,7 @@ Options (every command but proxy):
   --config FILE             YAML config file (env LABHUB_CONFIG)
   --data-dir DIR            state DB and generated secrets (env LABHUB_DATA_DIR; default ./data)
   --port N                  public port (env LABHUB_PORT; default 8000)
-  --log-level LEVEL         trace, debug, info, warn or error (env LABHUB_LOG_LEVEL)
+  --log-level LEVEL         trace, debug, info, warn, error or fatal (env LABHUB_LOG_LEVEL)
   -h, --help                show this help
 
 Every config key can also be set as LABHUB_<KEY> (nested keys joined with __); see docs/config.md.
@@ -182,6 +186,15 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
+  if (sub === 'invite') {
+    const name = checkedName(raw);
+    return withStore(config, async (store) => {
+      if (!(await store.users.byName(name))) await store.users.create(name, { admin: Boolean(values.admin) });
+      const code = await createOneTimeLink({ store }, name, Boolean(values.admin), INVITATION_TTL_S);
+      io.stdout.write(`${publicOrigin(config)}/hub/invite?code=${code}\n`);
+      return 0;
+    });
+  }
   if (sub === 'remove') {
     const name = checkedName(raw);
     return withStore(config, async (store) => {
@@ -194,7 +207,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
-  throw new UsageError('users takes add, list or remove');
+  throw new UsageError('users takes add, invite, list or remove');
 }
 
 async function token(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
@@ -208,6 +221,11 @@ async function token(config: LabHubConfig, args: string[], values: Record<string
   if (values['expires-in'] !== undefined) {
     if (!/^\d{1,9}$/.test(String(values['expires-in'])) || Number(values['expires-in']) === 0) throw new UsageError('--expires-in: expected a positive number of seconds');
     expiresIn = Number(values['expires-in']);
+  }
+  const max = config.token_expires_in_max_seconds;
+  if (max > 0) {
+    if (expiresIn === null) expiresIn = max;
+    if (expiresIn > max) throw new UsageError(`--expires-in: at most ${max} seconds (token_expires_in_max_seconds)`);
   }
   return withStore(config, async (store) => {
     const user = await store.users.byName(name);

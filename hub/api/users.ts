@@ -6,6 +6,8 @@ import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList } from '../auth/scopes.js';
 import { userModel } from './models.js';
+import { createOneTimeLink, INVITATION_TTL_S } from '../auth/one-time-links.js';
+import { publicOrigin } from '../config/load.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, usernameFrom, wantsPagination } from './validate.js';
 
 const listQuery = z.object({
@@ -164,6 +166,21 @@ export function usersRouter(ctx: HubContext): Router {
     await store.users.delete(user.id);
     ctx.log.info({ user: name, by: requester.name }, 'user deleted');
     res.status(204).end();
+  });
+
+  /** LabHub extension: a one-time link where a native account sets its password (the admin never sees it). */
+  router.post('/users/:name/invitation', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    const requester = await authz.require(res.locals.requester ?? null, ['admin:users'], { user: name });
+    if (ctx.authenticator.kind !== 'native') throw new HttpError(400, 'Invitation links are for native accounts; this hub uses another authenticator');
+    parseInput(z.strictObject({}), isEmptyBody(req.body) ? {} : req.body);
+    const user = await existingUser(name);
+    if (user.admin) requireAdmin(requester, 'invite an admin');
+    const code = await createOneTimeLink(ctx, user.name, Boolean(user.admin), INVITATION_TTL_S);
+    res.status(201).json({
+      url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`,
+      expires_at: new Date(Date.now() + INVITATION_TTL_S * 1000).toISOString(),
+    });
   });
 
   router.post('/users/:name/activity', async (req, res) => {

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { roleProblems } from '../auth/roles.js';
+import { normalizeUsername, validateUsername } from '../auth/usernames.js';
 import { configSchema, type LabHubConfig } from './schema.js';
 
 /** A config problem that stops start-up; its message names the key and what was expected. */
@@ -18,8 +20,11 @@ export interface ConfigSources {
 }
 
 const ENV_PREFIX = 'LABHUB_';
-/** Variables with the prefix that are not config keys. */
-const ENV_NOT_KEYS = new Set(['LABHUB_CONFIG']);
+/**
+ * Only variables whose first part names a top-level key are config: the prefix is shared with other settings
+ * (LABHUB_CONFIG, LABHUB_COOKIE_SECRET, test-suite variables). Below a known key, unknown names are still errors.
+ */
+const TOP_LEVEL_KEYS = new Set(Object.keys(configSchema.shape));
 
 /**
  * Defaults < YAML file < `LABHUB_*` variables < flags.
@@ -35,6 +40,14 @@ export function loadConfig(sources: ConfigSources = {}): LabHubConfig {
   if (sources.overrides) deepMerge(merged, sources.overrides);
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, file));
+  const roleErrors = result.data.roles.flatMap((role, i) => [
+    ...roleProblems(role),
+    ...role.users.flatMap((u) => {
+      const problem = validateUsername(normalizeUsername(u));
+      return problem ? [`user ${JSON.stringify(u.slice(0, 64))}: ${problem}`] : [];
+    }),
+  ].map((p) => `roles.${i} (${role.name}): ${p}`));
+  if (roleErrors.length) throw new ConfigError(`invalid configuration:\n  ${roleErrors.join('\n  ')}`);
   return result.data;
 }
 
@@ -61,8 +74,9 @@ function readConfigFile(file: string): Record<string, unknown> {
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || ENV_NOT_KEYS.has(name) || raw === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
     const path = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    if (!TOP_LEVEL_KEYS.has(path[0]!)) continue;
     setPath(out, path, parseEnvValue(name, raw));
   }
   if (env.CONFIGPROXY_AUTH_TOKEN) setPath(out, ['proxy', 'auth_token'], env.CONFIGPROXY_AUTH_TOKEN);
@@ -118,4 +132,10 @@ function describeIssues(issues: z.core.$ZodIssue[], file: string | undefined): s
 /** Resolves a path from config against the data directory, as every data-dir-relative key is. */
 export function dataPath(config: LabHubConfig, p: string): string {
   return isAbsolute(p) ? p : resolve(config.data_dir, p);
+}
+
+/** Where people reach the hub: the public URL when set, else the proxy's address. */
+export function publicOrigin(config: LabHubConfig): string {
+  const origin = config.public_url ?? `http://${config.ip === '' || config.ip === '0.0.0.0' ? 'localhost' : config.ip}:${config.port}`;
+  return origin.replace(/\/$/, '');
 }

@@ -6,7 +6,8 @@ import { z } from 'zod';
  * Unknown keys are errors so that a typo never silently falls back to a default.
  */
 const port = z.number().int().min(1).max(65535);
-const seconds = z.number().min(0).max(86_400 * 366);
+/** A duration that must be positive: zero would make every spawn time out, or a check loop spin. */
+const positiveSeconds = z.number().min(0.1).max(86_400 * 366);
 const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
 
 const serviceSchema = z.strictObject({
@@ -62,7 +63,7 @@ export const configSchema = z.strictObject({
       /** Command that starts the proxy in managed mode (CHP-compatible flags are appended). Default: LabHub's own. */
       command: z.array(z.string()).min(1).optional(),
       /** How often the hub checks the proxy is alive, and re-syncs its routes after a restart. */
-      check_interval: seconds.default(5),
+      check_interval: z.number().min(0.5).max(3600).default(5),
     })
     .prefault({}),
   authenticator: z
@@ -86,11 +87,11 @@ export const configSchema = z.strictObject({
       environment: z.record(z.string(), z.string()).default({}),
       env_keep: z.array(z.string()).optional(),
       /** Seconds for the spawner to start the server process. */
-      start_timeout: seconds.default(60),
+      start_timeout: positiveSeconds.default(60),
       /** Seconds for the started server to answer HTTP. */
-      http_timeout: seconds.default(30),
+      http_timeout: positiveSeconds.default(30),
       /** Seconds between checks that running servers are still alive. */
-      poll_interval: seconds.default(30),
+      poll_interval: z.number().min(1).max(86_400).default(30),
       /** local: run as the matching system account when the hub runs as root. */
       run_as_system_users: z.boolean().default(true),
       /** local: allow servers to run as root (a root hub without matching system accounts, e.g. in a container). */
@@ -107,7 +108,7 @@ export const configSchema = z.strictObject({
   /** Longest lifetime of an API token in seconds; 0 means no limit. */
   token_expires_in_max_seconds: z.number().int().min(0).default(0),
   /** Seconds an OAuth access token issued to a notebook server lives. */
-  oauth_token_expires_in: seconds.default(14 * 86_400),
+  oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
   services: z.array(serviceSchema).default([]),
   roles: z.array(roleSchema).default([]),
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
@@ -7,9 +6,9 @@ import { validateNextUrl } from '../auth/next-url.js';
 import { hashPassword, passwordRejection } from '../auth/passwords.js';
 import { normalizeUsername, validateUsername } from '../auth/usernames.js';
 import { renderPage } from './render.js';
+import { linkCodeHash } from '../auth/one-time-links.js';
 
 const GENERIC_FAILURE = 'Invalid username or password.';
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** Field values from a form post; anything that is not a short string is treated as absent. */
 export function formField(req: Request, name: string, max = 1024): string {
@@ -68,7 +67,7 @@ export function authPages(ctx: HubContext): Router {
   /** First-admin setup (`username` null in the invitation) and invitations for named accounts. */
   async function invitation(req: Request) {
     const code = typeof req.query.code === 'string' && req.query.code.length <= 200 ? req.query.code : '';
-    return code ? store.invitations.valid(sha256(code)) : undefined;
+    return code ? store.invitations.valid(linkCodeHash(code)) : undefined;
   }
 
   function showSetup(req: Request, res: Response, status: number, invite: { username: string | null; admin: number }, message: string, username = '') {
@@ -101,7 +100,7 @@ export function authPages(ctx: HubContext): Router {
     }
     if (password !== formField(req, 'password2')) return showSetup(req, res, 400, invite, 'The two passwords differ.', name);
     const code = String(req.query.code);
-    const consumed = await store.invitations.consume(sha256(code));
+    const consumed = await store.invitations.consume(linkCodeHash(code));
     if (!consumed) return res.status(404).send(renderPage('error.njk', { status: 404, title: 'Link not valid', message: 'This link has expired or was already used.' }));
     const passwordHash = await hashPassword(password);
     const existing = await store.users.byName(name);
@@ -138,11 +137,4 @@ async function authenticate(ctx: HubContext, req: Request, username: string, pas
     user = await store.users.update(user.id, { admin: true });
   }
   return user;
-}
-
-/** Creates a one-time link code, stores its hash, and returns the code. */
-export async function createOneTimeLink(ctx: Pick<HubContext, 'store'>, username: string | null, admin: boolean, ttlSeconds: number): Promise<string> {
-  const code = randomBytes(24).toString('base64url');
-  await ctx.store.invitations.create({ codeHash: sha256(code), username, admin, expiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString() });
-  return code;
 }
