@@ -21,6 +21,8 @@ export interface Requester {
   tokenScopes: string[];
   /** Group membership of every user the scopes mention, so checks need no further I/O. */
   groupsOf: GroupsOf;
+  /** Whether any scope is filtered by group: only then does a check need the target user's groups. */
+  groupFiltered: boolean;
 }
 
 export interface Resource {
@@ -92,6 +94,7 @@ export class Authorizer {
     return {
       kind: user ? 'user' : 'service', name: user ? user.name : service!.name, user: user ?? null, service: service ?? null,
       token: row, session: null, scopes, tokenScopes: [...effective].filter((x) => !identify.has(x)).sort(), groupsOf,
+      groupFiltered: hasGroupFilter(scopes),
     };
   }
 
@@ -105,6 +108,7 @@ export class Authorizer {
     return {
       kind: 'user', name: active.user.name, user: active.user, service: null, token: null, session: active.session,
       scopes: parseScopes(expanded), tokenScopes: formatScopes(parseScopes(expanded)), groupsOf,
+      groupFiltered: hasGroupFilter(parseScopes(expanded)),
     };
   }
 
@@ -124,8 +128,12 @@ export class Authorizer {
     return checkScope(requester.scopes, anyOf, resource, groupsOf) === 'allowed';
   }
 
-  /** A group lookup that also knows `user`'s groups (the target of a check may be anyone). */
+  /**
+   * The group lookup a check on `user` needs. Only group-filtered scopes can depend on the target's groups, so
+   * everyone else is answered from memory; a page of 200 users must not cost a query per key per user.
+   */
   private async withUser(requester: Requester, user: string): Promise<GroupsOf> {
+    if (!requester.groupFiltered) return requester.groupsOf;
     const row = await this.store.users.byName(user);
     const groups = row ? await this.store.groups.namesOfUser(row.id) : [];
     return (u) => (u === user ? groups : requester.groupsOf(u));
@@ -156,4 +164,9 @@ export class Authorizer {
     this.userTouched.set(user.id, now);
     await this.store.users.touch(user.id, new Date(now).toISOString());
   }
+}
+
+function hasGroupFilter(scopes: ParsedScopes): boolean {
+  for (const grant of scopes.values()) if (grant !== 'all' && grant.group.size > 0) return true;
+  return false;
 }
