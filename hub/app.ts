@@ -1,9 +1,8 @@
-import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { LabHubConfig } from './config/schema.js';
-import { dataPath, publicOrigin } from './config/load.js';
-import { migrate, openDatabase, type OpenedDatabase } from './db/database.js';
+import { publicOrigin } from './config/load.js';
+import { openStateDatabase } from './db/open-state.js';
 import { createStore, type Store } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
 import { loadOrCreateSecret } from './secrets.js';
@@ -54,22 +53,6 @@ export interface HubOptions {
   log?: Logger;
   /** Replaces the configured spawner (tests and benchmarks). */
   spawner?: Spawner;
-}
-
-/** Opens the state DB named by the config and brings its schema up to date. */
-export async function openStateDatabase(config: LabHubConfig): Promise<OpenedDatabase> {
-  // The data dir holds password and token hashes, sessions and secrets: only the hub's user may read it.
-  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const sqlitePath = config.db_url.startsWith('sqlite:') ? dataPath(config, config.db_url.slice('sqlite:'.length)) : null;
-  const opened = sqlitePath ? openDatabase({ sqlitePath }) : openDatabase({ postgresUrl: config.db_url });
-  if (sqlitePath && sqlitePath !== ':memory:') chmodSync(sqlitePath, 0o600);
-  try {
-    await migrate(opened.db, opened.dialect);
-  } catch (err) {
-    await opened.close();
-    throw err;
-  }
-  return opened;
 }
 
 function createSpawner(config: LabHubConfig, log: Logger): Spawner {

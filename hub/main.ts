@@ -2,12 +2,11 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, loadConfig, publicOrigin } from './config/load.js';
 import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
-import { openStateDatabase, startHub } from './app.js';
-import { publicOrigin } from './config/load.js';
+import { openStateDatabase } from './db/open-state.js';
 import { createOneTimeLink, INVITATION_TTL_S } from './auth/one-time-links.js';
 import { VERSION } from './version.js';
 import { createLogger } from './log.js';
@@ -15,7 +14,6 @@ import { TokenService } from './auth/token-service.js';
 import { hashPassword, passwordRejection } from './auth/passwords.js';
 import { normalizeUsername, validateUsername } from './auth/usernames.js';
 import { scopeProblem } from './auth/scopes.js';
-import { runProxyCli } from '../proxy/main.js';
 
 const USAGE = `labhub ${VERSION}: a multi-user notebook hub
 
@@ -56,7 +54,10 @@ const COMMON: ParseArgsConfig['options'] = {
   note: { type: 'string' },
 };
 
+/** Wrong words on the command line: exit 2. */
 class UsageError extends Error {}
+/** A well-formed command that cannot be carried out (user exists, no such user): exit 1. */
+class CliError extends Error {}
 
 interface Io {
   stdout: NodeJS.WritableStream;
@@ -66,7 +67,10 @@ interface Io {
 
 /** Runs one `labhub` command; resolves with the process exit status. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  if (argv[0] === 'proxy') return runProxyCli(argv.slice(1), env, io);
+  if (argv[0] === 'proxy') {
+    const { runProxyCli } = await import('../proxy/main.js');
+    return runProxyCli(argv.slice(1), env, io);
+  }
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
@@ -89,12 +93,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Prom
       case 'users': return await users(config, rest, values, io);
       case 'token': return await token(config, rest, values, io);
       case 'db':
-        if (rest[0] !== 'upgrade') throw new UsageError('db takes one subcommand: upgrade');
+        if (rest[0] !== 'upgrade' || rest.length > 1) throw new UsageError('db takes one subcommand: upgrade');
         return await dbUpgrade(config, io);
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof DatabaseTooNewError) {
+    if (err instanceof UsageError || err instanceof CliError || err instanceof ConfigError || err instanceof DatabaseTooNewError) {
       io.stderr.write(`labhub: ${err.message}\n`);
       return err instanceof UsageError ? 2 : 1;
     }
@@ -115,6 +119,8 @@ function flagOverrides(values: Record<string, string | boolean | undefined>): Re
 }
 
 async function start(config: LabHubConfig, io: Io): Promise<number> {
+  // Loaded here so that the other commands do not pay for the whole hub's start-up.
+  const { startHub } = await import('./app.js');
   const hub = await startHub(config);
   if (hub.setupUrl) {
     io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
@@ -159,8 +165,14 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   return data.replace(/\r?\n$/, '');
 }
 
+/** Refuses arguments a command does not take, instead of silently dropping them. */
+function expectArgs(args: string[], count: number, command: string): void {
+  if (args.length > count) throw new UsageError(`${command} takes ${count === 1 ? 'one argument' : `${count} arguments`}; unexpected ${JSON.stringify(args[count])}`);
+}
+
 async function users(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
   const [sub, raw] = args;
+  expectArgs(args, sub === 'list' ? 1 : 2, `users ${sub ?? ''}`.trim());
   if (sub === 'list') {
     return withStore(config, async (store) => {
       const { rows } = await store.users.list({ offset: 0, limit: 1_000_000, sort: 'name', descending: false });
@@ -180,7 +192,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       passwordHash = await hashPassword(password);
     }
     return withStore(config, async (store) => {
-      if (await store.users.byName(name)) throw new UsageError(`user ${name} already exists`);
+      if (await store.users.byName(name)) throw new CliError(`user ${name} already exists`);
       await store.users.create(name, { admin: Boolean(values.admin), passwordHash });
       io.stdout.write(`added ${name}${values.admin ? ' (admin)' : ''}\n`);
       return 0;
@@ -199,9 +211,9 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
     const name = checkedName(raw);
     return withStore(config, async (store) => {
       const user = await store.users.byName(name);
-      if (!user) throw new UsageError(`no such user: ${name}`);
+      if (!user) throw new CliError(`no such user: ${name}`);
       const active = ((await store.servers.forUsers([user.id])).get(user.id) ?? []).filter((s) => s.status !== 'stopped');
-      if (active.length) throw new UsageError(`${name} has running servers; stop them first (DELETE /hub/api/users/${name}/server)`);
+      if (active.length) throw new CliError(`${name} has running servers; stop them first (DELETE /hub/api/users/${name}/server)`);
       await store.users.delete(user.id);
       io.stdout.write(`removed ${name}\n`);
       return 0;
@@ -211,6 +223,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
 }
 
 async function token(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
+  expectArgs(args, 1, 'token');
   const name = checkedName(args[0]);
   const scopes = typeof values.scopes === 'string' ? values.scopes.split(',').map((s) => s.trim()).filter(Boolean) : ['inherit'];
   for (const s of scopes) {
@@ -222,14 +235,9 @@ async function token(config: LabHubConfig, args: string[], values: Record<string
     if (!/^\d{1,9}$/.test(String(values['expires-in'])) || Number(values['expires-in']) === 0) throw new UsageError('--expires-in: expected a positive number of seconds');
     expiresIn = Number(values['expires-in']);
   }
-  const max = config.token_expires_in_max_seconds;
-  if (max > 0) {
-    if (expiresIn === null) expiresIn = max;
-    if (expiresIn > max) throw new UsageError(`--expires-in: at most ${max} seconds (token_expires_in_max_seconds)`);
-  }
   return withStore(config, async (store) => {
     const user = await store.users.byName(name);
-    if (!user) throw new UsageError(`no such user: ${name}`);
+    if (!user) throw new CliError(`no such user: ${name}`);
     const { token: value } = await new TokenService(store).issue({
       owner: { userId: user.id }, scopes, note: typeof values.note === 'string' ? values.note.slice(0, 1000) : 'Requested via labhub token', expiresIn,
     });

@@ -94,7 +94,7 @@ function serverUrl(server: net.Server, scheme: string): string {
   return `${scheme}://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
 }
 
-const USAGE = `Usage: node dist/proxy/main.js [options]
+const USAGE = `Usage: labhub proxy [options]
 
 LabHub's proxy, compatible with configurable-http-proxy. The API token is read from CONFIGPROXY_AUTH_TOKEN;
 without it the API is not authenticated.

@@ -90,6 +90,7 @@ if [ "${JH5%%.*}" != "5" ]; then
   did+=("venv $JH5_VENV ($(($(date +%s) - T0)) s)")
 fi
 
+"$JH5_VENV/bin/python" -c 'import jupyterhub_idle_culler' 2>/dev/null || { T0=$(date +%s); log "installing jupyterhub-idle-culler into $JH5_VENV (PyPI)"; "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 jupyterhub-idle-culler >/tmp/labhub-pip.log 2>&1 || { tail -n 40 /tmp/labhub-pip.log >&2; exit 1; }; did+=("jupyterhub-idle-culler ($(($(date +%s) - T0)) s)"); }
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { Store } from '../db/index.js';
 import type { ServiceRow, SessionRow, TokenRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { checkScope, expandScopes, formatScopes, identifyScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeOwner } from './scopes.js';
+import { checkScope, expandScopes, formatScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeOwner } from './scopes.js';
 import { ADMIN_ROLE_SCOPES } from './roles.js';
 import type { TokenService } from './token-service.js';
 import type { SessionManager } from './sessions.js';
@@ -17,7 +17,7 @@ export interface Requester {
   session: SessionRow | null;
   /** Effective scopes: the credential's, intersected with its owner's current ones. */
   scopes: ParsedScopes;
-  /** The credential's own expanded scopes, for `GET /hub/api/user`. */
+  /** The credential's own expanded scopes with the identify scopes every token gets, for `GET /hub/api/user`. */
   tokenScopes: string[];
   /** Group membership of every user the scopes mention, so checks need no further I/O. */
   groupsOf: GroupsOf;
@@ -88,12 +88,11 @@ export class Authorizer {
     const raw = JSON.parse(row.scopes) as string[];
     const groupsOf = await this.groupLookup([ownerExpanded, expandScopes(raw, owner)]);
     const effective = tokenScopes(raw, owner, ownerExpanded, groupsOf);
-    const identify = identifyScopes(owner);
     const scopes = parseScopes(effective);
     if (user) await this.touchUser(user);
     return {
       kind: user ? 'user' : 'service', name: user ? user.name : service!.name, user: user ?? null, service: service ?? null,
-      token: row, session: null, scopes, tokenScopes: [...effective].filter((x) => !identify.has(x)).sort(), groupsOf,
+      token: row, session: null, scopes, tokenScopes: [...effective].sort(), groupsOf,
       groupFiltered: hasGroupFilter(scopes),
     };
   }

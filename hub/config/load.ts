@@ -107,8 +107,14 @@ function deepMerge(target: Record<string, unknown>, source: Record<string, unkno
   for (const [key, value] of Object.entries(source)) {
     if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
     const existing = target[key];
-    if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
-    else target[key] = value;
+    if (isPlainObject(value)) {
+      // Copied through deepMerge even when new, so prototype keys are dropped at every depth.
+      const into = isPlainObject(existing) ? existing : {};
+      deepMerge(into, value);
+      target[key] = into;
+    } else {
+      target[key] = value;
+    }
   }
 }
 
