@@ -18,6 +18,8 @@ import { ProxySupervisor } from './proxy-supervisor.js';
 import type { HubContext } from './context.js';
 import { JUPYTERHUB_API_VERSION, VERSION } from './version.js';
 import { apiErrorHandler, apiNotFound } from './api/errors.js';
+import { jsonDepth, MAX_JSON_DEPTH } from './api/validate.js';
+import { HttpError } from './errors.js';
 import { authenticateApi } from './api/authenticate.js';
 import { rootRouter } from './api/root.js';
 import { usersRouter } from './api/users.js';
@@ -214,6 +216,9 @@ export function buildApp(ctx: HubContext): Express {
   api.use(oauth2Router(ctx));
   // JupyterHub reads API bodies as JSON whatever their Content-Type; so do we, within 1 MB.
   api.use(express.json({ limit: '1mb', type: () => true }));
+  api.use((req, _res, next) => {
+    next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
+  });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx));
   api.use(apiNotFound);

@@ -21,6 +21,9 @@ export function apiErrorHandler(log: Logger): ErrorRequestHandler {
     } else if (parserError.type === 'entity.too.large') {
       status = 413;
       message = 'Request body is too large';
+    } else if (err instanceof URIError) {
+      status = 400;
+      message = 'The request path is not valid percent-encoding';
     } else if (parserError.expose && typeof parserError.status === 'number' && parserError.status < 500) {
       status = parserError.status;
       message = 'Request body could not be read';
@@ -34,6 +37,7 @@ export function apiErrorHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
+/** The path is not repeated back: it may carry a secret (the deprecated `/authorizations/token/<token>`). */
 export const apiNotFound: RequestHandler = (req, res) => {
-  res.status(404).json({ status: 404, message: `Not found: ${req.method} ${req.baseUrl}${req.path}`.slice(0, 300) });
+  res.status(404).json({ status: 404, message: `Not found: no ${req.method} endpoint at this path` });
 };

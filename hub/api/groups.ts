@@ -69,11 +69,11 @@ export function groupsRouter(ctx: HubContext): Router {
     const ids = await userIds(body.users);
     const names = [...new Set(body.groups)];
     for (const name of names) if (await store.groups.byName(name)) throw new HttpError(409, `Group ${name} already exists`);
-    const created = await store.db.transaction().execute(async () => {
+    const created = await store.transaction(async (tx) => {
       const rows: GroupRow[] = [];
       for (const name of names) {
-        const group = await store.groups.create(name);
-        await store.groups.addMembers(group.id, ids);
+        const group = await tx.groups.create(name);
+        await tx.groups.addMembers(group.id, ids);
         rows.push(group);
       }
       return rows;

@@ -1,6 +1,5 @@
 import type { GroupRow, ServerRow, TokenRow, UserRow } from '../db/schema.js';
 import type { Authorizer, Requester } from '../auth/identity.js';
-import { expandScopes, formatScopes, parseScopes } from '../auth/scopes.js';
 import { progressUrl, serverPrefix } from '../servers/naming.js';
 
 /** JupyterHub's `pending`: a start or stop in progress. */
@@ -99,14 +98,14 @@ export function tokenApiIdOf(row: TokenRow): string {
   return `a${row.id}`;
 }
 
-export function tokenModel(row: TokenRow, owner: { kind: 'user' | 'service'; name: string }, oauthClient: string | null): Record<string, unknown> {
-  const scopes = JSON.parse(row.scopes) as string[];
+/** `scopes` are the token's effective scopes (JupyterHub's `get_scopes_for(token)`), computed by the caller. */
+export function tokenModel(row: TokenRow, owner: { kind: 'user' | 'service'; name: string }, oauthClient: string | null, scopes: string[]): Record<string, unknown> {
   return {
     [owner.kind]: owner.name,
     id: tokenApiIdOf(row),
     kind: 'api_token',
     roles: [],
-    scopes: scopes.includes('inherit') ? ['inherit'] : formatScopes(parseScopes(expandScopes(scopes, { kind: owner.kind, name: owner.name }))),
+    scopes,
     created: row.created,
     last_activity: row.last_activity,
     expires_at: row.expires_at,

@@ -2,13 +2,15 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import { HttpError } from '../errors.js';
-import { excessTokenScopes, scopeProblem } from '../auth/scopes.js';
+import { excessTokenScopes, scopeProblem, tokenScopes } from '../auth/scopes.js';
+import type { TokenRow, UserRow } from '../db/schema.js';
 import { parseTokenApiId } from '../auth/tokens.js';
 import { tokenModel } from './models.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
 
 const createBody = z.strictObject({
-  expires_in: z.number().int().positive().max(10 * 366 * 86_400).nullable().optional(),
+  // 0 and null both mean no expiry, as the spec says.
+  expires_in: z.number().int().min(0).max(10 * 366 * 86_400).nullable().optional(),
   note: z.string().max(1000).optional(),
   scopes: z.array(z.string().max(255)).max(200).optional(),
   roles: z.array(z.string().max(255)).max(50).optional(),
@@ -25,6 +27,15 @@ export function tokensRouter(ctx: HubContext): Router {
     return user;
   }
 
+  /** Renders tokens of one user with their effective scopes, as JupyterHub's token model lists them. */
+  async function models(user: UserRow, rows: TokenRow[]) {
+    const { expanded, owner: scopeOwner } = await authz.ownerScopes({ user });
+    const groups = await store.groups.namesOfUser(user.id);
+    const groupsOf = (u: string) => (u === user.name ? groups : []);
+    return Promise.all(rows.map(async (r) => tokenModel(r, { kind: 'user', name: user.name }, await clientName(r.oauth_client_id),
+      [...tokenScopes(JSON.parse(r.scopes) as string[], scopeOwner, expanded, groupsOf)].sort())));
+  }
+
   async function clientName(clientId: string | null): Promise<string | null> {
     if (!clientId) return null;
     return (await store.oauth.client(clientId))?.description || clientId;
@@ -36,8 +47,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const user = await owner(name);
     await store.tokens.deleteExpired();
     const rows = await store.tokens.listForUser(user.id);
-    const models = await Promise.all(rows.map(async (r) => tokenModel(r, { kind: 'user', name: user.name }, await clientName(r.oauth_client_id))));
-    res.json({ api_tokens: models });
+    res.json({ api_tokens: await models(user, rows) });
   });
 
   router.post('/users/:name/tokens', async (req, res) => {
@@ -54,7 +64,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const { expanded: ownerScopes, owner: scopeOwner } = await authz.ownerScopes({ user });
     const excess = excessTokenScopes(scopes, scopeOwner, ownerScopes, requester.groupsOf);
     if (excess.length) throw new HttpError(400, `Not assigning requested scopes ${excess.join(', ')} not held by user ${user.name}`);
-    let expiresIn = body.expires_in ?? null;
+    let expiresIn = body.expires_in || null;
     const max = config.token_expires_in_max_seconds;
     if (max > 0) {
       if (expiresIn === null) expiresIn = max;
@@ -63,7 +73,8 @@ export function tokensRouter(ctx: HubContext): Router {
     const note = body.note ?? `Requested via api${requester.name !== user.name ? ` by ${requester.kind} ${requester.name}` : ''}`;
     const { token, row } = await tokens.issue({ owner: { userId: user.id }, scopes, note, expiresIn });
     ctx.log.info({ user: user.name, token_id: `a${row.id}`, by: requester.name }, 'API token created');
-    res.status(201).json({ ...tokenModel(row, { kind: 'user', name: user.name }, null), token });
+    const [model] = await models(user, [row]);
+    res.status(201).json({ ...model, token });
   });
 
   async function tokenOf(rawName: string, rawId: string) {
@@ -80,7 +91,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const name = usernameFrom(req.params.name);
     await authz.require(res.locals.requester ?? null, ['read:tokens'], { user: name });
     const { user, row } = await tokenOf(name, req.params.id);
-    res.json(tokenModel(row, { kind: 'user', name: user.name }, await clientName(row.oauth_client_id)));
+    res.json((await models(user, [row]))[0]);
   });
 
   router.delete('/users/:name/tokens/:id', async (req, res) => {

@@ -25,8 +25,9 @@ export function pagination(query: Record<string, unknown>, paginated: boolean, d
   const int = (key: string): number | undefined => {
     const v = query[key];
     if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !/^-?\d{1,9}$/.test(v)) throw new HttpError(400, `${key} must be an integer`);
-    return Math.abs(Number(v));
+    if (typeof v !== 'string' || !/^-?\d{1,1000}$/.test(v)) throw new HttpError(400, `${key} must be an integer`);
+    // Huge values clamp rather than fail, as JupyterHub's do; the offset is capped to keep it a safe integer.
+    return Math.min(Math.abs(Number(v)), Number.MAX_SAFE_INTEGER);
   };
   const offset = int('offset') ?? 0;
   const limit = Math.min(Math.max(int('limit') ?? (paginated ? defaultLimit : maxLimit), 1), maxLimit);
@@ -54,4 +55,21 @@ export function paginatedBody(items: unknown[], offset: number, limit: number, t
 /** No body, `null`, or `{}`: what clients send when they mean "no options". */
 export function isEmptyBody(body: unknown): boolean {
   return body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
+}
+
+/** Deepest nesting a JSON body may have: far beyond any real options, well below what would overflow a stack. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Nesting depth of a parsed JSON value, counted without recursion so that a hostile body cannot overflow the stack. */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) max = depth;
+    if (max > MAX_JSON_DEPTH) return max;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return max;
 }

@@ -49,12 +49,10 @@ export class GroupRepository {
     await this.db.deleteFrom('user_groups').where('group_id', '=', groupId).where('user_id', 'in', userIds).execute();
   }
 
-  /** Replaces a user's groups with exactly these (existing) group ids. */
+  /** Replaces a user's groups with exactly these (existing) group ids; call it inside `Store.transaction`. */
   async setUserGroups(userId: number, groupIds: number[]): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('user_groups').where('user_id', '=', userId).execute();
-      if (groupIds.length) await trx.insertInto('user_groups').values(groupIds.map((group_id) => ({ user_id: userId, group_id }))).execute();
-    });
+    await this.db.deleteFrom('user_groups').where('user_id', '=', userId).execute();
+    if (groupIds.length) await this.db.insertInto('user_groups').values(groupIds.map((group_id) => ({ user_id: userId, group_id }))).execute();
   }
 
   async namesOfUser(userId: number): Promise<string[]> {

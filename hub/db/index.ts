@@ -21,11 +21,17 @@ export interface Store {
   roles: RoleRepository;
   services: ServiceRepository;
   invitations: InvitationRepository;
+  /**
+   * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
+   * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
+   */
+  transaction<T>(work: (tx: Store) => Promise<T>): Promise<T>;
 }
 
 export function createStore(db: Db): Store {
   return {
     db,
+    transaction: (work) => db.transaction().execute((trx) => work(createStore(trx))),
     users: new UserRepository(db),
     groups: new GroupRepository(db),
     tokens: new TokenRepository(db),

@@ -26,7 +26,10 @@ export function pageErrorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const parser = err as { type?: string; status?: number };
     let { status, message } = publicMessage(err);
-    if (!(err instanceof HttpError) && parser.type?.startsWith('entity.')) {
+    if (err instanceof URIError) {
+      status = 400;
+      message = 'The address is not valid percent-encoding.';
+    } else if (!(err instanceof HttpError) && parser.type?.startsWith('entity.')) {
       status = parser.status && parser.status < 500 ? parser.status : 400;
       message = 'The form could not be read.';
     } else if (status >= 500) {

@@ -136,9 +136,11 @@ export interface ApiAnswer {
 export interface ApiCallOptions {
   /** Sent as `Authorization: token <token>` unless `headers` has its own Authorization. */
   token?: string;
-  /** An object is sent as JSON; a string is sent as-is (with `Content-Type: application/json` unless overridden). */
+  /** An object is sent as JSON; a string or bytes are sent as-is (with `Content-Type: application/json` unless overridden). */
   body?: unknown;
   headers?: Record<string, string>;
+  /** Milliseconds before the request is abandoned (default 15 s): a hung hub fails one test, not the run. */
+  timeoutMs?: number;
 }
 
 /**
@@ -153,8 +155,10 @@ export async function apiCall(base: string, method: string, path: string, option
   const res = await fetch(`${base}/hub/api${path}`, {
     method,
     headers,
-    body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+    body: options.body === undefined ? undefined
+      : typeof options.body === 'string' || options.body instanceof Uint8Array ? options.body : JSON.stringify(options.body),
     redirect: 'manual',
+    signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
   });
   const text = await res.text();
   let body: unknown;

@@ -40,10 +40,22 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
 
   afterAll(async () => {
     await hub.cleanup();
+    // A hub stuck in a request may ignore SIGTERM: do not leave it running.
+    if (hub.child?.exitCode === null) hub.kill9();
   });
 
-  it('loads the spec it validates against', () => {
+  it('loads the spec it validates against, and the validator does reject bad shapes', () => {
     expect(specVersion()).toBe('5.5.1');
+    // null is accepted wherever a type or enum is given; wrong types, values and formats are not.
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', pending: null, server: null, last_activity: null })).toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', admin: 'yes' })).not.toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', pending: 'start' })).not.toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', last_activity: 'yesterday' })).not.toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', servers: { '': { ready: 'no' } } })).not.toEqual([]);
+    expect(validateResponse('get', '/users', 200, { kind: 'user' })).not.toEqual([]);
+    expect(validateResponse('get', '/user', 200, { kind: 'group', name: 'x' })).not.toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 418, {})).not.toEqual([]);
+    expect(validateComponent('PaginatedList', { items: 'x' })).not.toEqual([]);
   });
 
   describe('hub', () => {
@@ -175,6 +187,30 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
       expect(userNames(res.body)).toEqual(all.slice(1, 3));
     });
 
+    it('GET /users pagination edges: offset past the end, limit 0 clamped to 1, limit over 200 clamped to 200', async () => {
+      const past = await call('GET', '/users?offset=1000', { headers: { accept: PAGINATION } });
+      expect(past.status).toBe(200);
+      expect(past.body).toMatchObject({ items: [], _pagination: { offset: 1000, next: null } });
+      const zero = await call('GET', '/users?limit=0', { headers: { accept: PAGINATION } });
+      expect(zero.status).toBe(200);
+      expect(zero.body).toMatchObject({ _pagination: { limit: 1 } });
+      expect((zero.body as { items: unknown[] }).items).toHaveLength(1);
+      const huge = await call('GET', '/users?limit=5000', { headers: { accept: PAGINATION } });
+      expect(huge.body).toMatchObject({ _pagination: { limit: 200 } });
+    });
+
+    it('GET /users?name_filter matches part of the name, case-insensitively', async () => {
+      const res = await call('GET', '/users?name_filter=AN&sort=name');
+      conforms('get', '/users', res, 200);
+      expect(userNames(res.body)).toEqual(['ann', 'dan']);
+    });
+
+    it('POST /users creates the missing ones when some already exist', async () => {
+      const res = await call('POST', '/users', { body: { usernames: ['ann', 'jon'] } });
+      conforms('post', '/users', res, 201);
+      expect(userNames(res.body)).toEqual(['jon']);
+    });
+
     it('POST /users/{name} creates one user; 409 when it exists', async () => {
       const res = await call('POST', '/users/fay');
       conforms('post', '/users/{name}', res, 201);
@@ -199,32 +235,12 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
       expect(missing.body).toEqual({ status: 404, message: expect.any(String) });
     });
 
-    it('PATCH /users/{name} changes admin and name', async () => {
-      const promoted = await call('PATCH', '/users/fay', { body: { admin: true } });
-      conforms('patch', '/users/{name}', promoted, 200);
-      expect(promoted.body).toMatchObject({ name: 'fay', admin: true });
-      const demoted = await call('PATCH', '/users/fay', { body: { admin: false } });
-      conforms('patch', '/users/{name}', demoted, 200);
-      expect(demoted.body).toMatchObject({ name: 'fay', admin: false });
-      const renamed = await call('PATCH', '/users/fay', { body: { name: 'faye' } });
-      conforms('patch', '/users/{name}', renamed, 200);
-      expect(renamed.body).toMatchObject({ name: 'faye' });
-      expect((await call('GET', '/users/fay')).status).toBe(404);
-      conforms('get', '/users/{name}', await call('GET', '/users/faye'), 200);
-    });
-
-    it('PATCH /users/{name} to a taken name answers 400', async () => {
-      const res = await call('PATCH', '/users/faye', { body: { name: 'ann' } });
-      expect(res.status).toBe(400);
-      expect(res.body).toEqual({ status: 400, message: expect.any(String) });
-    });
-
     it('DELETE /users/{name}', async () => {
-      const res = await call('DELETE', '/users/faye');
+      const res = await call('DELETE', '/users/fay');
       conforms('delete', '/users/{name}', res, 204);
       expect(res.text).toBe('');
-      expect((await call('GET', '/users/faye')).status).toBe(404);
-      const again = await call('DELETE', '/users/faye');
+      expect((await call('GET', '/users/fay')).status).toBe(404);
+      const again = await call('DELETE', '/users/fay');
       expect(again.status).toBe(404);
       expect(again.body).toEqual({ status: 404, message: expect.any(String) });
     });
@@ -266,6 +282,16 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
         user_options: {}, started: expect.any(String),
       });
       expect(validateComponent('Server', body.servers[''])).toEqual([]);
+    });
+
+    it('POST /users/{name}/activity records activity of a server', async () => {
+      const at = new Date(Date.now() - 5_000).toISOString();
+      const res = await call('POST', '/users/ann/activity', { body: { servers: { '': { last_activity: at } } } });
+      conforms('post', '/users/{name}/activity', res, 200);
+      const user = await call('GET', '/users/ann');
+      const body = user.body as { last_activity: string; servers: Record<string, { last_activity: string }> };
+      expect(Date.parse(body.servers['']!.last_activity)).toBeGreaterThanOrEqual(Date.parse(at));
+      expect(Date.parse(body.last_activity)).toBeGreaterThanOrEqual(Date.parse(at));
     });
 
     it('POST /users/{name}/server on a running server answers 400', async () => {
@@ -422,6 +448,20 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
       const res = await call('POST', '/users/eve/tokens');
       conforms('post', '/users/{name}/tokens', res, 201);
       expect(res.body).toMatchObject({ user: 'eve', expires_at: null, note: expect.any(String) });
+      const own = await apiCall(hub.url, 'GET', '/users/eve', { token: (res.body as { token: string }).token });
+      conforms('get', '/users/{name}', own, 200);
+      expect(own.body).toMatchObject({ kind: 'user', name: 'eve', admin: false, servers: {} });
+    });
+
+    it('token models list expanded scopes, as JupyterHub\'s token_model does (never the metascope inherit)', async () => {
+      const made = await call('POST', '/users/eve/tokens', { body: { note: 'default scopes' } });
+      conforms('post', '/users/{name}/tokens', made, 201);
+      const { id, scopes } = made.body as { id: string; scopes: string[] };
+      expect(scopes).not.toContain('inherit');
+      expect(scopes).toEqual(expect.arrayContaining(['read:users!user=eve', 'servers!user=eve']));
+      const read = await call('GET', `/users/eve/tokens/${id}`);
+      conforms('get', '/users/{name}/tokens/{token_id}', read, 200);
+      expect((read.body as { scopes: string[] }).scopes).toEqual(scopes);
     });
 
     it('GET /users/{name}/tokens lists them, without the token values', async () => {
@@ -453,18 +493,8 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
   });
 
   describe('groups', () => {
-    it('POST /groups creates several groups with members (not in the spec: checked by hand)', async () => {
-      const res = await call('POST', '/groups', { body: { groups: ['g1', 'g2'], users: ['ann', 'ben'] } });
-      expect(res.status).toBe(201);
-      expect(Array.isArray(res.body)).toBe(true);
-      for (const g of res.body as unknown[]) expect(validateComponent('Group', g)).toEqual([]);
-      expect(res.body).toEqual([
-        { kind: 'group', name: 'g1', users: ['ann', 'ben'], properties: {}, roles: [] },
-        { kind: 'group', name: 'g2', users: ['ann', 'ben'], properties: {}, roles: [] },
-      ].map((g) => expect.objectContaining({ ...g, users: expect.arrayContaining(g.users) })));
-      const again = await call('POST', '/groups', { body: { groups: ['g1'] } });
-      expect(again.status).toBe(409);
-      expect(again.body).toEqual({ status: 409, message: expect.any(String) });
+    it('setup: groups g1 and g2 with members ann and ben', async () => {
+      for (const name of ['g1', 'g2']) conforms('post', '/groups/{name}', await call('POST', `/groups/${name}`, { body: { users: ['ann', 'ben'] } }), 201);
     });
 
     it('GET /groups, also paginated', async () => {
@@ -535,6 +565,52 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
       expect((await call('GET', '/groups/g3')).status).toBe(404);
       const again = await call('DELETE', '/groups/g3');
       expect(again.status).toBe(404);
+    });
+  });
+
+  // PATCH /users/{name} and POST /groups write in a DB transaction. They are kept last so that a hub which hangs
+  // there fails only these tests, not every operation tested after them.
+  describe('writes in one transaction', () => {
+    it('setup: user ivy', async () => {
+      conforms('post', '/users/{name}', await call('POST', '/users/ivy'), 201);
+    });
+
+    it('PATCH /users/{name} changes admin and name', async () => {
+      const promoted = await call('PATCH', '/users/ivy', { body: { admin: true } });
+      conforms('patch', '/users/{name}', promoted, 200);
+      expect(promoted.body).toMatchObject({ name: 'ivy', admin: true });
+      const demoted = await call('PATCH', '/users/ivy', { body: { admin: false } });
+      conforms('patch', '/users/{name}', demoted, 200);
+      expect(demoted.body).toMatchObject({ name: 'ivy', admin: false });
+      const renamed = await call('PATCH', '/users/ivy', { body: { name: 'ivy2' } });
+      conforms('patch', '/users/{name}', renamed, 200);
+      expect(renamed.body).toMatchObject({ name: 'ivy2' });
+      expect((await call('GET', '/users/ivy')).status).toBe(404);
+      conforms('get', '/users/{name}', await call('GET', '/users/ivy2'), 200);
+    });
+
+    it('PATCH /users/{name} to a taken name answers 400', async () => {
+      const res = await call('PATCH', '/users/ivy2', { body: { name: 'ann' } });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ status: 400, message: expect.any(String) });
+    });
+
+    it('POST /groups creates several groups with members (not in the spec: checked by hand)', async () => {
+      const res = await call('POST', '/groups', { body: { groups: ['g5', 'g6'], users: ['ann', 'ben'] } });
+      expect(res.status).toBe(201);
+      expect(Array.isArray(res.body)).toBe(true);
+      for (const g of res.body as unknown[]) expect(validateComponent('Group', g)).toEqual([]);
+      expect(res.body).toEqual([
+        { kind: 'group', name: 'g5', users: ['ann', 'ben'], properties: {}, roles: [] },
+        { kind: 'group', name: 'g6', users: ['ann', 'ben'], properties: {}, roles: [] },
+      ].map((g) => expect.objectContaining({ ...g, users: expect.arrayContaining(g.users) })));
+      const again = await call('POST', '/groups', { body: { groups: ['g5'] } });
+      expect(again.status).toBe(409);
+      expect(again.body).toEqual({ status: 409, message: expect.any(String) });
+    });
+
+    it('the hub still answers after those writes', async () => {
+      conforms('get', '/users/{name}', await call('GET', '/users/admin'), 200);
     });
   });
 });
