@@ -119,24 +119,27 @@ function flagOverrides(values: Record<string, string | boolean | undefined>): Re
 }
 
 async function start(config: LabHubConfig, io: Io): Promise<number> {
-  // Loaded here so that the other commands do not pay for the whole hub's start-up.
-  const { startHub } = await import('./app.js');
-  const hub = await startHub(config);
-  if (hub.setupUrl) {
-    io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
+  // Handlers go in before anything starts: a signal that arrives mid-start-up must still shut down cleanly,
+  // or the detached proxy would outlive the hub and keep the public port.
+  let requestStop: () => void = () => undefined;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  process.on('SIGINT', requestStop);
+  process.on('SIGTERM', requestStop);
+  try {
+    // Loaded here so that the other commands do not pay for the whole hub's start-up.
+    const { startHub } = await import('./app.js');
+    const hub = await startHub(config);
+    if (hub.setupUrl) {
+      io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
+    }
+    await stopRequested;
+    hub.ctx.log.info('shutting down; running servers keep running');
+    await hub.close({ stopProxy: true });
+    return 0;
+  } finally {
+    process.off('SIGINT', requestStop);
+    process.off('SIGTERM', requestStop);
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  hub.ctx.log.info('shutting down; running servers keep running');
-  await hub.close({ stopProxy: true });
-  return 0;
 }
 
 async function withStore<T>(config: LabHubConfig, work: (store: ReturnType<typeof createStore>) => Promise<T>): Promise<T> {
