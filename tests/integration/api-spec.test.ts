@@ -4,15 +4,27 @@
  * wherever the spec gives a type or an enum, extra properties accepted). Operations that JupyterHub implements
  * but its spec leaves out (spawn progress, POST /groups) are checked by hand against research/jupyterhub-core.md §1.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { requireService } from '../helpers/jupyter.js';
+import { createDatabase, databaseUrl } from '../helpers/postgres.js';
 import { HubProcess } from '../helpers/hub.js';
 import { apiCall, specVersion, validateComponent, validateResponse, type ApiAnswer, type ApiCallOptions } from '../helpers/openapi.js';
 
 const PAGINATION = 'application/jupyterhub-pagination+json';
 
-describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
+// The whole suite runs once per state-DB dialect: SQLite (the default) and PostgreSQL.
+const postgresUrl = inject('postgresUrl');
+const dialects = [
+  { name: 'SQLite', dbName: null },
+  ...(requireService('PostgreSQL', postgresUrl !== null) ? [{ name: 'PostgreSQL', dbName: `api_spec_${process.pid}` }] : []),
+];
+
+for (const dialect of dialects) describe(`REST API responses match the JupyterHub 5.5.1 spec (${dialect.name})`, () => {
   const hub = new HubProcess({
-    env: { LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_ALLOW_NAMED_SERVERS: 'true' },
+    env: {
+      LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_ALLOW_NAMED_SERVERS: 'true',
+      ...(dialect.dbName && { LABHUB_DB_URL: databaseUrl(postgresUrl!, dialect.dbName) }),
+    },
   });
   let admin = '';
 
@@ -29,6 +41,7 @@ describe('REST API responses match the JupyterHub 5.5.1 spec', () => {
   }
 
   beforeAll(async () => {
+    if (dialect.dbName) await createDatabase(postgresUrl!, dialect.dbName);
     await hub.start();
     const added = await hub.cli(['users', 'add', 'admin', '--admin']);
     expect(added.status, added.stderr).toBe(0);
