@@ -91,10 +91,6 @@ if [ "${JH5%%.*}" != "5" ]; then
 fi
 
 "$JH5_VENV/bin/python" -c 'import jupyterhub_idle_culler' 2>/dev/null || { T0=$(date +%s); log "installing jupyterhub-idle-culler into $JH5_VENV (PyPI)"; "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 jupyterhub-idle-culler >/tmp/labhub-pip.log 2>&1 || { tail -n 40 /tmp/labhub-pip.log >&2; exit 1; }; did+=("jupyterhub-idle-culler ($(($(date +%s) - T0)) s)"); }
-# ---------------------------------------------------------------- Docker engine and notebook images
-# docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
-bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
-
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi
