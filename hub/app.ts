@@ -214,8 +214,8 @@ export function buildApp(ctx: HubContext): Express {
   const api = express.Router();
   api.use('/oauth2', express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }), express.json({ limit: '64kb' }));
   api.use(oauth2Router(ctx));
-  // JupyterHub reads API bodies as JSON whatever their Content-Type; so do we, within 1 MB.
-  api.use(express.json({ limit: '1mb', type: () => true }));
+  // JupyterHub reads API bodies as JSON whatever their Content-Type; so do we, within 1 MB (GET and HEAD have none).
+  api.use(express.json({ limit: '1mb', type: (req) => req.method !== 'GET' && req.method !== 'HEAD' }));
   api.use((req, _res, next) => {
     next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
   });

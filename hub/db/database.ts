@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import pg from 'pg';
 import { allMigrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -32,7 +32,7 @@ export function openDatabase(target: { sqlitePath: string } | { postgresUrl: str
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('synchronous = NORMAL');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   const pool = new pg.Pool({ connectionString: target.postgresUrl, max: 10 });
@@ -40,6 +40,29 @@ export function openDatabase(target: { sqlitePath: string } | { postgresUrl: str
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', close: () => db.destroy() };
+}
+
+/** Distinct SQL texts kept prepared: the hub issues a few dozen shapes; the bound only guards against surprises. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely asks the driver to prepare every query anew; better-sqlite3 statements are reusable, and preparing was
+ * the largest single cost of an API request in the hub benchmark. Statements are kept by SQL text, oldest dropped.
+ */
+function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string): SqliteStatement {
+      let statement = cache.get(sql);
+      if (!statement) {
+        statement = sqlite.prepare(sql) as unknown as SqliteStatement;
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(sql, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 function migrator(db: Db, dialect: Dialect): Migrator {
