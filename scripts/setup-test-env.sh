@@ -4,6 +4,7 @@
 #     postgresql (server 15 in /usr/lib/postgresql/15/bin), wrk, hyperfine, build tools for node-gyp.
 #   - A venv at $LABHUB_JH5_VENV (default /opt/labhub/venv-jh5) with 'jupyterhub>=5,<6' + jupyterlab
 #     from PyPI: the 5.x single-user server today's official images ship.
+#   - Docker (scripts/setup-docker.sh): Debian's engine, started if not running, and the notebook test images.
 # Idempotent: when everything is already there it only checks (4-8 s, mostly the two singleuser --version calls);
 # `apt-get update` runs only when a Debian package is missing.
 set -euo pipefail
@@ -91,6 +92,10 @@ if [ "${JH5%%.*}" != "5" ]; then
 fi
 
 "$JH5_VENV/bin/python" -c 'import jupyterhub_idle_culler' 2>/dev/null || { T0=$(date +%s); log "installing jupyterhub-idle-culler into $JH5_VENV (PyPI)"; "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 jupyterhub-idle-culler >/tmp/labhub-pip.log 2>&1 || { tail -n 40 /tmp/labhub-pip.log >&2; exit 1; }; did+=("jupyterhub-idle-culler ($(($(date +%s) - T0)) s)"); }
+# ---------------------------------------------------------------- Docker engine and notebook images
+# docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
+
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi

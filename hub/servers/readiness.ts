@@ -18,7 +18,8 @@ export async function waitForHttp(url: string, prefix: string, timeoutMs: number
     if (status !== null && status < 500) return;
     if (status !== null) lastProblem = `HTTP ${status}`;
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-    delay = Math.min(delay * 2, 1000);
+    // A short cap: a server that comes up just after a probe should not wait a whole second to be noticed.
+    delay = Math.min(delay * 2, 200);
   }
   throw new Error(`the server did not answer at ${target.pathname} within ${Math.round(timeoutMs / 1000)} s (${lastProblem})`);
 }
