@@ -36,6 +36,8 @@ import { ChpProxyClient } from '../proxy/chp-client.js';
 import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
+import { DockerSpawner, engineOptionsFromUrl } from '../spawners/docker.js';
+import { readFileSync } from 'node:fs';
 import type { Authenticator } from '../authenticators/authenticator.js';
 import { NativeAuthenticator } from '../authenticators/native.js';
 import { DummyAuthenticator } from '../authenticators/dummy.js';
@@ -60,6 +62,7 @@ export interface HubOptions {
 function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   const s = config.spawner;
   if (s.kind === 'instant') return new InstantSpawner();
+  if (s.kind === 'docker') return createDockerSpawner(config, log);
   if (process.getuid?.() !== 0 || !s.run_as_system_users) {
     log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
       'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');
@@ -67,6 +70,24 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   return new LocalSpawner({
     cmd: s.cmd, args: s.args, ip: s.ip, dataDir: config.data_dir, envKeep: s.env_keep, environment: s.environment,
     logger: log.child({ component: 'spawner' }), runAsSystemUsers: s.run_as_system_users, allowRoot: s.allow_root,
+  });
+}
+
+function createDockerSpawner(config: LabHubConfig, log: Logger): DockerSpawner {
+  const d = config.spawner.docker;
+  const engine = d.host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  const tls = d.tls && {
+    ca: readFileSync(d.tls.ca_file, 'utf8'), cert: readFileSync(d.tls.cert_file, 'utf8'), key: readFileSync(d.tls.key_file, 'utf8'),
+  };
+  return new DockerSpawner({
+    ...engineOptionsFromUrl(engine), ...(tls && { tls }),
+    image: d.image, allowedImages: d.allowed_images, pullPolicy: d.pull_policy, network: d.network,
+    memLimit: d.mem_limit, cpuLimit: d.cpu_limit, pidsLimit: d.pids_limit, removeOnStop: d.remove_on_stop,
+    hubConnectUrl: d.hub_connect_url ?? config.hub.connect_url, extraEnv: d.environment, cmd: d.cmd, args: d.args,
+    user: d.user, allowRoot: config.spawner.allow_root, homeMountPath: d.home_mount_path,
+    // One key names both: two hubs on one engine never share containers or home volumes.
+    hubId: d.hub_id, namePrefix: d.hub_id,
+    logger: log.child({ component: 'spawner' }),
   });
 }
 

@@ -349,6 +349,10 @@ export class DockerSpawner implements Spawner {
     }
   }
 
+  checkOptions(userOptions: Record<string, unknown>): void {
+    this.resolveImage(userOptions);
+  }
+
   /** The image for this request: user option `image` if allowed, else the configured one. Throws HttpError(400). */
   resolveImage(userOptions: Record<string, unknown>): string {
     const wanted = userOptions.image;

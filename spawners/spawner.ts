@@ -55,4 +55,10 @@ export interface Spawner {
   stop(state: SpawnerState, options?: { now?: boolean }): Promise<void>;
   /** Releases what the spawner holds open (watches, sockets) at hub shutdown; running servers keep running. */
   close?(): Promise<void>;
+  /** Refuses user options this spawner cannot honour (e.g. an image not allowed), with an HttpError(400), before anything starts. */
+  checkOptions?(userOptions: Record<string, unknown>): void;
+  /** Slow preparation that must not count against the start timeout (pulling an image); progress goes to the spawn. */
+  prepare?(request: Pick<SpawnRequest, 'userOptions' | 'signal' | 'progress'>): Promise<unknown>;
+  /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
+  removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

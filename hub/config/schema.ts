@@ -28,6 +28,35 @@ const roleSchema = z.strictObject({
   services: z.array(z.string()).default([]),
 });
 
+/** spawner.docker: see docs/docker.md. */
+const dockerSchema = z.strictObject({
+  /** The engine: `unix:///path` or `tcp://host:port`; default DOCKER_HOST, else the local socket. */
+  host: z.string().regex(/^(unix:\/\/\/|tcp:\/\/|https?:\/\/|\/)/, 'expected unix:///path or tcp://host:port').optional(),
+  /** PEM files for a TLS engine (tcp://…:2376). */
+  tls: z.strictObject({ ca_file: z.string(), cert_file: z.string(), key_file: z.string() }).optional(),
+  image: z.string().min(1).default('labhub/notebook-debian:latest'),
+  /** Other images users may choose with the user option `image`. */
+  allowed_images: z.array(z.string().min(1)).default([]),
+  pull_policy: z.enum(['never', 'if-not-present', 'always']).default('if-not-present'),
+  network: z.string().min(1).default('bridge'),
+  /** Bytes, or `512m`, `2g` as `docker run --memory`. */
+  mem_limit: z.union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?[kmgKMG]?$/, 'expected bytes or e.g. 512m, 2g')]).optional(),
+  cpu_limit: z.number().positive().max(1024).optional(),
+  /** 0 means no limit. */
+  pids_limit: z.number().int().min(0).default(1024),
+  remove_on_stop: z.boolean().default(true),
+  /** How containers reach the hub's API, e.g. http://172.17.0.1:8081; default hub.connect_url. */
+  hub_connect_url: url.optional(),
+  environment: z.record(z.string(), z.string()).default({}),
+  /** Command; default the image's. */
+  cmd: z.array(z.string()).min(1).optional(),
+  args: z.array(z.string()).default([]),
+  user: z.string().regex(/^\d+:\d+$/, 'expected uid:gid').default('1000:1000'),
+  home_mount_path: z.string().startsWith('/').default('/home/jovyan'),
+  /** Marks this hub's containers on a shared engine; containers with it that the DB does not know are removed at start. */
+  hub_id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected lower-case letters, digits, ., _ or -').default('labhub'),
+});
+
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
   port: port.default(8000),
@@ -80,7 +109,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   spawner: z
     .strictObject({
-      kind: z.enum(['local', 'instant']).default('local'),
+      kind: z.enum(['local', 'docker', 'instant']).default('local'),
       cmd: z.array(z.string()).min(1).default(['jupyterhub-singleuser']),
       args: z.array(z.string()).default([]),
       ip: z.string().default('127.0.0.1'),
@@ -96,6 +125,7 @@ export const configSchema = z.strictObject({
       run_as_system_users: z.boolean().default(true),
       /** local: allow servers to run as root (a root hub without matching system accounts, e.g. in a container). */
       allow_root: z.boolean().default(false),
+      docker: dockerSchema.prefault({}),
     })
     .prefault({}),
   /** Spawns in progress at once; more answer 429. */

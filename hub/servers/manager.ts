@@ -78,6 +78,7 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
+    this.deps.spawner.checkOptions?.(userOptions);
     const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
@@ -125,6 +126,13 @@ export class ServerManager {
         clientAllowedScopes: [],
         publicUrl: this.options.publicUrl,
       });
+      if (spawner.prepare) {
+        progress.emit({ progress: 5, message: 'Preparing the server' });
+        await spawner.prepare({
+          userOptions, signal,
+          progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : Math.round(e.progress * 0.1), message: e.message }),
+        });
+      }
       progress.emit({ progress: 10, message: 'Starting the server' });
       const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
       const result = await withAbort(spawner.start({
@@ -269,6 +277,14 @@ export class ServerManager {
       await this.release(user, row.name, row.id, row.status === 'starting' ? 'Spawn interrupted by a hub restart' : null);
       cleaned += 1;
     }));
+    if (spawner.removeOrphans) {
+      const known = (await store.servers.active()).map((row) => parseState(row.spawner_state));
+      const removed = await spawner.removeOrphans(known).catch((e: unknown) => {
+        log.error({ err: errorText(e) }, 'could not look for orphaned servers');
+        return [];
+      });
+      if (removed.length) log.warn({ removed }, 'removed servers labelled as this hub\'s that the DB does not know');
+    }
     log.info({ kept, cleaned }, 'reconciled servers after start');
     return { kept, cleaned };
   }

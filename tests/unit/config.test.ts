@@ -310,7 +310,7 @@ describe('errors name the key and what was expected', () => {
     const err = configError(() => loadConfig({ env: {}, file: yamlFile('log_level: loud\n') }));
     expect(err.message).toMatch(/log_level: .*expected one of/);
     expect(err.message).toContain('"debug"');
-    expect(configError(() => loadConfig({ env: { LABHUB_SPAWNER__KIND: 'docker' } })).message).toMatch(/spawner\.kind: .*"local"/);
+    expect(configError(() => loadConfig({ env: { LABHUB_SPAWNER__KIND: 'swarm' } })).message).toMatch(/spawner\.kind: .*"local"/);
   });
 
   it('a db_url with a scheme other than sqlite: or postgres://', () => {

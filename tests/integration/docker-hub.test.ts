@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, eventually, HubProcess } from '../helpers/hub.js';
+import { requireService } from '../helpers/jupyter.js';
+
+/**
+ * The Docker spawner as a deployment uses it: `labhub start` with `spawner.kind: docker` from config, a real engine,
+ * the notebook-debian image. Crash recovery: kill -9 of the hub with a container running, and an orphan container
+ * created behind the hub's back, removed at the next start.
+ */
+const IMAGE = 'labhub/notebook-debian:latest';
+const docker = new Docker();
+const engineUp = await docker.ping().then(() => true, () => false);
+const ready = requireService('Docker engine', engineUp)
+  && requireService(`Docker image ${IMAGE}`, await docker.getImage(IMAGE).inspect().then(() => true, () => false));
+
+describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
+  const hubId = `test-${randomBytes(4).toString('hex')}`;
+  let hub: HubProcess;
+  let token = '';
+
+  beforeAll(async () => {
+    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const gateway = bridge.IPAM.Config.find((c) => c.Gateway)!.Gateway!;
+    hub = new HubProcess({
+      env: {
+        LABHUB_SPAWNER__KIND: 'docker',
+        LABHUB_SPAWNER__DOCKER__IMAGE: IMAGE,
+        LABHUB_SPAWNER__DOCKER__PULL_POLICY: 'never',
+        LABHUB_SPAWNER__DOCKER__HUB_ID: hubId,
+        LABHUB_SPAWNER__DOCKER__MEM_LIMIT: '1g',
+        // Containers reach the hub on the bridge gateway, so the hub listens there.
+        LABHUB_HUB__IP: gateway,
+        LABHUB_AUTHENTICATOR__KIND: 'dummy',
+      },
+    });
+    await hub.start();
+    expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
+    token = (await hub.cli(['token', 'admin'])).stdout.trim();
+    expect((await api(hub.url, token, 'POST', '/users', { usernames: ['dora'] })).status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await api(hub.url, token, 'DELETE', '/users/dora/server').catch(() => undefined);
+    await hub.cleanup();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } })) {
+      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    for (const v of (await docker.listVolumes()).Volumes ?? []) {
+      if (v.Labels?.['org.labhub.hub'] === hubId) await docker.getVolume(v.Name).remove().catch(() => undefined);
+    }
+  });
+
+  it('starts a container from config, reachable through the proxy', async () => {
+    const started = await api(hub.url, token, 'POST', '/users/dora/server');
+    expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
+    await eventually(async () => ((await api(hub.url, token, 'GET', '/users/dora')).body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready, 60_000);
+    const res = await fetch(`${hub.url}/user/dora/api`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toHaveProperty('version');
+  });
+
+  it('refuses an image that is not allowed with 400 before creating anything', async () => {
+    expect((await api(hub.url, token, 'POST', '/users', { usernames: ['eve'] })).status).toBe(201);
+    const res = await api(hub.url, token, 'POST', '/users/eve/server', { image: 'evil/image:latest' });
+    expect(res.status).toBe(400);
+    expect((res.body as { message: string }).message).toMatch(/not allowed/);
+  });
+
+  it('survives kill -9 of the hub and removes an orphan container at the next start', async () => {
+    hub.kill9();
+    const orphan = await docker.createContainer({
+      Image: IMAGE, name: `labhub-orphan-${hubId}`, Cmd: ['sleep', '600'],
+      Labels: { 'org.labhub.hub': hubId, 'org.labhub.user': 'ghost', 'org.labhub.server': '' },
+    });
+    await hub.start();
+    await eventually(async () => !(await docker.listContainers({ all: true })).some((c) => c.Id === orphan.id), 15_000);
+    const user = await api(hub.url, token, 'GET', '/users/dora');
+    expect((user.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready).toBe(true);
+    expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
+  });
+
+  it('stops the server and removes its container, keeping the home volume', async () => {
+    expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBe(204);
+    const left = await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } });
+    expect(left).toEqual([]);
+    const volumes = (await docker.listVolumes()).Volumes ?? [];
+    expect(volumes.some((v) => v.Name.includes('dora'))).toBe(true);
+  });
+});
