@@ -69,32 +69,29 @@ export function serversRouter(ctx: HubContext): Router {
     const row = await store.servers.get(user.id, server);
     if (!row && server) throw new HttpError(404, `No such server: ${server}`);
     const live = servers.progressOf(user.name, server);
-    const finished = live && row?.status === 'starting' ? null : servers.finishedEvent(row, user.name);
-    if (!live?.events.length && !finished && row?.status !== 'starting') throw new HttpError(400, `${user.name}'s server is not starting`);
+    const finished = servers.finishedEvent(row, user.name);
+    if (!live && !finished && row?.status !== 'starting') throw new HttpError(400, `${user.name}'s server is not starting`);
+
     res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
     res.flushHeaders();
     const send = (e: SpawnEvent) => res.write(`data: ${JSON.stringify(e)}\n\n`);
-    if (finished && !(live && !live.done)) {
-      send(finished);
-      return void res.end();
-    }
-    if (!live) {
-      // Starting, but this hub has no live feed (another hub process started it, or a restart): report and end.
-      send({ progress: 50, message: 'Server is starting' });
+    if (!live || live.done) {
+      // Not spawning now: JupyterHub answers with the outcome alone (ready or failed). A start this hub has no
+      // feed for (begun before a restart) is reported as under way.
+      send(live?.events.at(-1) ?? finished ?? { progress: 50, message: 'Server is starting' });
       return void res.end();
     }
     for (const e of live.events) send(e);
-    if (live.done) return void res.end();
     const keepalive = setInterval(() => res.write('\n\n'), KEEPALIVE_MS);
-    const unsubscribe = live.subscribe((e) => {
-      send(e);
-      if (e.ready || e.failed) finish();
-    });
     const finish = () => {
       clearInterval(keepalive);
       unsubscribe();
       res.end();
     };
+    const unsubscribe = live.subscribe((e) => {
+      send(e);
+      if (e.ready || e.failed) finish();
+    });
     req.on('close', finish);
   };
 
