@@ -235,7 +235,11 @@ export class ServerManager {
     for (const row of await store.servers.active()) {
       const key = serverKey(row.user_name, row.name);
       if (row.status !== 'running' || this.pendingStarts.has(key) || this.pendingStops.has(key)) continue;
-      const result = await spawner.poll(parseState(row.spawner_state)).catch(() => ({ running: false as const, exitCode: null }));
+      // A poll that fails says nothing about the server (an engine briefly unreachable): check again next time.
+      const result = await spawner.poll(parseState(row.spawner_state)).catch((e: unknown) => {
+        log.warn({ user: row.user_name, server: row.name, err: errorText(e) }, 'could not poll server; will retry');
+        return { running: true as const };
+      });
       if (result.running) continue;
       log.warn({ user: row.user_name, server: row.name }, 'server is no longer running; cleaning up');
       await this.release({ name: row.user_name }, row.name, row.id, null);
@@ -262,7 +266,14 @@ export class ServerManager {
     await Promise.all((await store.servers.active()).map(async (row) => {
       const state = parseState(row.spawner_state);
       const user = { id: row.user_id, name: row.user_name };
-      const alive = row.status !== 'stopping' && (await spawner.poll(state).catch(() => ({ running: false }))).running;
+      const polled = row.status === 'stopping' ? { running: false } : await spawner.poll(state).catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
+      if (polled instanceof Error && row.status === 'running') {
+        // Unknown is not dead: keep the server and let polling decide once the spawner answers again.
+        log.warn({ user: row.user_name, server: row.name, err: polled.message }, 'could not poll server at start; keeping it');
+        kept += 1;
+        return;
+      }
+      const alive = !(polled instanceof Error) && polled.running;
       if (alive && row.url) {
         try {
           await waitForHttp(row.url, serverPrefix(row.user_name, row.name), Math.min(this.options.httpTimeoutMs, 10_000));
