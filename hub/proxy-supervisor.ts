@@ -37,10 +37,20 @@ export class ProxySupervisor {
 
   constructor(private readonly options: ProxySupervisorOptions) {}
 
+  /** Makes sure a proxy answers (adopting one, or launching ours), puts the routes in, and starts checking. */
   async start(): Promise<void> {
-    if (!(await this.answers()) && this.options.managed) await this.launch();
-    await this.waitUntilAnswering(15_000);
-    await this.options.resync();
+    // A second launch covers a proxy that dies while the hub starts (adopted, then killed before the first sync).
+    for (let attempt = 1; ; attempt++) {
+      if (!(await this.answers()) && this.options.managed) await this.launch();
+      try {
+        await this.waitUntilAnswering(15_000);
+        await this.options.resync();
+        break;
+      } catch (err) {
+        if (!this.options.managed || attempt >= 2) throw err;
+        this.options.log.warn({ err: (err as Error).message }, 'proxy stopped answering during start-up; starting it again');
+      }
+    }
     this.schedule();
   }
 

@@ -48,6 +48,8 @@ export class HubProcess {
   /** Starts (or restarts, on the same ports and data) and waits until the hub answers through the proxy. */
   async start(): Promise<void> {
     if (!this.port) [this.port, this.hubPort, this.apiPort] = [await freePort(), await freePort(), await freePort()];
+    // Only this start's output counts: after a restart the earlier "LabHub is running" line is still in `output`.
+    const from = this.output.length;
     const child = spawn(process.execPath, [LABHUB, 'start'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
@@ -56,7 +58,7 @@ export class HubProcess {
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`labhub exited with ${child.exitCode}:\n${this.output.slice(-3000)}`);
       const ok = await fetch(`${this.url}/hub/api/`).then((r) => r.ok, () => false);
-      if (ok && this.output.includes('LabHub is running')) return;
+      if (ok && this.output.includes('LabHub is running', from)) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`labhub did not start:\n${this.output.slice(-3000)}`);

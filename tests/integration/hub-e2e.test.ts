@@ -120,7 +120,8 @@ for (const major of [3, 5] as const) {
       const pid = await proxyPid(hub.apiPort);
       const killedAt = Date.now();
       process.kill(pid, 'SIGKILL');
-      await eventually(async () => (await browser.request('/user/alice/api/status')).status === 200, 20_000, 100);
+      await eventually(async () => (await browser.request('/user/alice/api/status')).status === 200, 20_000, 100)
+        .catch((err: Error) => { throw new Error(`${err.message}\n--- hub log ---\n${hub.output.slice(-6000)}`); });
       const elapsed = Date.now() - killedAt;
       expect(elapsed).toBeLessThan(15_000);
     });
@@ -152,9 +153,12 @@ function proxyToken(hub: HubProcess): string {
   return readFileSync(`${hub.dataDir}/proxy_auth_token`, 'utf8').trim();
 }
 
+/** The process listening on the proxy's API port (not the hub, which holds client connections to it). */
 async function proxyPid(apiPort: number): Promise<number> {
-  const out = execFileSync('fuser', [`${apiPort}/tcp`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return Number(out.trim().split(/\s+/)[0]);
+  const out = execFileSync('ss', ['-ltnpH', `sport = :${apiPort}`], { encoding: 'utf8' });
+  const pid = Number(/pid=(\d+)/.exec(out)?.[1]);
+  expect(pid, out).toBeGreaterThan(1);
+  return pid;
 }
 
 async function executeInKernel(base: string, browser: Browser, kernelId: string, code: string): Promise<string> {
