@@ -26,6 +26,7 @@ import Docker from 'dockerode';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import { redactedTail } from './redact.js';
 
 export type PullPolicy = 'never' | 'if-not-present' | 'always';
 
@@ -198,19 +199,6 @@ function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error && signal.reason.name !== 'AbortError' && signal.reason.name !== 'TimeoutError'
     ? signal.reason
     : new Error('Server start was cancelled');
-}
-
-const SECRET_KEY = /TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH/i;
-
-/** The last lines of a container's output, with anything that looks like a secret removed: this text is shown to users. */
-function redactedTail(text: string, env: Record<string, string>, maxLines = 20, maxChars = 2000): string {
-  let tail = text.slice(-maxChars * 2);
-  for (const [key, value] of Object.entries(env)) {
-    if (SECRET_KEY.test(key) && value.length >= 4) tail = tail.split(value).join('[redacted]');
-  }
-  tail = tail.replace(/((?:token|password|secret)=)[^\s&"']+/gi, '$1[redacted]');
-  const lines = tail.split('\n').filter((l) => l.trim() !== '');
-  return lines.slice(-maxLines).join('\n').slice(-maxChars);
 }
 
 /** Docker's multiplexed log stream (8-byte frame headers when the container has no TTY) → text. */

@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import { redactedTail } from './redact.js';
 
 export const DEFAULT_ENV_KEEP = [
   'PATH', 'LANG', 'LC_ALL', 'LD_LIBRARY_PATH', 'PYTHONPATH', 'VIRTUAL_ENV', 'CONDA_ROOT', 'CONDA_DEFAULT_ENV',
@@ -265,20 +266,6 @@ async function defaultLookupAccount(name: string): Promise<SystemAccount | null>
     }
   }
   return null;
-}
-
-const SECRET_KEY = /TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH/i;
-
-/** The last lines of a log, with anything that looks like a secret removed: this text is shown to users. */
-function redactedTail(text: string, env: Record<string, string>, maxLines = 20, maxChars = 2000): string {
-  let tail = text.slice(-maxChars * 2);
-  for (const [key, value] of Object.entries(env)) {
-    if (SECRET_KEY.test(key) && value.length >= 4) tail = tail.split(value).join('[redacted]');
-  }
-  tail = tail.replace(/((?:token|password|secret)=)[^\s&"']+/gi, '$1[redacted]');
-  tail = tail.replace(/(authorization:\s*\S+\s+)\S+/gi, '$1[redacted]');
-  const lines = tail.split('\n').filter((l) => l.trim() !== '');
-  return lines.slice(-maxLines).join('\n').slice(-maxChars);
 }
 
 function abortReason(signal: AbortSignal): Error {
