@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './ports.js';
@@ -83,9 +83,27 @@ export class HubProcess {
     }
   }
 
-  /** Everything this hub left behind: processes listening on its ports, its data dir. */
+  /**
+   * Everything this hub left behind: processes listening on its ports, servers still running in its data dir
+   * (a hub's shutdown deliberately leaves servers running, and a failed test may not have stopped them), the dir.
+   */
   async cleanup(): Promise<void> {
     await this.stop();
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let cwd = '';
+      try {
+        cwd = readlinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        continue;
+      }
+      if (cwd === this.dataDir || cwd.startsWith(`${this.dataDir}/`)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
     for (const port of [this.port, this.apiPort]) {
       if (port) spawn('fuser', ['-k', '-TERM', `${port}/tcp`], { stdio: 'ignore' });
     }
