@@ -6,8 +6,7 @@ import type { GroupRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
-import { requestUrl } from './users.js';
-import { isEmptyBody, paginatedBody, pagination, parseInput, usernameFrom, wantsPagination } from './validate.js';
+import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
 const GROUP_NAME = new RegExp('^[^/\\s\\p{Cc}][^/\\p{Cc}]{0,254}$', 'u');

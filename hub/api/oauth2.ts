@@ -1,15 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { OAuthClientRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { requestedOAuthScopes, resolveRequestedScopes, checkScope } from '../auth/scopes.js';
-import { verifyTokenHash } from '../auth/tokens.js';
+import { secretDigest, verifyTokenHash } from '../auth/tokens.js';
 import { renderPage } from '../pages/render.js';
 
 const CODE_TTL_MS = 5 * 60_000;
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 const authorizeQuery = z.object({
   client_id: z.string().min(1).max(300),
@@ -67,7 +66,7 @@ export function oauth2Router(ctx: HubContext): Router {
     const code = randomBytes(32).toString('base64url');
     await store.oauth.deleteExpiredCodes();
     await store.oauth.createCode({
-      code_hash: sha256(code), client_id: g.client.identifier, user_id: g.requester.user!.id, scopes: JSON.stringify(g.scopes),
+      code_hash: secretDigest(code), client_id: g.client.identifier, user_id: g.requester.user!.id, scopes: JSON.stringify(g.scopes),
       session_id: g.requester.session?.id ?? null, redirect_uri: query.redirect_uri,
       expires_at: new Date(Date.now() + CODE_TTL_MS).toISOString(),
     });
@@ -111,7 +110,7 @@ export function oauth2Router(ctx: HubContext): Router {
     if (!clientId || !secret || !body.code) return oauthError(res, 400, 'invalid_request', 'client_id, client_secret and code are required');
     const client = await store.oauth.client(clientId);
     if (!client || !verifyTokenHash(secret, client.secret_hash)) return oauthError(res, 401, 'invalid_client', 'client authentication failed');
-    const code = await store.oauth.consumeCode(sha256(body.code));
+    const code = await store.oauth.consumeCode(secretDigest(body.code));
     if (!code || code.client_id !== client.identifier) return oauthError(res, 400, 'invalid_grant', 'the code is unknown, expired or already used');
     if (body.redirect_uri !== undefined && body.redirect_uri !== code.redirect_uri) return oauthError(res, 400, 'invalid_grant', 'redirect_uri does not match');
     const expiresIn = ctx.config.oauth_token_expires_in;

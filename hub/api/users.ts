@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
@@ -8,7 +8,7 @@ import { filterForList } from '../auth/scopes.js';
 import { userModel } from './models.js';
 import { createOneTimeLink, INVITATION_TTL_S } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
-import { isEmptyBody, paginatedBody, pagination, parseInput, usernameFrom, wantsPagination } from './validate.js';
+import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 /** Unknown arguments are ignored, as JupyterHub does (clients add cache-busters such as `_=<time>`). */
 const listQuery = z.object({
@@ -219,8 +219,4 @@ function requireAdmin(requester: Requester, action = 'grant admin'): void {
 /** Creating users needs the unfiltered scope: a filtered admin cannot create users outside its filter (GHSA-69wv-m5fw-2fhp). */
 function requireUnfiltered(requester: Requester, scope: string, action: string): void {
   if (requester.scopes.get(scope) !== 'all') throw new HttpError(403, `Action is not authorized with current scopes; ${action} requires unfiltered ${scope}`);
-}
-
-export function requestUrl(req: Request): URL {
-  return new URL(req.originalUrl, `${req.protocol}://${req.get('host') ?? 'localhost'}`);
 }

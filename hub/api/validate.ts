@@ -1,3 +1,4 @@
+import type { Request } from 'express';
 import type { z } from 'zod';
 import { HttpError } from '../errors.js';
 import { normalizeUsername, validateUsername } from '../auth/usernames.js';
@@ -38,6 +39,11 @@ export const PAGINATION_TYPE = 'application/jupyterhub-pagination+json';
 
 export function wantsPagination(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((part) => part.split(';')[0]!.trim() === PAGINATION_TYPE);
+}
+
+/** The URL a request was made to, as the client sees it (for the `next` link of a page). */
+export function requestUrl(req: Request): URL {
+  return new URL(req.originalUrl, `${req.protocol}://${req.get('host') ?? 'localhost'}`);
 }
 
 /** The paginated answer: `{items, _pagination}` with a `next` URL keeping the other query arguments. */

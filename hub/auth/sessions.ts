@@ -1,9 +1,10 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { parse as parseCookies, serialize } from 'cookie';
 import { nowIso } from '../db/database.js';
 import type { Store } from '../db/index.js';
 import type { SessionRow, UserRow } from '../db/schema.js';
+import { secretDigest } from './tokens.js';
 
 export const SESSION_COOKIE = 'labhub-session';
 
@@ -18,7 +19,6 @@ export interface ActiveSession {
   user: UserRow;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Browser sessions, kept in the DB so that they survive hub restarts and can be ended from the server side.
@@ -42,7 +42,7 @@ export class SessionManager {
     const secret = raw.slice(dot + 1);
     const session = await this.store.sessions.byId(id);
     if (!session) return null;
-    const given = Buffer.from(sha256(secret));
+    const given = Buffer.from(secretDigest(secret));
     const stored = Buffer.from(session.secret_hash);
     if (given.length !== stored.length || !timingSafeEqual(given, stored)) return null;
     const user = await this.store.users.byId(session.user_id);
@@ -56,7 +56,7 @@ export class SessionManager {
     const secret = randomBytes(32).toString('base64url');
     const expires = new Date(Date.now() + this.options.maxAgeDays * 86_400_000);
     const row: SessionRow = {
-      id, secret_hash: sha256(secret), user_id: user.id, cookie_id: user.cookie_id, created: nowIso(), expires_at: expires.toISOString(),
+      id, secret_hash: secretDigest(secret), user_id: user.id, cookie_id: user.cookie_id, created: nowIso(), expires_at: expires.toISOString(),
     };
     await this.store.sessions.create(row);
     res.append('Set-Cookie', serialize(SESSION_COOKIE, `${id}.${secret}`, {

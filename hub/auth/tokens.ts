@@ -29,9 +29,17 @@ function sha256(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
+/**
+ * Hex sha256 of a high-entropy secret (session secrets, OAuth codes, one-time link codes): what is stored and looked
+ * up in place of the secret itself.
+ */
+export function secretDigest(secret: string): string {
+  return sha256(secret).toString('hex');
+}
+
 /** For generated tokens: with 256 random bits, a fast hash is as strong as a slow one. */
 export function hashToken(token: string): string {
-  return `sha256:${sha256(token).toString('hex')}`;
+  return `sha256:${secretDigest(token)}`;
 }
 
 export class TokenTooShort extends Error {

@@ -6,7 +6,7 @@ import { validateNextUrl } from '../auth/next-url.js';
 import { hashPassword, passwordRejection } from '../auth/passwords.js';
 import { normalizeUsername, validateUsername } from '../auth/usernames.js';
 import { renderPage } from './render.js';
-import { linkCodeHash } from '../auth/one-time-links.js';
+import { secretDigest } from '../auth/tokens.js';
 
 const GENERIC_FAILURE = 'Invalid username or password.';
 
@@ -67,7 +67,7 @@ export function authPages(ctx: HubContext): Router {
   /** First-admin setup (`username` null in the invitation) and invitations for named accounts. */
   async function invitation(req: Request) {
     const code = typeof req.query.code === 'string' && req.query.code.length <= 200 ? req.query.code : '';
-    return code ? store.invitations.valid(linkCodeHash(code)) : undefined;
+    return code ? store.invitations.valid(secretDigest(code)) : undefined;
   }
 
   function showSetup(req: Request, res: Response, status: number, invite: { username: string | null; admin: number }, message: string, username = '') {
@@ -100,7 +100,7 @@ export function authPages(ctx: HubContext): Router {
     }
     if (password !== formField(req, 'password2')) return showSetup(req, res, 400, invite, 'The two passwords differ.', name);
     const code = String(req.query.code);
-    const consumed = await store.invitations.consume(linkCodeHash(code));
+    const consumed = await store.invitations.consume(secretDigest(code));
     if (!consumed) return res.status(404).send(renderPage('error.njk', { status: 404, title: 'Link not valid', message: 'This link has expired or was already used.' }));
     const passwordHash = await hashPassword(password);
     const existing = await store.users.byName(name);

@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { expect } from 'vitest';
 import { freePort } from './ports.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -236,6 +237,20 @@ export class Browser {
       body: new URLSearchParams({ ...fields, _xsrf: xsrf }).toString(),
     });
   }
+}
+
+/**
+ * Opens a notebook server's page as a logged-in browser does and checks it got there through the OAuth dance
+ * (hub authorize, then the server's callback), then that the server's API accepts the resulting cookie.
+ */
+export async function landInServer(browser: Browser, prefix: string): Promise<void> {
+  const landing = await browser.navigate(prefix);
+  expect(landing.status, browser.visited.slice(-8).join(' -> ')).toBe(200);
+  expect(browser.visited.some((p) => p.startsWith('/hub/api/oauth2/authorize'))).toBe(true);
+  expect(browser.visited.some((p) => p.startsWith(`${prefix}oauth_callback`))).toBe(true);
+  const status = await browser.request(`${prefix}api/status`);
+  expect(status.status).toBe(200);
+  expect(await status.json()).toHaveProperty('started');
 }
 
 export function xsrfFromHtml(html: string): string {

@@ -25,7 +25,7 @@ import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, homeVolumeName, parseByteSize, parseDockerState, type DockerSpawnerOptions,
 } from '../../spawners/docker.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
-import { api, Browser, eventually, REPO } from '../helpers/hub.js';
+import { Browser, REPO, api, eventually, landInServer } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -665,13 +665,7 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
     readyTimes.push(Math.round(performance.now() - t0));
     expect(model).toBeTruthy();
 
-    const landing = await browser.navigate('/user/alice/');
-    expect(landing.status, browser.visited.slice(-8).join(' -> ')).toBe(200);
-    expect(browser.visited.some((p) => p.startsWith('/hub/api/oauth2/authorize'))).toBe(true);
-    expect(browser.visited.some((p) => p.startsWith('/user/alice/oauth_callback'))).toBe(true);
-    const status = await browser.request('/user/alice/api/status');
-    expect(status.status).toBe(200);
-    expect(await status.json()).toHaveProperty('started');
+    await landInServer(browser, '/user/alice/');
 
     const containers = await docker.listContainers({ filters: { label: [`org.labhub.hub=${HUB_ID}`, 'org.labhub.user=alice'] } });
     expect(containers.map((c) => c.Names[0])).toEqual([`/${PREFIX}-e2e-alice`]);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { api, Browser, eventually, HubProcess } from '../helpers/hub.js';
+import { Browser, HubProcess, api, eventually, landInServer } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
 
 /**
@@ -65,13 +65,7 @@ for (const major of [3, 5] as const) {
       expect(events[0]).toMatchObject({ progress: 0, message: 'Server requested' });
       expect(events.at(-1)).toMatchObject({ ready: true, url: '/user/alice/' });
 
-      const landing = await browser.navigate('/user/alice/');
-      expect(landing.status, browser.visited.slice(-8).join(' -> ')).toBe(200);
-      expect(browser.visited.some((p) => p.startsWith('/hub/api/oauth2/authorize'))).toBe(true);
-      expect(browser.visited.some((p) => p.startsWith('/user/alice/oauth_callback'))).toBe(true);
-      const status = await browser.request('/user/alice/api/status');
-      expect(status.status).toBe(200);
-      expect(await status.json()).toHaveProperty('started');
+      await landInServer(browser, '/user/alice/');
     });
 
     it('runs 6*7 in a kernel over the websocket through the proxy', async () => {
