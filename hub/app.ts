@@ -85,6 +85,10 @@ function createDockerSpawner(config: LabHubConfig, log: Logger): DockerSpawner {
     memLimit: d.mem_limit, cpuLimit: d.cpu_limit, pidsLimit: d.pids_limit, removeOnStop: d.remove_on_stop,
     hubConnectUrl: d.hub_connect_url ?? config.hub.connect_url, extraEnv: d.environment, cmd: d.cmd, args: d.args,
     user: d.user, allowRoot: config.spawner.allow_root, homeMountPath: d.home_mount_path,
+    volumes: d.volumes.map((v) => ({ source: v.source, target: v.target, type: v.type, readOnly: v.read_only })),
+    ...(d.registry_auth && {
+      registryAuth: { username: d.registry_auth.username, password: d.registry_auth.password, ...(d.registry_auth.server && { serveraddress: d.registry_auth.server }) },
+    }),
     // One key names both: two hubs on one engine never share containers or home volumes.
     hubId: d.hub_id, namePrefix: d.hub_id,
     logger: log.child({ component: 'spawner' }),

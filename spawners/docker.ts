@@ -23,12 +23,31 @@ import { createHash } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
+import tar from 'tar-stream';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
-import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import type { PollResult, ServerProfile, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
 import { redactedTail } from './redact.js';
+import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 
 export type PullPolicy = 'never' | 'if-not-present' | 'always';
+
+/**
+ * An extra mount from the admin's configuration. `{username}` and `{servername}` in `source` and `target` become the
+ * escaped names (escapeDockerName: only [a-z0-9-.], never `/` nor `..`), so a user name cannot reach another path.
+ */
+export interface VolumeSpec {
+  /** A volume name, or an absolute host path when `type` is `bind`. */
+  source: string;
+  /** Absolute path in the container. */
+  target: string;
+  /** `volume` (default) or `bind`: a host path is mounted only when the admin says so explicitly. */
+  type?: 'volume' | 'bind';
+  readOnly?: boolean;
+}
+
+/** Where secret files (SpawnRequest.secretFiles) are put in the container: the container's own layer, removed with it. */
+export const CONTAINER_SECRETS_DIR = '/run/labhub';
 
 export interface DockerSpawnerOptions {
   /** Unix socket of the engine; default /var/run/docker.sock (ignored when `host` is set). */
@@ -67,6 +86,10 @@ export interface DockerSpawnerOptions {
   hubId?: string;
   /** Prefix of container and volume names; default `labhub`. */
   namePrefix?: string;
+  /** Extra mounts for every container; see VolumeSpec. */
+  volumes?: VolumeSpec[];
+  /** Credentials for pulling from a private registry (Docker's X-Registry-Auth). */
+  registryAuth?: { username: string; password: string; serveraddress?: string };
   /** Command; default the image's (ENTRYPOINT + CMD). */
   cmd?: string[];
   /** Appended to the command (the image's CMD when `cmd` is not set). */
@@ -162,6 +185,33 @@ export function parseDockerState(state: SpawnerState | null | undefined): Docker
   return { containerId, name };
 }
 
+const TEMPLATE_FIELD = /\{(\w+)\}/g;
+
+/** Fills `{username}` and `{servername}` with escaped names; any other `{field}` is an error. */
+export function expandVolumeTemplate(template: string, user: string, server: string): string {
+  return template.replace(TEMPLATE_FIELD, (_, field: string) => {
+    if (field === 'username') return escapeDockerName(user);
+    if (field === 'servername') return server ? escapeDockerName(server) : 'default';
+    throw new Error(`unknown field {${field}} in volume ${JSON.stringify(template)}: use {username} or {servername}`);
+  });
+}
+
+/** An absolute, normalized container path: no `.`/`..` segments, no `:` (Docker's mount syntax), not `/`. */
+export function isSafeMountPath(p: string): boolean {
+  if (!p.startsWith('/') || p.length > 4096 || p.includes(':') || p.includes('\0') || p === '/') return false;
+  return p.slice(1).split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+function checkVolumeSpec(v: VolumeSpec): void {
+  const probe = (t: string) => expandVolumeTemplate(t, 'probe', '');
+  if (!isSafeMountPath(probe(v.target))) throw new Error(`volume target ${JSON.stringify(v.target)} must be an absolute path without . or .. segments`);
+  if (v.type === 'bind') {
+    if (!isSafeMountPath(probe(v.source))) throw new Error(`bind source ${JSON.stringify(v.source)} must be an absolute host path without . or .. segments`);
+  } else if (!DOCKER_NAME.test(probe(v.source))) {
+    throw new Error(`volume source ${JSON.stringify(v.source)} must be a Docker volume name (use type: bind for a host path)`);
+  }
+}
+
 /** `512m`, `2g`, `1.5G`, `1Gi`, a number of bytes → bytes. */
 export function parseByteSize(value: number | string): number {
   if (typeof value === 'number') {
@@ -235,6 +285,8 @@ export class DockerSpawner implements Spawner {
   private readonly namePrefix: string;
   private readonly cmd: string[] | undefined;
   private readonly args: string[];
+  private readonly volumes: VolumeSpec[];
+  private readonly registryAuth: DockerSpawnerOptions['registryAuth'];
   private readonly user: string;
   private readonly homeMountPath: string;
   private readonly notebookPort: number;
@@ -273,6 +325,9 @@ export class DockerSpawner implements Spawner {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$/.test(this.namePrefix)) throw new Error(`invalid namePrefix ${JSON.stringify(this.namePrefix)}`);
     this.cmd = options.cmd?.length ? [...options.cmd] : undefined;
     this.args = [...(options.args ?? [])];
+    this.volumes = (options.volumes ?? []).map((v) => ({ ...v }));
+    for (const v of this.volumes) checkVolumeSpec(v);
+    this.registryAuth = options.registryAuth;
     this.user = options.user ?? '1000:1000';
     const uid = this.user.split(':')[0];
     if ((uid === '0' || uid === 'root' || uid === '') && !options.allowRoot) {
@@ -337,14 +392,23 @@ export class DockerSpawner implements Spawner {
     }
   }
 
-  checkOptions(userOptions: Record<string, unknown>): void {
-    this.resolveImage(userOptions);
+  checkOptions(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void {
+    this.resolveImage(request);
+    this.profileMounts(request.profile);
   }
 
-  /** The image for this request: user option `image` if allowed, else the configured one. Throws HttpError(400). */
-  resolveImage(userOptions: Record<string, unknown>): string {
+  /**
+   * The image for this request: the class profile's (the hub checked the user may use it), else user option `image`
+   * if allowed, else the configured one. Throws HttpError(400).
+   */
+  resolveImage({ userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>): string {
     const wanted = userOptions.image;
-    if (wanted === undefined || wanted === null || wanted === '') return this.image;
+    const unset = wanted === undefined || wanted === null || wanted === '';
+    if (profile?.image) {
+      if (!unset && wanted !== profile.image) throw new HttpError(400, `The profile ${profile.id} sets the image; do not choose another one.`);
+      return profile.image;
+    }
+    if (unset) return this.image;
     if (typeof wanted !== 'string') throw new HttpError(400, 'user option image must be a string');
     if (wanted === this.image || this.allowedImages.includes(wanted)) return wanted;
     throw new HttpError(400, `Image ${JSON.stringify(wanted.slice(0, 200))} is not allowed. Choose one of: ${[this.image, ...this.allowedImages].join(', ')}.`);
@@ -355,8 +419,8 @@ export class DockerSpawner implements Spawner {
    * request.progress. start() calls it; a hub may call it first, outside the server's start timeout, so that a long
    * pull does not count against it (start() then finds the image and does not pull again).
    */
-  async prepare(request: Pick<SpawnRequest, 'userOptions' | 'signal' | 'progress'>): Promise<{ image: string; info: Docker.ImageInspectInfo }> {
-    const image = this.resolveImage(request.userOptions);
+  async prepare(request: Pick<SpawnRequest, 'userOptions' | 'profile' | 'signal' | 'progress'>): Promise<{ image: string; info: Docker.ImageInspectInfo }> {
+    const image = this.resolveImage(request);
     const inspect = () => this.call(`inspect image ${image}`, () => this.docker.getImage(image).inspect(), request.signal, this.engineTimeoutMs);
     let info: Docker.ImageInspectInfo | null = null;
     const recentlyPulled = Date.now() - (this.pulledAt.get(image) ?? 0) < 60_000;
@@ -401,7 +465,7 @@ export class DockerSpawner implements Spawner {
     const started = Date.now();
     progress({ progress: 5, message: `Pulling image ${image}` });
     this.log.info({ image }, 'pulling image');
-    const stream = (await this.call(`pull ${image}`, () => this.docker.pull(image), undefined, this.engineTimeoutMs * 6).catch((err: unknown) => {
+    const stream = (await this.call(`pull ${image}`, () => this.docker.pull(image, this.registryAuth ? { authconfig: this.registryAuth } : {}), undefined, this.engineTimeoutMs * 6).catch((err: unknown) => {
       if (dockerStatus(err) !== undefined) throw new HttpError(500, `Pulling ${image} failed: ${dockerMessage(err)}`);
       throw err;
     })) as NodeJS.ReadableStream;
@@ -444,7 +508,7 @@ export class DockerSpawner implements Spawner {
   }
 
   /** The environment a container gets: the hub's, with the hub address containers can reach, plus admin extras. */
-  containerEnv(request: Pick<SpawnRequest, 'env' | 'prefix'>, image: string): Record<string, string> {
+  containerEnv(request: Pick<SpawnRequest, 'env' | 'prefix' | 'secretFiles'>, image: string): Record<string, string> {
     const env: Record<string, string> = { ...request.env };
     const hubApi = env.JUPYTERHUB_API_URL;
     if (this.hubConnectUrl && hubApi) {
@@ -458,7 +522,7 @@ export class DockerSpawner implements Spawner {
       JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${this.notebookPort}${request.prefix}`,
       JUPYTER_IMAGE_SPEC: image,
       JUPYTER_IMAGE: image,
-    }, this.extraEnv);
+    }, secretFileEntries(request.secretFiles).length ? { [SECRETS_DIR_ENV]: CONTAINER_SECRETS_DIR } : {}, this.extraEnv);
     const api = env.JUPYTERHUB_API_URL;
     if (api && URL.canParse(api) && LOOPBACK_HOSTS.test(new URL(api).hostname)) {
       throw new HttpError(500, `Notebook containers cannot reach the hub at ${new URL(api).origin} (a loopback address inside a container). ` +
@@ -468,10 +532,39 @@ export class DockerSpawner implements Spawner {
     return env;
   }
 
+  /** The profile's read-only class volumes as mounts; refuses names and paths that are not safe. */
+  private profileMounts(profile: ServerProfile | undefined): Docker.MountSettings[] {
+    return (profile?.sharedVolumes ?? []).map(({ volume, mountPath }) => {
+      if (!DOCKER_NAME.test(volume) || volume.length > 255) throw new HttpError(400, `The profile ${profile!.id} names an invalid shared volume.`);
+      if (!isSafeMountPath(mountPath) || mountPath === this.homeMountPath) throw new HttpError(400, `The profile ${profile!.id} has an invalid mount path for ${volume}.`);
+      return { Type: 'volume', Source: volume, Target: mountPath, ReadOnly: true };
+    });
+  }
+
+  /** The home volume, the admin's extra volumes (templated for this user) and the profile's class volumes. */
+  private mounts(request: Pick<SpawnRequest, 'user' | 'serverName' | 'profile'>): Docker.MountSettings[] {
+    const { user, serverName } = request;
+    const mounts: Docker.MountSettings[] = [{ Type: 'volume', Source: homeVolumeName(this.namePrefix, user.name), Target: this.homeMountPath }];
+    for (const v of this.volumes) {
+      mounts.push({
+        Type: v.type ?? 'volume',
+        Source: expandVolumeTemplate(v.source, user.name, serverName),
+        Target: expandVolumeTemplate(v.target, user.name, serverName),
+        ReadOnly: v.readOnly ?? false,
+      });
+    }
+    mounts.push(...this.profileMounts(request.profile));
+    return mounts;
+  }
+
   /** The create options for a request's container (exposed for tests and diagnostics). */
-  createOptions(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env'>, image: string, imageInfo: Docker.ImageInspectInfo | null): Docker.ContainerCreateOptions {
+  createOptions(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'profile' | 'secretFiles'>, image: string, imageInfo: Docker.ImageInspectInfo | null): Docker.ContainerCreateOptions {
     const name = containerName(this.namePrefix, request.user.name, request.serverName);
     const env = this.containerEnv(request, image);
+    const { profile } = request;
+    const memory = profile?.memLimit ?? this.memory;
+    if (profile?.cpuLimit !== undefined && !(profile.cpuLimit > 0)) throw new HttpError(400, `The profile ${profile.id} has an invalid CPU limit.`);
+    const nanoCpus = profile?.cpuLimit !== undefined ? Math.round(profile.cpuLimit * 1e9) : this.nanoCpus;
     let cmd: string[] | undefined;
     if (this.cmd) cmd = [...this.cmd, ...this.args];
     else if (this.args.length) cmd = [...(imageInfo?.Config?.Cmd ?? []), ...this.args];
@@ -487,16 +580,17 @@ export class DockerSpawner implements Spawner {
         [this.label('hub')]: this.hubId,
         [this.label('user')]: request.user.name,
         [this.label('server')]: request.serverName,
+        ...(profile ? { [this.label('profile')]: profile.id } : {}),
       },
       HostConfig: {
         NetworkMode: this.network,
         Privileged: false,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
-        ...(this.memory !== undefined ? { Memory: this.memory, MemorySwap: this.memory } : {}),
-        ...(this.nanoCpus !== undefined ? { NanoCpus: this.nanoCpus } : {}),
+        ...(memory !== undefined ? { Memory: memory, MemorySwap: memory } : {}),
+        ...(nanoCpus !== undefined ? { NanoCpus: nanoCpus } : {}),
         ...(this.pidsLimit > 0 ? { PidsLimit: this.pidsLimit } : {}),
-        Mounts: [{ Type: 'volume', Source: homeVolumeName(this.namePrefix, request.user.name), Target: this.homeMountPath }],
+        Mounts: this.mounts(request),
         RestartPolicy: { Name: 'no' },
       },
     };
@@ -534,6 +628,7 @@ export class DockerSpawner implements Spawner {
     try {
       await request.saveState({ ...state });
       if (signal.aborted) throw abortReason(signal);
+      await this.prepareFilesystem(container, name, request, signal);
       request.progress({ progress: 70, message: `Starting container ${name}` });
       await this.call(`start container ${name}`, (s) => container.start({ abortSignal: s }), signal).catch((err: unknown) => {
         if (dockerStatus(err) !== undefined) throw new HttpError(500, `Docker could not start the container: ${dockerMessage(err)}`);
@@ -551,6 +646,33 @@ export class DockerSpawner implements Spawner {
       await this.removeQuietly(container.id);
       throw err;
     }
+  }
+
+  /**
+   * One copy into the created, not yet started container, as the server's user:
+   * - the roots of writable extra volumes, which Docker would otherwise create owned by root where the image has
+   *   no such directory (the copy goes through to the mounted volume);
+   * - the secret files, in the container's own layer with mode 0700/0600: they go away with the container and are
+   *   never on the host's disk.
+   */
+  private async prepareFilesystem(container: Docker.Container, name: string, request: Pick<SpawnRequest, 'user' | 'serverName' | 'secretFiles'>, signal: AbortSignal): Promise<void> {
+    const files = secretFileEntries(request.secretFiles);
+    const volumeRoots = this.volumes.filter((v) => (v.type ?? 'volume') === 'volume' && !v.readOnly)
+      .map((v) => expandVolumeTemplate(v.target, request.user.name, request.serverName));
+    if (!files.length && !volumeRoots.length) return;
+    const [uid, gid] = this.user.split(':').map((n) => (/^\d+$/.test(n ?? '') ? Number(n) : 0));
+    const owner = { uid: uid ?? 0, gid: gid ?? uid ?? 0 };
+    const pack = tar.pack();
+    for (const root of volumeRoots) pack.entry({ name: `${root.slice(1)}/`, type: 'directory', mode: 0o755, ...owner });
+    if (files.length) {
+      const dir = CONTAINER_SECRETS_DIR.slice(1);
+      pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o700, ...owner });
+      for (const [file, content] of files) pack.entry({ name: `${dir}/${file}`, mode: 0o600, ...owner }, content);
+    }
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+    await this.call(`copy files into ${name}`, (s) => container.putArchive(Buffer.concat(chunks), { path: '/', abortSignal: s }), signal);
   }
 
   /** Fails the start, with the container's last output, if it exits within startupCheckMs. */

@@ -26,6 +26,10 @@ import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
 import { redactedTail } from './redact.js';
+import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
+
+/** Secret files of servers that run as system accounts (see secretsDirOf). */
+const SYSTEM_SECRETS_ROOT = '/run/labhub-secrets';
 
 export const DEFAULT_ENV_KEEP = [
   'PATH', 'LANG', 'LC_ALL', 'LD_LIBRARY_PATH', 'PYTHONPATH', 'VIRTUAL_ENV', 'CONDA_ROOT', 'CONDA_DEFAULT_ENV',
@@ -74,6 +78,8 @@ export interface LocalState {
   port: number;
   /** Process start time in clock ticks since boot (/proc/<pid>/stat field 22); null where /proc is unavailable. */
   startTime: number | null;
+  /** The directory of the server's secret files, removed at stop. */
+  secretsDir?: string;
 }
 
 /** What start() will run; exposed for tests and diagnostics. */
@@ -86,6 +92,8 @@ export interface LaunchPlan {
   /** Set when spawn() itself must switch user (system-user mode without setpriv). */
   uid?: number;
   gid?: number;
+  /** Where the request's secret files were written, if it had any. */
+  secretsDir?: string;
 }
 
 /**
@@ -118,7 +126,9 @@ export function parseLocalState(state: SpawnerState | null | undefined): LocalSt
   if (startTime !== undefined && startTime !== null && (typeof startTime !== 'number' || !Number.isSafeInteger(startTime) || startTime < 0)) {
     return null;
   }
-  return { pid, port, startTime: typeof startTime === 'number' ? startTime : null };
+  const { secretsDir } = state as Record<string, unknown>;
+  const secrets = typeof secretsDir === 'string' && path.isAbsolute(secretsDir) && path.normalize(secretsDir) === secretsDir ? { secretsDir } : {};
+  return { pid, port, startTime: typeof startTime === 'number' ? startTime : null, ...secrets };
 }
 
 interface ProcStat {
@@ -390,8 +400,42 @@ export class LocalSpawner implements Spawner {
       Object.assign(env, { HOME: dir }, hubUser ? { USER: hubUser, LOGNAME: hubUser } : {});
       plan = { mode: 'hub-user', argv: this.command(isRoot), cwd: dir, logFile: path.join(dir, `.${logName}`) };
     }
-    Object.assign(env, request.env, { JUPYTERHUB_SERVICE_URL: serviceUrl }, this.environment);
-    return { ...plan, env };
+    const secretsDir = await this.writeSecretFiles(request, account);
+    Object.assign(env, request.env, { JUPYTERHUB_SERVICE_URL: serviceUrl }, secretsDir ? { [SECRETS_DIR_ENV]: secretsDir } : {}, this.environment);
+    return { ...plan, env, ...(secretsDir ? { secretsDir } : {}) };
+  }
+
+  /**
+   * Where a server's secret files go: under the hub's data directory when the server runs as the hub's account;
+   * under SYSTEM_SECRETS_ROOT for a system account, which cannot traverse the hub's 0700 data directory.
+   */
+  private secretsDirOf(user: string, server: string, account: SystemAccount | null): string {
+    const leaf = `${escapeName(user)}--${server ? `server-${escapeName(server)}` : 'default'}`;
+    return path.join(account ? SYSTEM_SECRETS_ROOT : path.join(this.dataDir, 'secrets'), leaf);
+  }
+
+  private ownsSecretsDir(dir: string): boolean {
+    return [SYSTEM_SECRETS_ROOT, path.join(this.dataDir, 'secrets')].some((root) => path.dirname(dir) === root);
+  }
+
+  /**
+   * Writes the request's secret files afresh: 0600 files in a 0700 directory, all created by the hub and only then
+   * handed to the server's account, so the account has nothing to swap for a symlink while the hub writes.
+   */
+  private async writeSecretFiles(request: Pick<SpawnRequest, 'user' | 'serverName' | 'secretFiles'>, account: SystemAccount | null): Promise<string | null> {
+    const entries = secretFileEntries(request.secretFiles);
+    if (!entries.length) return null;
+    const dir = this.secretsDirOf(request.user.name, request.serverName, account);
+    await fsp.mkdir(path.dirname(dir), { recursive: true, mode: account ? 0o711 : 0o700 });
+    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.mkdir(dir, { mode: 0o700 });
+    for (const [name, content] of entries) {
+      const file = path.join(dir, name);
+      await fsp.writeFile(file, content, { mode: 0o600, flag: 'wx' });
+      if (account) await fsp.chown(file, account.uid, account.gid);
+    }
+    if (account) await fsp.chown(dir, account.uid, account.gid);
+    return dir;
   }
 
   async start(request: SpawnRequest): Promise<SpawnResult> {
@@ -439,7 +483,7 @@ export class LocalSpawner implements Spawner {
       this.log.warn({ user: request.user.name, server: request.serverName, code }, 'server command could not be started');
       throw new HttpError(500, `Could not start ${program}: ${code === 'ENOENT' ? 'command not found' : (code ?? 'unknown error')}.`);
     }
-    const state: LocalState = { pid, port, startTime };
+    const state: LocalState = { pid, port, startTime, ...(plan.secretsDir ? { secretsDir: plan.secretsDir } : {}) };
     const key = `${pid}:${state.startTime}`;
     if (exited) this.rememberExit(key, exited.code);
     else child.once('exit', (code) => this.rememberExit(key, code));
@@ -491,7 +535,13 @@ export class LocalSpawner implements Spawner {
 
   async stop(state: SpawnerState, options: { now?: boolean } = {}): Promise<void> {
     const s = parseLocalState(state);
-    if (!s || !(await isAlive(s))) return;
+    if (!s) return;
+    await this.stopProcess(s, options);
+    if (s.secretsDir && this.ownsSecretsDir(s.secretsDir)) await fsp.rm(s.secretsDir, { recursive: true, force: true });
+  }
+
+  private async stopProcess(s: LocalState, options: { now?: boolean }): Promise<void> {
+    if (!(await isAlive(s))) return;
     const stat = await readProcStat(s.pid);
     // A detached server leads its own process group; if the pid no longer does, signal only that process.
     const group = stat ? stat.pgrp === s.pid : true;

@@ -19,6 +19,22 @@ export interface SpawnUser {
   groups: string[];
 }
 
+/**
+ * What the user's class profile sets for one server. The hub resolves it from the classes' group properties and has
+ * checked that the user may use it; every field that is set wins over the spawner's own default.
+ */
+export interface ServerProfile {
+  /** `<class>/<slug>`, for labels and logs. */
+  id: string;
+  image?: string;
+  /** CPUs, may be fractional. */
+  cpuLimit?: number;
+  /** Bytes. */
+  memLimit?: number;
+  /** Volumes mounted read-only, e.g. a class's shared material. */
+  sharedVolumes?: Array<{ volume: string; mountPath: string }>;
+}
+
 export interface SpawnRequest {
   user: SpawnUser;
   /** '' for the default server. */
@@ -28,6 +44,12 @@ export interface SpawnRequest {
   /** The single-user environment the hub prepared (JUPYTERHUB_*); the spawner adds JUPYTERHUB_SERVICE_URL. */
   env: Record<string, string>;
   userOptions: Record<string, unknown>;
+  profile?: ServerProfile;
+  /**
+   * Files only this server may read (credentials), file name → content. The spawner writes them into a directory
+   * readable only by the server's user and names that directory in the environment variable LABHUB_SECRETS_DIR.
+   */
+  secretFiles?: Record<string, string>;
   /** Aborted when the start timeout passes or the user stops the server while it starts. */
   signal: AbortSignal;
   progress(event: ProgressEvent): void;
@@ -56,9 +78,9 @@ export interface Spawner {
   /** Releases what the spawner holds open (watches, sockets) at hub shutdown; running servers keep running. */
   close?(): Promise<void>;
   /** Refuses user options this spawner cannot honour (e.g. an image not allowed), with an HttpError(400), before anything starts. */
-  checkOptions?(userOptions: Record<string, unknown>): void;
+  checkOptions?(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void;
   /** Slow preparation that must not count against the start timeout (pulling an image); progress goes to the spawn. */
-  prepare?(request: Pick<SpawnRequest, 'userOptions' | 'signal' | 'progress'>): Promise<unknown>;
+  prepare?(request: Pick<SpawnRequest, 'userOptions' | 'profile' | 'signal' | 'progress'>): Promise<unknown>;
   /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
   removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

@@ -28,6 +28,9 @@ const roleSchema = z.strictObject({
   services: z.array(z.string()).default([]),
 });
 
+const TEMPLATE_MESSAGE = 'only {username} and {servername} may be templated';
+const onlyNameFields = (s: string) => [...s.matchAll(/\{([^}]*)\}/g)].every((m) => m[1] === 'username' || m[1] === 'servername');
+
 /** spawner.docker: see docs/docker.md. */
 const dockerSchema = z.strictObject({
   /** The engine: `unix:///path` or `tcp://host:port`; default DOCKER_HOST, else the local socket. */
@@ -53,6 +56,22 @@ const dockerSchema = z.strictObject({
   args: z.array(z.string()).default([]),
   user: z.string().regex(/^\d+:\d+$/, 'expected uid:gid').default('1000:1000'),
   home_mount_path: z.string().startsWith('/').default('/home/jovyan'),
+  /**
+   * Extra mounts for every container. `{username}` and `{servername}` are replaced with escaped names that cannot
+   * contain `/` or `..`. A host path needs `type: bind`: the admin says so explicitly.
+   */
+  volumes: z.array(z.strictObject({
+    source: z.string().min(1).max(4096).refine(onlyNameFields, TEMPLATE_MESSAGE),
+    target: z.string().startsWith('/').max(4096).refine(onlyNameFields, TEMPLATE_MESSAGE),
+    type: z.enum(['volume', 'bind']).default('volume'),
+    read_only: z.boolean().default(false),
+  })).default([]),
+  /** Private registry login for pulls; the password may come from LABHUB_SPAWNER__DOCKER__REGISTRY_AUTH__PASSWORD. */
+  registry_auth: z.strictObject({
+    username: z.string().min(1),
+    password: z.string().min(1),
+    server: z.string().min(1).optional(),
+  }).optional(),
   /** Marks this hub's containers on a shared engine; containers with it that the DB does not know are removed at start. */
   hub_id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected lower-case letters, digits, ., _ or -').default('labhub'),
 });

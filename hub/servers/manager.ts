@@ -78,7 +78,7 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
-    this.deps.spawner.checkOptions?.(userOptions);
+    this.deps.spawner.checkOptions?.({ userOptions });
     const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };

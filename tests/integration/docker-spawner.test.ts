@@ -22,7 +22,8 @@ import { startHub, type Hub } from '../../hub/app.js';
 import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
 import {
-  containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, homeVolumeName, parseByteSize, parseDockerState, type DockerSpawnerOptions,
+  containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
+  parseDockerState, type DockerSpawnerOptions,
 } from '../../spawners/docker.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 import { Browser, REPO, api, eventually, landInServer } from '../helpers/hub.js';
@@ -109,6 +110,38 @@ describe('Docker names and notebook images (no engine needed)', () => {
     expect(engineOptionsFromUrl('/run/user/1000/docker.sock')).toEqual({ socketPath: '/run/user/1000/docker.sock' });
     expect(engineOptionsFromUrl('tcp://10.0.0.5:2376')).toEqual({ host: '10.0.0.5', port: 2376 });
     expect(() => engineOptionsFromUrl('ssh://me@host')).toThrow(/unsupported/);
+  });
+
+  it('templates extra volumes with escaped names that cannot reach another user\'s path', () => {
+    expect(expandVolumeTemplate('/srv/lab/{username}/{servername}', 'alice', '')).toBe('/srv/lab/alice/default');
+    for (const evil of ['../bob', 'a/../../etc', '..', 'bob/x', 'Bob', 'bob\u0000']) {
+      const out = expandVolumeTemplate('/srv/lab/{username}', evil, 'x');
+      expect(out.startsWith('/srv/lab/')).toBe(true);
+      expect(out.slice('/srv/lab/'.length)).toMatch(/^[a-z0-9-]+$/);
+      expect(isSafeMountPath(out)).toBe(true);
+    }
+    expect(expandVolumeTemplate('/srv/lab/{username}', '../bob', '')).not.toBe(expandVolumeTemplate('/srv/lab/{username}', 'bob', ''));
+    expect(() => expandVolumeTemplate('/srv/{home}', 'alice', '')).toThrow(/unknown field/);
+    for (const bad of ['relative', '/', '/a/../b', '/a/./b', '/a//b', '/a:/b']) expect(isSafeMountPath(bad), bad).toBe(false);
+    expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: '/srv/lab/{username}', target: '/data' }] })).toThrow(/type: bind/);
+    expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: 'v', target: '/home/../etc' }] })).toThrow(/target/);
+    expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: '/srv/{username}', target: '/data', type: 'bind' }] })).not.toThrow();
+  });
+
+  it('applies a class profile: its image, limits and read-only class volumes win; bad profiles are refused', () => {
+    const s = new DockerSpawner({ image: IMAGE, allowedImages: ['other:1'], memLimit: '1g', cpuLimit: 2, hubConnectUrl: 'http://172.17.0.1:8081' });
+    const profile = { id: 'bio101/python', image: 'class/image:1', cpuLimit: 0.5, memLimit: 256 * 1024 ** 2, sharedVolumes: [{ volume: 'bio101-materials', mountPath: '/home/jovyan/shared/bio101' }] };
+    expect(s.resolveImage({ userOptions: {}, profile })).toBe('class/image:1');
+    expect(() => s.resolveImage({ userOptions: { image: 'other:1' }, profile })).toThrow(/sets the image/);
+    const request = { user: { name: 'alice', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/alice/', env: {}, profile };
+    const options = s.createOptions(request, 'class/image:1', null);
+    expect(options.HostConfig).toMatchObject({ Memory: 256 * 1024 ** 2, NanoCpus: 5e8 });
+    expect(options.HostConfig?.Mounts).toContainEqual({ Type: 'volume', Source: 'bio101-materials', Target: '/home/jovyan/shared/bio101', ReadOnly: true });
+    expect(options.Labels).toMatchObject({ 'org.labhub.profile': 'bio101/python' });
+    expect(s.createOptions({ ...request, profile: undefined }, IMAGE, null).HostConfig).toMatchObject({ Memory: 1024 ** 3, NanoCpus: 2e9 });
+    for (const sharedVolumes of [[{ volume: '../x', mountPath: '/data' }], [{ volume: 'v', mountPath: '/home/jovyan' }], [{ volume: 'v', mountPath: 'rel' }]]) {
+      expect(() => s.checkOptions({ userOptions: {}, profile: { id: 'c/p', sharedVolumes } })).toThrow(/profile c\/p/);
+    }
   });
 
   it('refuses root, host networking and a loopback hub address', () => {
@@ -376,6 +409,36 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect((await exec(s.containerId, ['cat', '/home/jovyan/notes.txt'])).output).toBe('kept-across-restarts');
     expect(await getStatus(`${named.url}/user/alice/gpu/api`)).toBe(200);
     await spawner.stop(named.state, { now: true });
+  });
+
+  it('mounts templated extra volumes and a read-only class volume, and hands secret files to the notebook user only', async () => {
+    const classVolume = `${PREFIX}-class-materials`;
+    await docker.createVolume({ Name: classVolume, Labels: { 'org.labhub.hub': HUB_ID } });
+    const seeded = await docker.createContainer({ Image: IMAGE, User: '0:0', Cmd: ['sh', '-c', 'echo lecture-1 > /m/notes.txt'], HostConfig: { Mounts: [{ Type: 'volume', Source: classVolume, Target: '/m' }] } });
+    await seeded.start();
+    await seeded.wait();
+    await seeded.remove();
+    const withExtras = new DockerSpawner({ ...options(), volumes: [{ source: `${PREFIX}-scratch-{username}`, target: '/scratch' }] });
+    const rec = spawnRequest(hub, 'kim');
+    rec.request.profile = { id: 'bio101/python', memLimit: 300 * 1024 ** 2, cpuLimit: 0.5, sharedVolumes: [{ volume: classVolume, mountPath: '/home/jovyan/shared/bio101' }] };
+    rec.request.secretFiles = { 'credentials.json': '{"mqtt":{"password":"s3cret"}}' };
+    const kim = await startAndWait(withExtras, rec);
+    const id = parseDockerState(kim.state)!.containerId;
+    const info = await docker.getContainer(id).inspect();
+    expect(info.HostConfig).toMatchObject({ Memory: 300 * 1024 ** 2, NanoCpus: 5e8 });
+    expect(info.Config.Env).toContain('LABHUB_SECRETS_DIR=/run/labhub');
+    const look = await exec(id, ['sh', '-c', [
+      'cat /home/jovyan/shared/bio101/notes.txt',
+      'touch /home/jovyan/shared/bio101/x 2>/dev/null && echo writable || echo read-only',
+      'touch /scratch/ok && echo scratch-ok',
+      'stat -c "%u %a" /run/labhub /run/labhub/credentials.json',
+      'cat /run/labhub/credentials.json',
+    ].join('; ')]);
+    expect(look.output.split('\n')).toEqual(['lecture-1', 'read-only', 'scratch-ok', '1000 700', '1000 600', '{"mqtt":{"password":"s3cret"}}']);
+    expect(info.Mounts.map((m) => m.Name)).toContain(`${PREFIX}-scratch-kim`);
+    await withExtras.stop(kim.state, { now: true });
+    await docker.getVolume(`${PREFIX}-scratch-kim`).remove().catch(() => undefined);
+    await docker.getVolume(classVolume).remove().catch(() => undefined);
   });
 
   it('a missing image fails fast with a message an admin can act on, and leaves nothing behind', async () => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../hub/log.js';
+import { eventually } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
 import { LocalSpawner, type LocalSpawnerOptions } from '../../spawners/local.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
@@ -338,6 +339,22 @@ describe('LocalSpawner failures', () => {
     expect(err?.message).not.toContain(token);
     expect(err?.message).not.toContain('abcdef');
     expect(err?.status).toBe(500);
+  });
+
+  it('hands secret files to the server in a 0700 directory named by LABHUB_SECRETS_DIR, and removes them at stop', async () => {
+    const out = path.join(dataDir, 'secret-probe.txt');
+    const script = `stat -c '%a' "$LABHUB_SECRETS_DIR" "$LABHUB_SECRETS_DIR/credentials.json" > ${out}; cat "$LABHUB_SECRETS_DIR/credentials.json" >> ${out}; exec sleep 60`;
+    const local = spawner({ cmd: ['/bin/sh', '-c', script] });
+    const rec = spawnRequest('alice', { JUPYTERHUB_API_TOKEN: 'x'.repeat(32) });
+    rec.request.secretFiles = { 'credentials.json': '{"postgres":{"password":"pw"}}' };
+    const started = await local.start(rec.request);
+    await eventually(async () => (await fsp.readFile(out, 'utf8').catch(() => '')).includes('pw'), 5000, 20);
+    expect((await fsp.readFile(out, 'utf8')).trim().split('\n')).toEqual(['700', '600', '{"postgres":{"password":"pw"}}']);
+    const dir = String(started.state.secretsDir);
+    expect(dir.startsWith(path.join(dataDir, 'secrets') + path.sep)).toBe(true);
+    await local.stop(started.state, { now: true });
+    expect(await fsp.stat(dir).then(() => true, () => false)).toBe(false);
+    await expect(local.start({ ...spawnRequest('alice', {}).request, secretFiles: { '../escape': 'x' } })).rejects.toThrow(/invalid secret file name/);
   });
 
   it('a command that does not exist fails with "command not found"', async () => {
