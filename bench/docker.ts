@@ -28,19 +28,12 @@ import Docker from 'dockerode';
 import { DockerSpawner } from '../spawners/docker.js';
 import { httpRequest, type HubApi } from './lib/http.js';
 import { adminApi, LabHub, REPO } from './lib/hubs.js';
+import { envInt } from './lib/env.js';
 import { cleanupAll, installSignalCleanup, keepTempDirs, makeTempDir } from './lib/process.js';
 import { machineInfo } from './lib/report.js';
 import { median, sig, summarize } from './lib/stats.js';
 
 const run = promisify(execFile);
-
-function envInt(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name}: expected an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const settings = {
   runs: envInt('BENCH_DOCKER_RUNS', 9, 1),

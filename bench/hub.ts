@@ -24,17 +24,10 @@ import { adminApi, Hub, JupyterHub, LabHub, REPO, type LogSummary, type StopResu
 import { runLoad, runWrk, type LoadResult } from './lib/load.js';
 import { pool } from './lib/pool.js';
 import type { CpuUse } from './lib/cpu.js';
+import { envInt } from './lib/env.js';
 import { cleanupAll, installSignalCleanup, interrupted, keepTempDirs, makeTempDir } from './lib/process.js';
 import { machineInfo, ratioOf, table, type Row } from './lib/report.js';
 import { median, sig, summarize, type Summary } from './lib/stats.js';
-
-function envInt(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name}: expected a number ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const settings = {
   users: envInt('BENCH_USERS', 10_000, 1),
