@@ -4,15 +4,22 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { expect } from 'vitest';
 import { api, Browser, HubProcess } from './hub.js';
+import { freePort } from './ports.js';
 
 export const GENERIC_FAILURE = 'Invalid username or password.';
 
-/** A hub process started with a YAML config (for nested `auth:` settings) plus an admin API token. */
-export async function startConfiguredHub(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<{ hub: HubProcess; adminToken: string }> {
+type ConfigFor = Record<string, unknown> | ((hubUrl: string) => Record<string, unknown>);
+
+/**
+ * A hub process started with a YAML config (for nested `auth:` settings) plus an admin API token. The config may
+ * depend on the hub's public URL, which is fixed (ports chosen) before it is written.
+ */
+export async function startConfiguredHub(config: ConfigFor, env: Record<string, string> = {}): Promise<{ hub: HubProcess; adminToken: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'labhub-test-'));
   const file = join(dataDir, 'labhub.yaml');
-  writeFileSync(file, stringify(config));
   const hub = new HubProcess({ dataDir, env: { LABHUB_CONFIG: file, ...env } });
+  [hub.port, hub.hubPort, hub.apiPort] = [await freePort(), await freePort(), await freePort()];
+  writeFileSync(file, stringify(typeof config === 'function' ? config(hub.url) : config));
   await hub.start();
   const added = await hub.cli(['users', 'add', 'root-admin', '--admin']);
   expect(added.status, added.stderr).toBe(0);
