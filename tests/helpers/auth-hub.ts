@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -46,4 +46,10 @@ export function expectRefused(attempt: { res: Response; body: string; browser: B
   expect(attempt.res.status).toBe(403);
   expect(attempt.body).toContain(GENERIC_FAILURE);
   expect(attempt.browser.cookie('labhub-session', '/hub/')).toBeUndefined();
+}
+
+/** Whether any file of the hub's SQLite state DB (the main file, its WAL and journal) holds `text` in plain. */
+export function stateDbContains(hub: HubProcess, text: string): boolean {
+  return readdirSync(hub.dataDir).filter((f) => f.startsWith('labhub.sqlite'))
+    .some((f) => readFileSync(join(hub.dataDir, f)).includes(Buffer.from(text)));
 }

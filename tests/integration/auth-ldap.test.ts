@@ -99,7 +99,8 @@ describe.skipIf(!requireService('slapd (apt-get install slapd ldap-utils)', slap
 
     beforeAll(async () => {
       ({ hub, adminToken: admin } = await startConfiguredHub({
-        authenticator: { kind: 'ldap', blocked_users: ['bob'] },
+        // bob is blocked and also listed as an admin: the deny rule must win (GHSA-gprj-3p75-f996).
+        authenticator: { kind: 'ldap', blocked_users: ['bob'], admin_users: ['bob'] },
         auth: {
           ldap: {
             url: slapd.url,
@@ -122,7 +123,7 @@ describe.skipIf(!requireService('slapd (apt-get install slapd ldap-utils)', slap
       expect(dave.admin).toBe(false);
     });
 
-    it('refuses a blocked user whatever the groups say, and DN injection', async () => {
+    it('refuses a blocked user whatever the groups and admin_users say, and DN injection', async () => {
       expectRefused(await tryLogin(hub, 'bob', 'Bob-pw-22'));
       for (const username of ['dave,ou=people', 'dave+cn=x', '*', 'dave\\', '#dave', ' dave']) {
         expectRefused(await tryLogin(hub, username, 'Dave-pw-4444'));

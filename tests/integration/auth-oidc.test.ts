@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GENERIC_FAILURE, startConfiguredHub, userModel } from '../helpers/auth-hub.js';
+import { GENERIC_FAILURE, startConfiguredHub, stateDbContains, userModel } from '../helpers/auth-hub.js';
 import { api, eventually, type HubProcess } from '../helpers/hub.js';
 import { CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, TestProvider, TwoSiteBrowser } from '../helpers/oidc-provider.js';
 import { freePort } from '../helpers/ports.js';
@@ -71,8 +71,7 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     const before = (await userModel(hub, admin, 'alice')).auth_state as Record<string, unknown>;
     expect(before.access_token).toEqual(expect.any(String));
     expect(before.refresh_token).toEqual(expect.any(String));
-    const { readFileSync } = await import('node:fs');
-    expect(readFileSync(`${hub.dataDir}/labhub.sqlite`).includes(Buffer.from(before.access_token as string))).toBe(false);
+    expect(stateDbContains(hub, before.access_token as string)).toBe(false);
     const started = await api(hub.url, admin, 'POST', '/users/alice/server');
     expect([201, 202]).toContain(started.status);
     await eventually(async () => ((await userModel(hub, admin, 'alice')) as unknown as { server: string | null }).server);
@@ -142,5 +141,54 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${hub.url}/hub/login`);
     expect(url.href.startsWith(`${hub.url}/hub/login`)).toBe(true);
     expect(res.status).toBe(200);
+  });
+});
+
+describe('OpenID Connect with the e-mail address as username (GHSA-rrvg-cxh4-qhrv)', () => {
+  let provider: TestProvider;
+  let hub: HubProcess;
+  let admin = '';
+
+  beforeAll(async () => {
+    provider = new TestProvider(await freePort(), {
+      'sub-verified': { email: 'Dora@Example.org', email_verified: true },
+      'sub-unverified': { email: 'alice@example.org', email_verified: false },
+    });
+    ({ hub, adminToken: admin } = await startConfiguredHub(() => ({
+      authenticator: { kind: 'oidc' },
+      auth: {
+        oidc: {
+          issuer: provider.issuer, client_id: CLIENT_ID, client_secret: CLIENT_SECRET, allow_insecure_http: true,
+          scopes: ['openid', 'email'], username_claim: 'email', end_session: false,
+        },
+      },
+    })));
+    await provider.start(hub.url);
+  });
+
+  afterAll(async () => {
+    await hub?.cleanup();
+    await provider?.stop();
+  });
+
+  it('takes a verified address as the (normalized) username', async () => {
+    const { res, url } = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-verified');
+    expect(url.pathname).toBe('/hub/home');
+    expect(res.status).toBe(200);
+    expect((await api(hub.url, admin, 'GET', '/users/dora@example.org')).status).toBe(200);
+  });
+
+  it('refuses an address the provider did not verify, so nobody can claim another person\'s name', async () => {
+    const { res } = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-unverified');
+    expect(res.status).toBe(403);
+    expect((await api(hub.url, admin, 'GET', '/users/alice@example.org')).status).toBe(404);
+  });
+
+  it('logs out locally only when end-session is turned off', async () => {
+    const browser = new TwoSiteBrowser(hub.url, provider.issuer);
+    await browser.go('/hub/oauth_login', 'sub-verified');
+    await browser.go('/hub/logout', 'sub-verified');
+    expect(browser.visited.some((u) => u.origin === provider.issuer && u.pathname.startsWith('/session/end'))).toBe(false);
+    expect(browser.hub.cookie('labhub-session', '/hub/')).toBeUndefined();
   });
 });
