@@ -37,7 +37,8 @@ export class LdapAuthenticator implements Authenticator {
     // ldapts speaks TLS from the first byte whenever tlsOptions is given, so only ldaps:// gets them here.
     const ldaps = this.config.url.startsWith('ldaps:');
     const client = new Client({ url: this.config.url, timeout, connectTimeout: timeout, ...(ldaps && { tlsOptions: this.tls }) });
-    if (this.config.start_tls) await client.startTLS(this.tls);
+    // The socket is already connected, so the certificate is checked against `host`, not Node's default "localhost".
+    if (this.config.start_tls) await client.startTLS({ ...this.tls, host: new URL(this.config.url).hostname });
     return client;
   }
 
@@ -46,8 +47,9 @@ export class LdapAuthenticator implements Authenticator {
     if (passwordRejection(attempt.password) !== null) return null;
     const login = normalizeUsername(attempt.username);
     if (validateUsername(login) !== null) return null;
-    const client = await this.connect();
+    let client: Client | undefined;
     try {
+      client = await this.connect();
       const userDn = await this.bindAsUser(client, login, attempt.password);
       if (!userDn) return null;
       const { search } = this.config;
@@ -60,7 +62,7 @@ export class LdapAuthenticator implements Authenticator {
       this.log.warn({ err: (err as Error).message }, 'LDAP error during login');
       return null;
     } finally {
-      await client.unbind().catch(() => undefined);
+      await client?.unbind().catch(() => undefined);
     }
   }
 

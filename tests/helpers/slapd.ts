@@ -55,10 +55,33 @@ export class Slapd {
   readonly dir = mkdtempSync(join(tmpdir(), 'labhub-slapd-'));
   port = 0;
 
-  constructor(private readonly fixture: LdapFixture, private readonly options: { allowAnonymousDnBind?: boolean } = {}) {}
+  /** The LDAPS port, when started with `tls`. */
+  tlsPort = 0;
+
+  constructor(private readonly fixture: LdapFixture, private readonly options: { allowAnonymousDnBind?: boolean; tls?: boolean } = {}) {}
 
   get url(): string {
     return `ldap://127.0.0.1:${this.port}`;
+  }
+
+  get ldapsUrl(): string {
+    return `ldaps://127.0.0.1:${this.tlsPort}`;
+  }
+
+  /** PEM of the throwaway CA that signed the server's certificate (with `tls`). */
+  get caFile(): string {
+    return join(this.dir, 'ca.pem');
+  }
+
+  /** A CA and a server certificate for 127.0.0.1, made with openssl; returns slapd.conf lines. */
+  private makeCertificates(): string[] {
+    const f = (name: string) => join(this.dir, name);
+    const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=LabHub test CA']);
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1']);
+    writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    openssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('san.ext')]);
+    return [`TLSCACertificateFile ${f('ca.pem')}`, `TLSCertificateFile ${f('server.pem')}`, `TLSCertificateKeyFile ${f('server.key')}`];
   }
 
   userDn(uid: string): string {
@@ -73,6 +96,7 @@ export class Slapd {
       ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include /etc/ldap/schema/${s}.schema`),
       'modulepath /usr/lib/ldap', 'moduleload back_mdb', `pidfile ${this.dir}/slapd.pid`,
       ...(this.options.allowAnonymousDnBind ? ['allow bind_anon_dn'] : []),
+      ...(this.options.tls ? this.makeCertificates() : []),
       'database mdb', 'maxsize 33554432', `suffix "${BASE_DN}"`, `rootdn "${ADMIN_DN}"`, `rootpw ${rootpw}`, `directory ${this.dir}/db`,
       'access to attrs=userPassword by self write by anonymous auth by * none',
       'access to * by * read', '',
@@ -80,8 +104,10 @@ export class Slapd {
     writeFileSync(join(this.dir, 'seed.ldif'), seed(this.fixture));
     execFileSync('slapadd', ['-f', conf, '-l', join(this.dir, 'seed.ldif')], { stdio: 'pipe' });
     this.port = await freePort();
+    if (this.options.tls) this.tlsPort = await freePort();
+    const listeners = [`${this.url}/`, ...(this.options.tls ? [`${this.ldapsUrl}/`] : [])].join(' ');
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(SLAPD, ['-f', conf, '-h', this.url + '/'], { stdio: 'pipe' });
+      const child = spawn(SLAPD, ['-f', conf, '-h', listeners], { stdio: 'pipe' });
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`slapd exited with ${code}: ${err}`))));
