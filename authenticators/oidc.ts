@@ -71,7 +71,8 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
       return { name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims) };
     } catch (err) {
       // State, nonce, PKCE, audience, signature, replayed code: the library says which; the user sees one message.
-      this.log.info({ err: (err as Error).message, code: (err as { code?: string; error?: string }).code ?? (err as { error?: string }).error }, 'OpenID Connect callback refused');
+      const { code, error, cause } = err as { code?: string; error?: string; cause?: { message?: string } };
+      this.log.info({ err: (err as Error).message, code: code ?? error, reason: cause?.message }, 'OpenID Connect callback refused');
       return null;
     }
   }

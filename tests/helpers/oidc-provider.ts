@@ -1,10 +1,12 @@
-import type { Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Provider, { type ClientMetadata } from 'oidc-provider';
 import { Browser } from './hub.js';
 
 export const CLIENT_ID = 'labhub';
 export const CLIENT_SECRET = 'labhub-client-secret';
 export const OTHER_CLIENT_ID = 'other-app';
+export const OTHER_CLIENT_SECRET = 'other-app-secret';
 
 export type Accounts = Record<string, Record<string, unknown>>;
 
@@ -14,6 +16,12 @@ export type Accounts = Record<string, Record<string, unknown>>;
  */
 export class TestProvider {
   private server: Server | null = null;
+  private front: Server | null = null;
+  /**
+   * When set, the front rewrites token requests to authenticate as this client: the provider then answers with
+   * genuine, correctly signed tokens issued to another client, as a compromised or confused token endpoint would.
+   */
+  tokenRequestsAs: { clientId: string; secret: string } | null = null;
 
   constructor(readonly port: number, private readonly accounts: Accounts) {}
 
@@ -28,7 +36,7 @@ export class TestProvider {
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
     });
     const provider = new Provider(this.issuer, {
-      clients: [client(CLIENT_ID, CLIENT_SECRET), client(OTHER_CLIENT_ID, 'other-app-secret')],
+      clients: [client(CLIENT_ID, CLIENT_SECRET), client(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET)],
       claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] },
       scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
       findAccount: (_ctx, id) => {
@@ -41,16 +49,42 @@ export class TestProvider {
       features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
       ttl: { AccessToken: 3600, AuthorizationCode: 60, IdToken: 3600, RefreshToken: 86_400, Grant: 86_400, Interaction: 600, Session: 86_400 },
     });
+    // The provider listens on a private port behind a pass-through front on the issuer's port.
     return new Promise((resolve) => {
-      this.server = provider.listen(this.port, '127.0.0.1', () => resolve());
+      this.server = provider.listen(0, '127.0.0.1', () => {
+        const backend = (this.server!.address() as AddressInfo).port;
+        this.front = createServer((req, res) => this.forward(backend, req, res));
+        this.front.listen(this.port, '127.0.0.1', () => resolve());
+      });
+    });
+  }
+
+  private forward(backend: number, req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let body = Buffer.concat(chunks);
+      if (this.tokenRequestsAs && req.method === 'POST' && req.url === '/token') {
+        const form = new URLSearchParams(body.toString());
+        form.set('client_id', this.tokenRequestsAs.clientId);
+        form.set('client_secret', this.tokenRequestsAs.secret);
+        body = Buffer.from(form.toString());
+      }
+      const upstream = request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: { ...req.headers, 'content-length': String(body.length) } }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      upstream.end(body);
     });
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    for (const server of [this.front, this.server]) {
+      if (!server) continue;
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   }
 }
 

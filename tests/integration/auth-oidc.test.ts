@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENERIC_FAILURE, startConfiguredHub, stateDbContains, userModel } from '../helpers/auth-hub.js';
 import { api, eventually, type HubProcess } from '../helpers/hub.js';
-import { CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, TestProvider, TwoSiteBrowser } from '../helpers/oidc-provider.js';
+import { CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, TestProvider, TwoSiteBrowser } from '../helpers/oidc-provider.js';
 import { freePort } from '../helpers/ports.js';
 
 const accounts = {
@@ -107,7 +107,7 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     expect((await new TwoSiteBrowser(hub.url, provider.issuer).hub.request(second.pathname + second.search)).status).toBe(400);
   });
 
-  it('refuses a code issued to another client (wrong audience)', async () => {
+  it('refuses a code issued to another client', async () => {
     const browser = new TwoSiteBrowser(hub.url, provider.issuer);
     const { url } = await browser.go('/hub/oauth_login', 'sub-bob', (u) => u.origin === provider.issuer);
     url.searchParams.set('client_id', OTHER_CLIENT_ID);
@@ -116,6 +116,24 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     const res = await browser.hub.request(callback.pathname + callback.search);
     expect(res.status).toBe(403);
     expect(hub.output).toMatch(/OpenID Connect callback refused/);
+  });
+
+  it('refuses a correctly signed ID token whose audience is another client', async () => {
+    const browser = new TwoSiteBrowser(hub.url, provider.issuer);
+    const { url } = await browser.go('/hub/oauth_login', 'sub-bob', (u) => u.origin === provider.issuer);
+    url.searchParams.set('client_id', OTHER_CLIENT_ID);
+    const { url: callback } = await browser.go(url.href, 'sub-bob', isCallback);
+    const from = hub.output.length;
+    provider.tokenRequestsAs = { clientId: OTHER_CLIENT_ID, secret: OTHER_CLIENT_SECRET };
+    try {
+      const res = await browser.hub.request(callback.pathname + callback.search);
+      expect(res.status).toBe(403);
+    } finally {
+      provider.tokenRequestsAs = null;
+    }
+    // The provider did issue tokens (to other-app); the hub refused them for their audience.
+    expect(hub.output.slice(from)).toMatch(/aud\\" \(audience\) claim value[^\n]*OpenID Connect callback refused/);
+    expect((await api(hub.url, admin, 'GET', '/users/bob')).status).toBe(200);
   });
 
   it('refuses users outside the allowed groups and in a blocked group with the generic message', async () => {
