@@ -96,7 +96,14 @@ export function authPages(ctx: HubContext): Router {
 
   router.get('/oauth_login', async (req, res) => {
     if (!redirectLogin) return res.redirect(302, '/hub/login');
-    const { url, pending } = await redirectLogin.begin();
+    let begun: Awaited<ReturnType<typeof redirectLogin.begin>>;
+    try {
+      begun = await redirectLogin.begin();
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'identity provider unreachable');
+      return res.status(503).send(renderPage('error.njk', { status: 503, title: 'Sign-in unavailable', message: `${redirectLogin.serviceName} cannot be reached right now. Please try again in a minute.` }));
+    }
+    const { url, pending } = begun;
     const id = pendingLogins.add(pending, safeNext(req));
     res.append('Set-Cookie', serializeCookie(PENDING_COOKIE, id, {
       httpOnly: true, sameSite: 'lax', secure: sessionCookieSecure(config), path: '/hub/oauth_callback', maxAge: 600,

@@ -81,6 +81,24 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     await api(hub.url, admin, 'DELETE', '/users/alice/server');
   });
 
+  it('keeps a safe next= through the provider and drops one that leaves the hub', async () => {
+    const kept = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login?next=%2Fhub%2Ftoken', 'sub-bob');
+    expect(kept.url.pathname).toBe('/hub/token');
+    // TwoSiteBrowser throws if a redirect leaves the hub and the provider.
+    const dropped = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login?next=https%3A%2F%2Fevil.example%2F', 'sub-bob');
+    expect(dropped.url.pathname).toBe('/hub/home');
+    const page = await (await fetch(`${hub.url}/hub/login?next=${encodeURIComponent('"><script>alert(1)</script>')}`)).text();
+    expect(page).not.toContain('<script>alert(1)');
+  });
+
+  it('refuses a provider error answer (access_denied)', async () => {
+    const browser = new TwoSiteBrowser(hub.url, provider.issuer);
+    const { url } = await browser.go('/hub/oauth_login', 'sub-bob', (u) => u.origin === provider.issuer);
+    const res = await browser.hub.request(`/hub/oauth_callback?error=access_denied&state=${url.searchParams.get('state')}&iss=${encodeURIComponent(provider.issuer)}`);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain(GENERIC_FAILURE);
+  });
+
   it('refuses a forged state', async () => {
     const browser = new TwoSiteBrowser(hub.url, provider.issuer);
     const { url } = await browser.go('/hub/oauth_login', 'sub-bob', isCallback);
