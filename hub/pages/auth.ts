@@ -139,7 +139,9 @@ export function authPages(ctx: HubContext): Router {
     ctx.log.info({ user: active.user.name }, 'logout');
     const state = ctx.authState?.open(active.user.id, active.user.auth_state) ?? null;
     const providerLogout = await ctx.authenticator.logoutUrl?.(state, `${publicOrigin(config)}/hub/login`).catch(() => null);
-    res.redirect(302, providerLogout ?? '/hub/login');
+    if (!providerLogout) return res.redirect(302, '/hub/login');
+    if (req.method === 'GET') return res.redirect(302, providerLogout);
+    res.send(renderPage('provider-logout.njk', { url: providerLogout, service: redirectLogin?.serviceName ?? 'the identity provider' }));
   };
   router.get('/logout', logout);
   router.post('/logout', logout);
