@@ -23,6 +23,8 @@ export type PendingLogin = Record<string, string>;
 export interface RedirectLogin {
   /** Display name on the login button, e.g. "Keycloak". */
   readonly serviceName: string;
+  /** The hub's callback URL registered at the provider (…/hub/oauth_callback). */
+  readonly callbackUrl: string;
   begin(): Promise<{ url: string; pending: PendingLogin }>;
   /** Finishes at the callback; null when the provider's answer does not check out (state, code, tokens). */
   finish(callbackUrl: URL, pending: PendingLogin): Promise<AuthenticatedUser | null>;

@@ -1,12 +1,12 @@
 import type { LabHubConfig } from '../hub/config/schema.js';
-import { ConfigError } from '../hub/config/load.js';
+import { ConfigError, publicOrigin } from '../hub/config/load.js';
 import type { Store } from '../hub/db/index.js';
 import type { Logger } from '../hub/log.js';
 import type { Authenticator } from './authenticator.js';
 import { DummyAuthenticator } from './dummy.js';
 import { LdapAuthenticator } from './ldap.js';
 import { NativeAuthenticator } from './native.js';
-import { OidcAuthenticator, oidcRedirectUrl } from './oidc.js';
+import { OidcAuthenticator } from './oidc.js';
 import { PamAuthenticator } from './pam.js';
 
 /** The authenticator `authenticator.kind` names, with its section of `auth:`. */
@@ -23,7 +23,7 @@ export function createAuthenticator(config: LabHubConfig, store: Store, log: Log
       return new LdapAuthenticator(config.auth.ldap, authLog);
     case 'oidc':
       if (!config.auth.oidc) throw new ConfigError('authenticator.kind is oidc but auth.oidc is not set');
-      return new OidcAuthenticator(config.auth.oidc, oidcRedirectUrl(config), authLog);
+      return new OidcAuthenticator(config.auth.oidc, config.auth.oidc.redirect_url ?? `${publicOrigin(config)}/hub/oauth_callback`, authLog);
     case 'native':
       return new NativeAuthenticator(store);
   }

@@ -1,14 +1,8 @@
 import * as oidc from 'openid-client';
-import type { LabHubConfig } from '../hub/config/schema.js';
 import type { OidcConfig } from '../hub/config/auth-schema.js';
-import { publicOrigin } from '../hub/config/load.js';
 import { normalizeUsername, validateUsername } from '../hub/auth/usernames.js';
 import type { Logger } from '../hub/log.js';
 import type { AuthenticatedUser, Authenticator, PendingLogin, RedirectLogin } from './authenticator.js';
-
-export function oidcRedirectUrl(config: LabHubConfig): string {
-  return config.auth.oidc?.redirect_url ?? `${publicOrigin(config)}/hub/oauth_callback`;
-}
 
 type Claims = Record<string, unknown>;
 
@@ -25,7 +19,7 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
   readonly serviceName: string;
   private discovered: Promise<oidc.Configuration> | null = null;
 
-  constructor(private readonly config: OidcConfig, private readonly redirectUrl: string, private readonly log: Logger) {
+  constructor(private readonly config: OidcConfig, readonly callbackUrl: string, private readonly log: Logger) {
     this.serviceName = config.login_service;
   }
 
@@ -51,7 +45,7 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
     const url = oidc.buildAuthorizationUrl(configuration, {
-      redirect_uri: this.redirectUrl, scope: this.config.scopes.join(' '), state, nonce,
+      redirect_uri: this.callbackUrl, scope: this.config.scopes.join(' '), state, nonce,
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
     });
     return { url: url.href, pending: { verifier, state, nonce } };

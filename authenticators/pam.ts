@@ -37,6 +37,8 @@ export class PamAuthenticator implements Authenticator {
       this.log.info({ pamCode: (err as { code?: number }).code }, 'PAM refused a login');
       return null;
     }
-    return { name, groups: await unixGroupsOf(name) };
+    // An account PAM knows but the name service does not (a PAM-only module) simply has no groups.
+    const groups = await unixGroupsOf(name).catch(() => []);
+    return { name, groups };
   }
 }

@@ -12,13 +12,9 @@ import { admitUser } from '../auth/login-policy.js';
 import { LoginThrottle } from '../auth/login-throttle.js';
 import { PendingLogins } from '../auth/pending-logins.js';
 import { publicOrigin } from '../config/load.js';
-import { oidcRedirectUrl } from '../../authenticators/oidc.js';
-import type { LabHubConfig } from '../config/schema.js';
 
+/** Holds only the id of a login waiting at the identity provider, and only for the callback path. */
 const PENDING_COOKIE = 'labhub-oauth-pending';
-const sessionCookieSecure = (config: LabHubConfig) => config.public_url?.startsWith('https:') ?? false;
-
-
 const GENERIC_FAILURE = 'Invalid username or password.';
 
 /** Field values from a form post; anything that is not a short string is treated as absent. */
@@ -106,7 +102,7 @@ export function authPages(ctx: HubContext): Router {
     const { url, pending } = begun;
     const id = pendingLogins.add(pending, safeNext(req));
     res.append('Set-Cookie', serializeCookie(PENDING_COOKIE, id, {
-      httpOnly: true, sameSite: 'lax', secure: sessionCookieSecure(config), path: '/hub/oauth_callback', maxAge: 600,
+      httpOnly: true, sameSite: 'lax', secure: config.public_url?.startsWith('https:') ?? false, path: '/hub/oauth_callback', maxAge: 600,
     }));
     res.redirect(302, url);
   });
@@ -119,7 +115,7 @@ export function authPages(ctx: HubContext): Router {
       return res.status(400).send(renderPage('error.njk', { status: 400, title: 'Sign-in expired', message: 'This sign-in was not started here or has expired. Please sign in again.' }));
     }
     // The registered callback URL with the provider's parameters: what openid-client checks the answer against.
-    const callback = new URL(oidcRedirectUrl(config));
+    const callback = new URL(redirectLogin.callbackUrl);
     callback.search = new URL(req.originalUrl, 'http://callback.invalid').search;
     const result = await redirectLogin.finish(callback, waiting.pending);
     const user = result ? await admitUser(ctx, result) : null;
