@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { LabHubConfig } from './config/schema.js';
-import { publicOrigin } from './config/load.js';
+import { ConfigError, publicOrigin } from './config/load.js';
 import { openStateDatabase } from './db/open-state.js';
-import { createStore, type Store } from './db/index.js';
+import { createStore } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { Authorizer } from './auth/identity.js';
@@ -38,9 +38,9 @@ import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
 import { DockerSpawner, engineOptionsFromUrl } from '../spawners/docker.js';
 import { readFileSync } from 'node:fs';
-import type { Authenticator } from '../authenticators/authenticator.js';
-import { NativeAuthenticator } from '../authenticators/native.js';
-import { DummyAuthenticator } from '../authenticators/dummy.js';
+import { createAuthenticator } from '../authenticators/index.js';
+import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
+import { authStateForSpawn } from './auth/spawn-auth-state.js';
 
 
 
@@ -95,12 +95,13 @@ function createDockerSpawner(config: LabHubConfig, log: Logger): DockerSpawner {
   });
 }
 
-function createAuthenticator(config: LabHubConfig, store: Store, log: Logger): Authenticator {
-  if (config.authenticator.kind === 'dummy') {
-    log.warn('the dummy authenticator is for tests and demos only: do not use it in production');
-    return new DummyAuthenticator(config.authenticator.password);
+/** LABHUB_CRYPT_KEY's keys; a hub that is told to keep auth_state refuses to start without them. */
+function openAuthStateVault(config: LabHubConfig): AuthStateVault | undefined {
+  const keys = parseCryptKeys(process.env.LABHUB_CRYPT_KEY);
+  if (!keys && config.auth.auth_state.enabled) {
+    throw new ConfigError('auth.auth_state.enabled needs LABHUB_CRYPT_KEY (one or more 32-byte keys; make one with: openssl rand -hex 32)');
   }
-  return new NativeAuthenticator(store);
+  return keys && new AuthStateVault(keys);
 }
 
 /** Builds every component from the config, connects them, and starts serving. Decides nothing itself. */
@@ -118,8 +119,13 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const authz = new Authorizer(store, tokens, sessions);
   const proxy = new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken });
   const spawner = options.spawner ?? createSpawner(config, log);
+  const authenticator = createAuthenticator(config, store, log);
+  const authState = openAuthStateVault(config);
   const servers = new ServerManager(
-    { store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }) },
+    {
+      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }),
+      authStateFor: (user) => authStateForSpawn({ store, authenticator, vault: authState, enabled: config.auth.auth_state.enabled }, user),
+    },
     {
       startTimeoutMs: config.spawner.start_timeout * 1000, httpTimeoutMs: config.spawner.http_timeout * 1000,
       pollIntervalMs: config.spawner.poll_interval * 1000, concurrentSpawnLimit: config.concurrent_spawn_limit,
@@ -128,7 +134,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator: createAuthenticator(config, store, log), proxy, metrics, log, hubUrl,
+    authenticator, authState, proxy, metrics, log, hubUrl,
   };
 
   await syncConfigState(ctx);

@@ -8,6 +8,7 @@ import type { ServerManager } from './servers/manager.js';
 import type { HubMetrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { Authenticator } from '../authenticators/authenticator.js';
+import type { AuthStateVault } from './auth/auth-state.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { Spawner } from '../spawners/spawner.js';
 
@@ -23,6 +24,8 @@ export interface HubContext {
   servers: ServerManager;
   spawner: Spawner;
   authenticator: Authenticator;
+  /** Encrypts users.auth_state; absent without LABHUB_CRYPT_KEY. */
+  authState?: AuthStateVault;
   proxy: ProxyClient;
   metrics: HubMetrics;
   log: Logger;

@@ -95,6 +95,8 @@ fi
 # ---------------------------------------------------------------- Docker engine and notebook images
 # docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
+# slapd, ldap-utils, libpam0g-dev (before npm ci builds the PAM addon); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-auth.sh"
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authSchema } from './auth-schema.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -116,7 +117,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   authenticator: z
     .strictObject({
-      kind: z.enum(['native', 'dummy']).default('native'),
+      kind: z.enum(['native', 'dummy', 'pam', 'ldap', 'oidc']).default('native'),
       admin_users: z.array(z.string()).default([]),
       allowed_users: z.array(z.string()).default([]),
       blocked_users: z.array(z.string()).default([]),
@@ -126,6 +127,8 @@ export const configSchema = z.strictObject({
       minimum_password_length: z.number().int().min(1).max(1024).default(8),
     })
     .prefault({}),
+  /** Identity sources (pam, ldap, oidc), groups, login rate limits and auth_state: see docs/config.md "auth". */
+  auth: authSchema.prefault({}),
   spawner: z
     .strictObject({
       kind: z.enum(['local', 'docker', 'instant']).default('local'),

@@ -29,6 +29,8 @@ export interface ServerManagerDeps {
   tokens: TokenService;
   metrics: HubMetrics;
   log: Logger;
+  /** The user's auth_state for the spawner, refreshed first; throws when the user must sign in again. */
+  authStateFor?: (user: UserRow) => Promise<Record<string, unknown> | undefined>;
 }
 
 export type StartOutcome = { status: 'ready' } | { status: 'pending' };
@@ -117,6 +119,7 @@ export class ServerManager {
       await store.servers.setToken(row.id, tokenRow.id);
       await this.registerOAuthClient(user.name, row.name, token);
       const groups = await store.groups.namesOfUser(user.id);
+      const authState = await this.deps.authStateFor?.(user);
       const env = singleUserEnvironment({
         user: user.name,
         server: row.name,
@@ -136,7 +139,7 @@ export class ServerManager {
       progress.emit({ progress: 10, message: 'Starting the server' });
       const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
       const result = await withAbort(spawner.start({
-        user: { name: user.name, admin: Boolean(user.admin), groups },
+        user: { name: user.name, admin: Boolean(user.admin), groups, ...(authState && { authState }) },
         serverName: row.name,
         prefix,
         env,
