@@ -95,6 +95,8 @@ fi
 # ---------------------------------------------------------------- Docker engine and notebook images
 # docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
+# etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy (cold ~15 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
