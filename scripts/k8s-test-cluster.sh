@@ -58,6 +58,7 @@ contexts:
   context: {cluster: test, user: admin, namespace: default}
 current-context: test
 KUBECONFIG
+chmod 600 "$dir/admin.kubeconfig"
 
 stop
 setsid etcd --name test --data-dir "$dir/etcd" \

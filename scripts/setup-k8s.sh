@@ -4,6 +4,8 @@
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.30.14}"
+# Bumped when the way the binaries are built changes, so cached builds are redone.
+BUILD_REVISION=2
 HELM_VERSION="${HELM_VERSION:-3.15.4}"
 PREFIX="${LABHUB_K8S_DIR:-/opt/labhub/k8s}"
 BIN="$PREFIX/bin"
@@ -12,6 +14,12 @@ export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
 
 staging_version() { echo "v0.${K8S_VERSION#1.}"; }
 have_version() { [ -x "$BIN/$1" ] && [ -f "$BIN/$1.version" ] && [ "$(cat "$BIN/$1.version")" = "$2" ]; }
+# Without these a build from the module proxy reports v0.0.0-master, and clients that check versions (helm's
+# kubeVersion) refuse it.
+version_ldflags() {
+  local minor="${K8S_VERSION#1.}"
+  echo "-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*} -X k8s.io/component-base/version.gitTreeState=clean"
+}
 
 if ! command -v etcd >/dev/null 2>&1; then
   echo "setup-k8s: installing etcd-server from Debian"
@@ -42,15 +50,15 @@ build_kubernetes() {
     go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION"
     touch .resolved
   fi
-  if ! have_version kube-apiserver "$K8S_VERSION"; then
+  if ! have_version kube-apiserver "$K8S_VERSION-$BUILD_REVISION"; then
     echo "setup-k8s: building kube-apiserver $K8S_VERSION (slow the first time)"
-    go build -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    echo "$K8S_VERSION" > "$BIN/kube-apiserver.version"
+    go build -ldflags "$(version_ldflags)" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    echo "$K8S_VERSION-$BUILD_REVISION" > "$BIN/kube-apiserver.version"
   fi
-  if ! have_version kubectl "$K8S_VERSION"; then
+  if ! have_version kubectl "$K8S_VERSION-$BUILD_REVISION"; then
     echo "setup-k8s: building kubectl $K8S_VERSION"
-    go build -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
-    echo "$K8S_VERSION" > "$BIN/kubectl.version"
+    go build -ldflags "$(version_ldflags)" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
+    echo "$K8S_VERSION-$BUILD_REVISION" > "$BIN/kubectl.version"
   fi
 }
 
