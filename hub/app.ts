@@ -37,6 +37,7 @@ import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
 import { DockerSpawner, engineOptionsFromUrl } from '../spawners/docker.js';
+import { createKubernetesSpawner } from '../spawners/kubernetes/config.js';
 import { readFileSync } from 'node:fs';
 import { createAuthenticator } from '../authenticators/index.js';
 import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
@@ -63,6 +64,7 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   const s = config.spawner;
   if (s.kind === 'instant') return new InstantSpawner();
   if (s.kind === 'docker') return createDockerSpawner(config, log);
+  if (s.kind === 'kubernetes') return createKubernetesSpawner(config, log);
   if (process.getuid?.() !== 0 || !s.run_as_system_users) {
     log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
       'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');

@@ -97,6 +97,8 @@ fi
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
 # slapd, ldap-utils, libpam0g-dev (before npm ci builds the PAM addon); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-auth.sh"
+# etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy (cold ~15 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
