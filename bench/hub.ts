@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { envInt } from './lib/env.js';
 import { HubApi, httpRequest } from './lib/http.js';
 import { Hub, JupyterHub, LabHub, REPO, type LogSummary, type StopResult } from './lib/hubs.js';
 import { runLoad, runWrk, type LoadResult } from './lib/load.js';
@@ -27,14 +28,6 @@ import type { CpuUse } from './lib/cpu.js';
 import { cleanupAll, installSignalCleanup, interrupted, keepTempDirs, makeTempDir } from './lib/process.js';
 import { machineInfo, ratioOf, table, type Row } from './lib/report.js';
 import { median, sig, summarize, type Summary } from './lib/stats.js';
-
-function envInt(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name}: expected a number ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const settings = {
   users: envInt('BENCH_USERS', 10_000, 1),
