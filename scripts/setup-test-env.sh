@@ -100,6 +100,9 @@ bash "$(dirname "${BASH_SOURCE[0]}")/setup-auth.sh"
 # etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy (cold ~15 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
 
+# nginx-light and configurable-http-proxy 5.3.0 in /opt/labhub/chp, for proxy benchmarks and CHP tests; see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-proxy.sh"
+
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi
