@@ -96,6 +96,9 @@ fi
 # docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
 
+# Mosquitto with dynamic security, FerretDB 1.24 (cold ~3 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-credentials.sh"
+
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi

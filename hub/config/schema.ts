@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { policySchema } from '../credentials/policy.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -75,6 +76,30 @@ const dockerSchema = z.strictObject({
   /** Marks this hub's containers on a shared engine; containers with it that the DB does not know are removed at start. */
   hub_id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected lower-case letters, digits, ., _ or -').default('labhub'),
 });
+
+/** credentials.<service>: see docs/credentials.md. Admin URLs hold secrets: set them with LABHUB_CREDENTIALS__… variables. */
+const brokerSchema = (schemes: string[]) => z.strictObject({
+  /** The hub's admin connection (with its credentials). */
+  admin_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`),
+  /** Where notebook servers connect, without credentials; default admin_url without them. */
+  connect_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`).optional(),
+  /** A required service that cannot issue fails the spawn; an optional one is skipped with a progress message. */
+  required: z.boolean().default(false),
+});
+
+const credentialsSchema = z.strictObject({
+  /** Seconds a lease lives unless renewed; leases of running servers are renewed past half their life. */
+  ttl: z.number().int().min(10).max(86_400 * 30).default(3600),
+  /** Seconds between sweeps (renewal, revocation of expired and orphaned leases, retries). */
+  sweep_interval: z.number().min(0.5).max(86_400).default(60),
+  /** Seconds to wait for a service's answer. */
+  timeout: positiveSeconds.default(10),
+  mqtt: brokerSchema(['mqtt:', 'mqtts:']).optional(),
+  postgres: brokerSchema(['postgres:', 'postgresql:']).optional(),
+  mongodb: brokerSchema(['mongodb:']).optional(),
+  /** Least-privilege defaults; a class (group) overrides them with its property `credentials`. */
+  policy: policySchema.prefault({}),
+}).prefault({});
 
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
@@ -160,6 +185,7 @@ export const configSchema = z.strictObject({
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
   services: z.array(serviceSchema).default([]),
   roles: z.array(roleSchema).default([]),
+  credentials: credentialsSchema,
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
 });
@@ -167,3 +193,4 @@ export const configSchema = z.strictObject({
 export type LabHubConfig = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type RoleConfig = z.infer<typeof roleSchema>;
+export type CredentialsConfig = z.infer<typeof credentialsSchema>;
