@@ -96,7 +96,10 @@ const credentialsSchema = z.strictObject({
   timeout: positiveSeconds.default(10),
   mqtt: brokerSchema(['mqtt:', 'mqtts:']).optional(),
   postgres: brokerSchema(['postgres:', 'postgresql:']).optional(),
-  mongodb: brokerSchema(['mongodb:']).optional(),
+  mongodb: brokerSchema(['mongodb:']).extend({
+    /** false for servers without roles (FerretDB 1.x refuses createUser with roles): accounts then get none. */
+    grant_roles: z.boolean().default(true),
+  }).optional(),
   /** Least-privilege defaults; a class (group) overrides them with its property `credentials`. */
   policy: policySchema.prefault({}),
 }).prefault({});

@@ -28,7 +28,9 @@ export function createCredentialService(config: CredentialsConfig, store: Store,
   }
   if (config.mongodb) {
     brokers.push({
-      broker: new MongoBroker(mongoAdmin(config.mongodb.admin_url, timeoutMs), { connectUrl: config.mongodb.connect_url ?? withoutCredentials(config.mongodb.admin_url) }),
+      broker: new MongoBroker(mongoAdmin(config.mongodb.admin_url, timeoutMs), {
+        connectUrl: config.mongodb.connect_url ?? withoutCredentials(config.mongodb.admin_url), grantRoles: config.mongodb.grant_roles,
+      }),
       required: config.mongodb.required,
     });
   }

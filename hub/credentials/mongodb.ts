@@ -12,6 +12,11 @@ export interface MongoAdmin {
 export interface MongoBrokerOptions {
   /** Where notebook servers connect, without credentials, e.g. mongodb://mongo:27017/. */
   connectUrl: string;
+  /**
+   * false for MongoDB-wire servers that implement users but not roles (FerretDB 1.x): accounts are created without
+   * roles, so they can log in but nothing limits what they reach. Default true.
+   */
+  grantRoles?: boolean;
 }
 
 const USER_NOT_FOUND = 11;
@@ -41,14 +46,14 @@ export class MongoBroker implements CredentialBroker {
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {
-    const { account, password, policy, user, expiresAt } = request;
+    const { account, password, policy } = request;
     const { database } = request.revokeData as { database: string };
     const { read_databases: readDatabases, own_database: ownDatabase } = policy.mongodb;
-    const roles = [
+    const roles = this.options.grantRoles === false ? [] : [
       ...readDatabases.map((db) => ({ role: 'read', db })),
       ...(ownDatabase ? [{ role: 'readWrite', db: database }] : []),
     ];
-    await this.admin.command({ createUser: account, pwd: password, roles, customData: { labhub_user: user, expires_at: expiresAt.toISOString() } });
+    await this.admin.command({ createUser: account, pwd: password, roles });
     const url = withAccount(this.options.connectUrl, account, password);
     url.searchParams.set('authSource', 'admin');
     return {

@@ -4,11 +4,11 @@
  * Started as root, mosquitto drops to user `mosquitto`, and the plugin saves by writing `<file>.new` and renaming
  * it: the dir and the file must belong to that user, or every change is lost (research/spawners-deploy.md §7.3).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { stopProcess, waitForListening } from './processes.js';
 
 export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 
@@ -31,14 +31,6 @@ export function mosquittoUnavailableReason(): string | null {
     }
   }
   return null;
-}
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export async function startMosquitto(): Promise<MosquittoBroker> {
@@ -65,7 +57,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     writeFileSync(logFile, '');
     chownSync(logFile, uid, gid);
   }
-  const child: ChildProcess = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  const child = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   const log = () => {
     try {
       return execFileSync('cat', [logFile], { encoding: 'utf8' });
@@ -73,24 +65,13 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
       return '';
     }
   };
-  const deadline = Date.now() + 10_000;
-  while (!(await portAnswers(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not start:\n${log()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForListening(child, port, 10_000, () => `mosquitto did not start:\n${log()}`);
   return {
     url: `mqtt://127.0.0.1:${port}`, port, admin,
     adminUrl: `mqtt://${admin.username}:${admin.password}@127.0.0.1:${port}`,
     log,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopProcess(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

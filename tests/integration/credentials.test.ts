@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
+import { MongoClient } from 'mongodb';
+import { ferretdbAvailable, startFerretDb, type FerretDbServer } from '../helpers/ferretdb.js';
 import { mosquittoUnavailableReason, startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { postgresUnavailableReason, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 
@@ -20,6 +22,7 @@ const available = requireService('mosquitto with dynamic security', mosquittoUna
   && requireService('postgres', postgresUnavailableReason() === null);
 
 interface Credentials {
+  mongodb: { url: string; username: string; password: string; database: string };
   mqtt: { url: string; username: string; password: string; subscribe: string[]; publish: string[] };
   postgres: { url: string; username: string; password: string; schema: string };
 }
@@ -287,5 +290,49 @@ describe.skipIf(!available)('a hub killed between issuing credentials and starti
     expect(await mqttAccounts()).toEqual(unrevoked.filter((l) => l.service === 'mqtt').map((l) => l.account));
     expect(await postgresAccounts()).toEqual(unrevoked.filter((l) => l.service === 'postgres').map((l) => l.account));
     expect(hub.output).toMatch(running ? /reconciled servers after start/ : /credential sweep|credentials revoked/);
+  });
+});
+
+describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB leases against FerretDB 1.24 (users and SCRAM logins; no roles)', () => {
+  let ferret: FerretDbServer;
+  let hub: HubProcess;
+  let token = '';
+  beforeAll(async () => {
+    ferret = await startFerretDb();
+    hub = new HubProcess({
+      env: {
+        LABHUB_SPAWNER__CMD: JSON.stringify(['python3', TINY]), LABHUB_SPAWNER__ALLOW_ROOT: 'true', LABHUB_AUTHENTICATOR__KIND: 'dummy',
+        LABHUB_CREDENTIALS__MONGODB__ADMIN_URL: ferret.adminUrl, LABHUB_CREDENTIALS__MONGODB__REQUIRED: 'true',
+        LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: 'false',
+      },
+    });
+    await hub.start();
+    token = await adminToken(hub, ['dora']);
+  });
+  afterAll(async () => {
+    await hub?.cleanup();
+    await ferret?.stop();
+  });
+
+  const mongoAs = (url: string) => new MongoClient(url, { serverSelectionTimeoutMS: 3000 });
+
+  it('issues a user that logs in with SCRAM and writes its own database; after stop the login is refused', async () => {
+    expect((await api(hub.url, token, 'POST', '/users/dora/server')).status).toBe(201);
+    const model = (await api(hub.url, token, 'GET', '/users/dora')).body as { servers: Record<string, { state: { pid: number } }> };
+    const environ = readFileSync(`/proc/${model.servers['']!.state.pid}/environ`, 'utf8').split('\0');
+    const secretsDir = environ.find((kv) => kv.startsWith('LABHUB_SECRETS_DIR='))!.split('=')[1]!;
+    const { mongodb } = JSON.parse(readFileSync(join(secretsDir, 'credentials.json'), 'utf8')) as Credentials;
+    expect(environ).toContain(`LABHUB_MONGODB_URL=${mongodb.url}`);
+    expect(mongodb.database).toBe('user_dora');
+    const client = mongoAs(mongodb.url);
+    await client.db(mongodb.database).collection('notes').insertOne({ n: 1 });
+    expect(await client.db(mongodb.database).collection('notes').countDocuments()).toBe(1);
+    await client.close();
+
+    expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBe(204);
+    expect(await leases(hub, token, 'dora')).toEqual([]);
+    const refused = mongoAs(mongodb.url);
+    await expect(refused.db(mongodb.database).collection('notes').countDocuments()).rejects.toThrow(/Authentication failed/);
+    await refused.close();
   });
 });
