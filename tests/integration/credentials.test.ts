@@ -1,3 +1,4 @@
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -20,6 +21,16 @@ import { postgresUnavailableReason, startPostgres, type PostgresCluster } from '
 const TINY = resolve(REPO, 'tests/fixtures/tiny-singleuser.py');
 const available = requireService('mosquitto with dynamic security', mosquittoUnavailableReason() === null)
   && requireService('postgres', postgresUnavailableReason() === null);
+
+const NOTEBOOK_IMAGE = 'labhub/notebook-debian:latest';
+function imagePresent(): boolean {
+  try {
+    execFileSync('docker', ['image', 'inspect', NOTEBOOK_IMAGE], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 interface Credentials {
   mongodb: { url: string; username: string; password: string; database: string };
@@ -186,6 +197,32 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     }
     await expect(pgAs({ ...alice.postgres, url: alice.postgres.url.replace(alice.postgres.password, 'wrong') })).rejects.toThrow(/password authentication failed/);
   });
+
+  it.skipIf(!requireService(`Docker image ${NOTEBOOK_IMAGE}`, available && imagePresent()))(
+    'labhub_datalab in the notebook image gives ready clients from the injected variables', async () => {
+      const script = [
+        'import labhub_datalab as lab',
+        'print(next(lab.sensors(timeout=20)), flush=True)',
+        'conn = lab.postgres()',
+        'cur = conn.cursor(); cur.execute("select value from shared.readings"); print(cur.fetchall())',
+      ].join('\n');
+      const env = Object.entries({
+        LABHUB_MQTT_URL: alice.mqtt.url, LABHUB_MQTT_USERNAME: alice.mqtt.username, LABHUB_MQTT_PASSWORD: alice.mqtt.password,
+        LABHUB_MQTT_SUBSCRIBE: alice.mqtt.subscribe.join(','), LABHUB_POSTGRES_URL: alice.postgres.url,
+      }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+      // Host networking: the test's broker and database listen on the host's 127.0.0.1.
+      const run = new Promise<string>((resolvePromise, reject) => {
+        execFile('docker', ['run', '--rm', '--network', 'host', ...env, NOTEBOOK_IMAGE, 'python3', '-c', script], { timeout: 60_000 },
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolvePromise(stdout)));
+      });
+      let finished = false;
+      void run.finally(() => (finished = true)).catch(() => undefined);
+      while (!finished) {
+        await sensorApp.publishAsync('sensors/lab', '19.0', { qos: 1 });
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(await run).toBe("('sensors/lab', b'19.0')\n[(21.5,)]\n");
+    }, 90_000);
 
   it('after alice\'s server stops, her credentials no longer connect and her open sessions are closed', async () => {
     const mqttSession = await mqttAs(alice.mqtt);

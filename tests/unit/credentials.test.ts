@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { MongoServerError, type Document } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -240,5 +242,16 @@ describe('lease lifecycle', () => {
     expect(await credentials.sweep()).toMatchObject({ revoked: 0 });
     await store.servers.markStopped(row.id, null);
     expect(await credentials.sweep()).toMatchObject({ revoked: 1 });
+  });
+});
+
+describe('labhub_datalab in the notebook images', () => {
+  it('is copied into both images and on their Python path', () => {
+    for (const image of ['notebook-debian', 'notebook']) {
+      const dockerfile = readFileSync(join(resolve(import.meta.dirname, '../../images'), image, 'Dockerfile'), 'utf8');
+      expect(dockerfile, image).toMatch(/^COPY python\/labhub_datalab \/opt\/labhub\/python\/labhub_datalab$/m);
+      expect(dockerfile, image).toMatch(/PYTHONPATH=\/opt\/labhub\/python/);
+      expect(dockerfile, image).toMatch(/^COPY --chown=\S+ python\/examples /m);
+    }
   });
 });
