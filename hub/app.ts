@@ -26,6 +26,8 @@ import { usersRouter } from './api/users.js';
 import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
+import { credentialsRouter } from './api/credentials.js';
+import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
@@ -123,9 +125,10 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const spawner = options.spawner ?? createSpawner(config, log);
   const authenticator = createAuthenticator(config, store, log);
   const authState = openAuthStateVault(config);
+  const credentials = createCredentialService(config.credentials, store, log);
   const servers = new ServerManager(
     {
-      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }),
+      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials,
       authStateFor: (user) => authStateForSpawn({ store, authenticator, vault: authState, enabled: config.auth.auth_state.enabled }, user),
     },
     {
@@ -136,7 +139,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator, authState, proxy, metrics, log, hubUrl,
+    authenticator, authState, proxy, metrics, log, hubUrl, credentials,
   };
 
   await syncConfigState(ctx);
@@ -144,6 +147,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const server = await listen(app, config.hub.ip, config.hub.port);
 
   await servers.reconcile();
+  // After reconciling: leases of servers a killed hub left half started are now orphans, revoked by this first sweep.
+  await credentials.start();
   const supervisor = new ProxySupervisor({
     managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
     apiUrl: config.proxy.api_url, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
@@ -166,6 +171,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     async close({ stopProxy = true } = {}) {
       await supervisor.close(stopProxy);
       await servers.close();
+      await credentials.close();
       await spawner.close?.();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -253,7 +259,7 @@ export function buildApp(ctx: HubContext): Express {
     next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
   });
   api.use(authenticateApi(ctx));
-  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx));
+  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

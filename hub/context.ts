@@ -5,6 +5,7 @@ import type { SessionManager } from './auth/sessions.js';
 import type { TokenService } from './auth/token-service.js';
 import type { Xsrf } from './auth/xsrf.js';
 import type { ServerManager } from './servers/manager.js';
+import type { CredentialService } from './credentials/service.js';
 import type { HubMetrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { Authenticator } from '../authenticators/authenticator.js';
@@ -31,4 +32,5 @@ export interface HubContext {
   log: Logger;
   /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */
   hubUrl: string;
+  credentials: CredentialService;
 }

@@ -103,6 +103,9 @@ bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
 # nginx-light and configurable-http-proxy 5.3.0 in /opt/labhub/chp, for proxy benchmarks and CHP tests; see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-proxy.sh"
 
+# Mosquitto with dynamic security, FerretDB 1.24 (cold ~3 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-credentials.sh"
+
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi

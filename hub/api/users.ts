@@ -165,6 +165,8 @@ export function usersRouter(ctx: HubContext): Router {
       if (server.status === 'stopped') continue;
       if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${name}'s server is still stopping; try again`);
     }
+    // Leases outlive the user row; any revocation that fails here is retried by the sweeper.
+    await ctx.credentials.revokeUser(user.name);
     await store.users.delete(user.id);
     ctx.log.info({ user: name, by: requester.name }, 'user deleted');
     res.status(204).end();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
+import { policySchema } from '../credentials/policy.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -149,6 +150,33 @@ const kubernetesSchema = z.strictObject({
   delete_grace_period: z.number().int().min(0).max(3600).default(1),
 });
 
+/** credentials.<service>: see docs/credentials.md. Admin URLs hold secrets: set them with LABHUB_CREDENTIALS__… variables. */
+const brokerSchema = (schemes: string[]) => z.strictObject({
+  /** The hub's admin connection (with its credentials). */
+  admin_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`),
+  /** Where notebook servers connect, without credentials; default admin_url without them. */
+  connect_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`).optional(),
+  /** A required service that cannot issue fails the spawn; an optional one is skipped with a progress message. */
+  required: z.boolean().default(false),
+});
+
+const credentialsSchema = z.strictObject({
+  /** Seconds a lease lives unless renewed; leases of running servers are renewed past half their life. */
+  ttl: z.number().int().min(10).max(86_400 * 30).default(3600),
+  /** Seconds between sweeps (renewal, revocation of expired and orphaned leases, retries). */
+  sweep_interval: z.number().min(0.5).max(86_400).default(60),
+  /** Seconds to wait for a service's answer. */
+  timeout: positiveSeconds.default(10),
+  mqtt: brokerSchema(['mqtt:', 'mqtts:']).optional(),
+  postgres: brokerSchema(['postgres:', 'postgresql:']).optional(),
+  mongodb: brokerSchema(['mongodb:']).extend({
+    /** false for servers without roles (FerretDB 1.x refuses createUser with roles): accounts then get none. */
+    grant_roles: z.boolean().default(true),
+  }).optional(),
+  /** Least-privilege defaults; a class (group) overrides them with its property `credentials`. */
+  policy: policySchema.prefault({}),
+}).prefault({});
+
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
   port: port.default(8000),
@@ -236,6 +264,7 @@ export const configSchema = z.strictObject({
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
   services: z.array(serviceSchema).default([]),
   roles: z.array(roleSchema).default([]),
+  credentials: credentialsSchema,
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
 });
@@ -243,3 +272,4 @@ export const configSchema = z.strictObject({
 export type LabHubConfig = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type RoleConfig = z.infer<typeof roleSchema>;
+export type CredentialsConfig = z.infer<typeof credentialsSchema>;

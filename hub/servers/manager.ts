@@ -11,6 +11,7 @@ import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
 import { waitForHttp } from './readiness.js';
+import type { CredentialService } from '../credentials/service.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -31,6 +32,8 @@ export interface ServerManagerDeps {
   log: Logger;
   /** The user's auth_state for the spawner, refreshed first; throws when the user must sign in again. */
   authStateFor?: (user: UserRow) => Promise<Record<string, unknown> | undefined>;
+  /** Per-server accounts at the lab's data services, issued before the spawner starts and revoked at release. */
+  credentials?: CredentialService;
 }
 
 export type StartOutcome = { status: 'ready' } | { status: 'pending' };
@@ -136,13 +139,18 @@ export class ServerManager {
           progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : Math.round(e.progress * 0.1), message: e.message }),
         });
       }
+      const credentials = await this.deps.credentials?.issueForServer({
+        user: user.name, serverId: row.id, serverName: row.name, classes: await store.groups.propertiesOfUser(user.id),
+        progress: (message) => progress.emit({ progress: 10, message }),
+      });
       progress.emit({ progress: 10, message: 'Starting the server' });
       const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
       const result = await withAbort(spawner.start({
         user: { name: user.name, admin: Boolean(user.admin), groups, ...(authState && { authState }) },
         serverName: row.name,
         prefix,
-        env,
+        env: { ...env, ...credentials?.env },
+        ...(credentials && Object.keys(credentials.secretFiles).length && { secretFiles: credentials.secretFiles }),
         userOptions,
         signal: AbortSignal.any([signal, timeout]),
         progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : 10 + Math.round(e.progress * 0.6), message: e.message }),
@@ -217,7 +225,10 @@ export class ServerManager {
     log.info({ user: user.name, server: row.name }, 'server stopped');
   }
 
-  /** Frees what a server held in the hub: its API token, its OAuth client with the tokens issued to it, its route. */
+  /**
+   * Frees what a server held: its API token, its OAuth client with the tokens issued to it, its route, its
+   * credential leases (a revocation that fails stays recorded and the sweeper retries it).
+   */
   private async release(user: Pick<UserRow, 'name'>, serverName: string, rowId: number, error: string | null): Promise<void> {
     const { store, proxy, log } = this.deps;
     const row = await store.servers.byId(rowId);
@@ -229,6 +240,7 @@ export class ServerManager {
     await store.tokens.deleteForClient(clientId);
     await store.oauth.deleteClient(clientId);
     await proxy.deleteRoute(serverPrefix(user.name, serverName)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
+    await this.deps.credentials?.revokeServer(rowId);
     await store.servers.markStopped(rowId, error);
   }
 
