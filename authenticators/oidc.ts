@@ -66,7 +66,7 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
     } catch (err) {
       // State, nonce, PKCE, audience, signature, replayed code: the library says which; the user sees one message.
       const { code, error, cause } = err as { code?: string; error?: string; cause?: { message?: string } };
-      this.log.info({ err: (err as Error).message, code: code ?? error, reason: cause?.message }, 'OpenID Connect callback refused');
+      this.log.info({ err: (err as Error).message, code, error, reason: cause?.message }, 'OpenID Connect callback refused');
       return null;
     }
   }
