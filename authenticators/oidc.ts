@@ -62,7 +62,10 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
       const claims: Claims = { ...userinfo, ...idClaims };
       const name = this.usernameFrom(claims);
       if (name === null) return null;
-      return { name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims) };
+      return {
+        name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims),
+        identity: { issuer: idClaims.iss, subject: idClaims.sub },
+      };
     } catch (err) {
       // State, nonce, PKCE, audience, signature, replayed code: the library says which; the user sees one message.
       const { code, error, cause } = err as { code?: string; error?: string; cause?: { message?: string } };

@@ -130,6 +130,13 @@ export interface InvitationsTable {
   expires_at: Timestamp;
 }
 
+/** A hub user's identity at an external identity provider (OpenID Connect issuer + subject). */
+export interface UserIdentitiesTable {
+  issuer: string;
+  subject: string;
+  user_id: number;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -143,6 +150,7 @@ export interface Database {
   sessions: SessionsTable;
   servers: ServersTable;
   invitations: InvitationsTable;
+  user_identities: UserIdentitiesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

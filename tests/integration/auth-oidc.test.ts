@@ -10,6 +10,8 @@ const accounts = {
   'sub-bob': { preferred_username: 'bob', groups: ['physics'] },
   'sub-carol': { preferred_username: 'carol', groups: ['chemistry'] },
   'sub-mallory': { preferred_username: 'mallory', groups: ['physics', 'banned'] },
+  // Another person at the provider whose username claim is also "bob".
+  'sub-impostor': { preferred_username: 'bob', groups: ['physics'] },
 };
 
 const isCallback = (url: URL) => url.pathname === '/hub/oauth_callback';
@@ -165,6 +167,17 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     }
     const { status } = await api(hub.url, admin, 'GET', '/users/mallory');
     expect(status).toBe(404);
+  });
+
+  it('binds a hub user to one provider subject: another person with the same username claim is refused', async () => {
+    const bob = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-bob');
+    expect(bob.url.pathname).toBe('/hub/home');
+    const from = hub.output.length;
+    const impostor = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-impostor');
+    expect(impostor.res.status).toBe(403);
+    expect(await impostor.res.text()).toContain(GENERIC_FAILURE);
+    expect(await logAfter(hub, from, /belongs to another identity/)).toContain('"user":"bob"');
+    expect((await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-bob')).url.pathname).toBe('/hub/home');
   });
 
   it('logs out at the hub, then at the provider\'s end-session endpoint, and comes back to the login page', async () => {
