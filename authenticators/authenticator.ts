@@ -7,6 +7,8 @@ export interface AuthenticatedUser {
   /** Group names from the identity source (UNIX groups, LDAP groups, an OIDC groups claim). */
   groups?: string[];
   authState?: Record<string, unknown>;
+  /** The provider's stable id for this person (OpenID Connect `iss` + `sub`), bound to the hub user at first login. */
+  identity?: { issuer: string; subject: string };
 }
 
 export interface LoginAttempt {

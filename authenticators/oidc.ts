@@ -62,11 +62,14 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
       const claims: Claims = { ...userinfo, ...idClaims };
       const name = this.usernameFrom(claims);
       if (name === null) return null;
-      return { name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims) };
+      return {
+        name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims),
+        identity: { issuer: idClaims.iss, subject: idClaims.sub },
+      };
     } catch (err) {
       // State, nonce, PKCE, audience, signature, replayed code: the library says which; the user sees one message.
       const { code, error, cause } = err as { code?: string; error?: string; cause?: { message?: string } };
-      this.log.info({ err: (err as Error).message, code: code ?? error, reason: cause?.message }, 'OpenID Connect callback refused');
+      this.log.info({ err: (err as Error).message, code, error, reason: cause?.message }, 'OpenID Connect callback refused');
       return null;
     }
   }

@@ -30,12 +30,20 @@ export async function admitUser(ctx: HubContext, result: AuthenticatedUser): Pro
     || meets(groups, allowedGroups) || (user !== undefined && allowedGroups.length === 0);
   if (!allowed) return null;
 
+  if (result.identity && !(await identityMatches(ctx, result.identity, user))) {
+    ctx.log.warn({ user: result.name, issuer: result.identity.issuer }, 'login refused: this username belongs to another identity at the provider');
+    return null;
+  }
+
   const grant = configuredAdmin || groupAdmin || result.admin === true;
   // admin_groups is authoritative: outside them (and outside admin_users) a user loses admin at login.
   const admin = grant ? true : adminGroups.length > 0 || result.admin === false ? false : undefined;
   if (!user) user = await store.users.create(result.name, { admin: admin === true });
   else if (admin !== undefined && Boolean(user.admin) !== admin) user = await store.users.update(user.id, { admin });
 
+  if (result.identity && (await store.identities.subjectOf(user.id, result.identity.issuer)) === undefined) {
+    await store.identities.bind(result.identity.issuer, result.identity.subject, user.id);
+  }
   if (ctx.config.auth.manage_groups && result.groups) await syncGroups(ctx, user, result.groups);
   if (ctx.authState && ctx.config.auth.auth_state.enabled && result.authState) {
     user = await store.users.update(user.id, { authState: ctx.authState.seal(user.id, result.authState) });
@@ -51,4 +59,17 @@ async function syncGroups(ctx: HubContext, user: UserRow, names: string[]): Prom
     for (const name of valid) ids.push((await tx.groups.byName(name) ?? await tx.groups.create(name)).id);
     await tx.groups.setUserGroups(user.id, ids);
   });
+}
+
+/**
+ * A provider identity and a hub user go together only one to one: the subject must not already belong to another
+ * hub user (the username claim changed), and the user must not already be bound to another subject of this
+ * issuer (someone else now carries that username claim). Users without a binding yet are bound at this login.
+ */
+async function identityMatches(ctx: HubContext, identity: { issuer: string; subject: string }, user: UserRow | undefined): Promise<boolean> {
+  const owner = await ctx.store.identities.userOf(identity.issuer, identity.subject);
+  if (owner !== undefined && owner !== user?.id) return false;
+  if (!user) return true;
+  const subject = await ctx.store.identities.subjectOf(user.id, identity.issuer);
+  return subject === undefined || subject === identity.subject;
 }

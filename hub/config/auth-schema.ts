@@ -52,7 +52,8 @@ const ldapSchema = z
   })
   .refine((l) => l.bind_dn_templates.length > 0 || l.search !== undefined, {
     message: 'set bind_dn_templates or search: without either no password would ever be checked',
-  });
+  })
+  .refine((l) => !(l.start_tls && l.url.startsWith('ldaps:')), { message: 'start_tls is for ldap:// URLs; ldaps:// is TLS already' });
 
 const oidcSchema = z.strictObject({
   /** The issuer; discovery reads <issuer>/.well-known/openid-configuration. */

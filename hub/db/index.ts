@@ -1,6 +1,7 @@
 import type { Db } from './database.js';
 import { LeaseRepository } from './credentials.js';
 import { GroupRepository } from './groups.js';
+import { IdentityRepository } from './identities.js';
 import { InvitationRepository } from './invitations.js';
 import { OAuthRepository } from './oauth.js';
 import { RoleRepository } from './roles.js';
@@ -23,6 +24,7 @@ export interface Store {
   services: ServiceRepository;
   invitations: InvitationRepository;
   leases: LeaseRepository;
+  identities: IdentityRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -44,5 +46,6 @@ export function createStore(db: Db): Store {
     services: new ServiceRepository(db),
     invitations: new InvitationRepository(db),
     leases: new LeaseRepository(db),
+    identities: new IdentityRepository(db),
   };
 }

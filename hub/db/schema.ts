@@ -155,6 +155,13 @@ export interface CredentialLeasesTable {
   last_error: string | null;
 }
 
+/** A hub user's identity at an external identity provider (OpenID Connect issuer + subject). */
+export interface UserIdentitiesTable {
+  issuer: string;
+  subject: string;
+  user_id: number;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -169,6 +176,7 @@ export interface Database {
   servers: ServersTable;
   invitations: InvitationsTable;
   credential_leases: CredentialLeasesTable;
+  user_identities: UserIdentitiesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { expect } from 'vitest';
-import { api, Browser, HubProcess } from './hub.js';
+import { api, Browser, eventually, HubProcess } from './hub.js';
 import { freePort } from './ports.js';
 
 export const GENERIC_FAILURE = 'Invalid username or password.';
@@ -52,4 +52,16 @@ export function expectRefused(attempt: { res: Response; body: string; browser: B
 export function stateDbContains(hub: HubProcess, text: string): boolean {
   return readdirSync(hub.dataDir).filter((f) => f.startsWith('labhub.sqlite'))
     .some((f) => readFileSync(join(hub.dataDir, f)).includes(Buffer.from(text)));
+}
+
+/**
+ * The hub's output since `from`, once `pattern` has appeared `count` times in it: the hub's log reaches the test
+ * through a pipe, possibly after the HTTP answer it belongs to.
+ */
+export async function logAfter(hub: HubProcess, from: number, pattern: RegExp, count = 1): Promise<string> {
+  const global = new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`);
+  return eventually(async () => {
+    const text = hub.output.slice(from);
+    return (text.match(global)?.length ?? 0) >= count ? text : null;
+  }, 10_000, 50);
 }

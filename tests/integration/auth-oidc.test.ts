@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GENERIC_FAILURE, startConfiguredHub, stateDbContains, userModel } from '../helpers/auth-hub.js';
+import { GENERIC_FAILURE, logAfter, startConfiguredHub, stateDbContains, userModel } from '../helpers/auth-hub.js';
 import { api, eventually, type HubProcess } from '../helpers/hub.js';
 import { CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, TestProvider, TwoSiteBrowser } from '../helpers/oidc-provider.js';
 import { freePort } from '../helpers/ports.js';
@@ -10,6 +10,8 @@ const accounts = {
   'sub-bob': { preferred_username: 'bob', groups: ['physics'] },
   'sub-carol': { preferred_username: 'carol', groups: ['chemistry'] },
   'sub-mallory': { preferred_username: 'mallory', groups: ['physics', 'banned'] },
+  // Another person at the provider whose username claim is also "bob".
+  'sub-impostor': { preferred_username: 'bob', groups: ['physics'] },
 };
 
 const isCallback = (url: URL) => url.pathname === '/hub/oauth_callback';
@@ -131,9 +133,10 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     url.searchParams.set('client_id', OTHER_CLIENT_ID);
     const { url: callback } = await browser.go(url.href, 'sub-bob', isCallback);
     expect(callback.searchParams.get('code')).toBeTruthy();
+    const from = hub.output.length;
     const res = await browser.hub.request(callback.pathname + callback.search);
     expect(res.status).toBe(403);
-    expect(hub.output).toMatch(/OpenID Connect callback refused/);
+    expect(await logAfter(hub, from, /OpenID Connect callback refused/)).toMatch(/invalid_grant|unauthorized_client|invalid_client/);
   });
 
   it('refuses a correctly signed ID token whose audience is another client', async () => {
@@ -150,7 +153,7 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
       provider.tokenRequestsAs = null;
     }
     // The provider did issue tokens (to other-app); the hub refused them for their audience.
-    expect(hub.output.slice(from)).toMatch(/aud\\" \(audience\) claim value[^\n]*OpenID Connect callback refused/);
+    expect(await logAfter(hub, from, /OpenID Connect callback refused/)).toMatch(/aud\\" \(audience\) claim value[^\n]*OpenID Connect callback refused/);
     expect((await api(hub.url, admin, 'GET', '/users/bob')).status).toBe(200);
   });
 
@@ -164,6 +167,17 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     }
     const { status } = await api(hub.url, admin, 'GET', '/users/mallory');
     expect(status).toBe(404);
+  });
+
+  it('binds a hub user to one provider subject: another person with the same username claim is refused', async () => {
+    const bob = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-bob');
+    expect(bob.url.pathname).toBe('/hub/home');
+    const from = hub.output.length;
+    const impostor = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-impostor');
+    expect(impostor.res.status).toBe(403);
+    expect(await impostor.res.text()).toContain(GENERIC_FAILURE);
+    expect(await logAfter(hub, from, /belongs to another identity/)).toContain('"user":"bob"');
+    expect((await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login', 'sub-bob')).url.pathname).toBe('/hub/home');
   });
 
   it('logs out at the hub, then at the provider\'s end-session endpoint, and comes back to the login page', async () => {

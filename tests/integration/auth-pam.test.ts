@@ -5,7 +5,7 @@ import { pamAuthenticatePromise } from 'node-linux-pam';
 import { PamAuthenticator } from '../../authenticators/pam.js';
 import { createLogger } from '../../hub/log.js';
 import { requireService } from '../helpers/jupyter.js';
-import { expectRefused, startConfiguredHub, tryLogin, userModel } from '../helpers/auth-hub.js';
+import { expectRefused, logAfter, startConfiguredHub, tryLogin, userModel } from '../helpers/auth-hub.js';
 import type { HubProcess } from '../helpers/hub.js';
 
 const SERVICE = 'labhub-test';
@@ -88,7 +88,7 @@ describe.skipIf(!requireService('PAM as root with the node-linux-pam addon (scri
     expectRefused(await tryLogin(hub, users.expired, PASSWORD));
     expectRefused(await tryLogin(hub, users.locked, PASSWORD));
     // The account phase ran: PAM_ACCT_EXPIRED (13) for the expired account, after a correct password.
-    expect(hub.output.slice(from)).toContain('"pamCode":13');
+    expect(await logAfter(hub, from, /"pamCode":13/)).toContain('PAM refused a login');
   });
 
   it('refuses a passwordless account whatever is typed, and a user outside the allowed groups', async () => {
