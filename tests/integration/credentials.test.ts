@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
+import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
 import { MongoClient } from 'mongodb';
 import { ferretdbAvailable, startFerretDb, type FerretDbServer } from '../helpers/ferretdb.js';
@@ -273,6 +274,67 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     await expect(mqttAs(bob.mqtt)).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
     expect((await adminSql('select 1 from pg_roles where rolname = $1', [bob.postgres.username])).rowCount).toBe(0);
     expect((await api(hub.url, token, 'GET', '/credentials')).body).toEqual([]);
+  });
+});
+
+describe.skipIf(!available)('a data service that is down', () => {
+  const slow = `import time, runpy; time.sleep(1); runpy.run_path(${JSON.stringify(TINY)}, run_name="__main__")`;
+  let deadMqtt = '';
+  const hubs: HubProcess[] = [];
+  beforeAll(async () => {
+    deadMqtt = `mqtt://labhub-admin:secret-admin-pw@127.0.0.1:${await freePort()}`;
+  });
+  afterAll(() => Promise.all(hubs.map((h) => h.cleanup())));
+
+  async function hubWithMqtt(required: boolean): Promise<{ hub: HubProcess; token: string }> {
+    const hub = credentialHub({
+      LABHUB_SPAWNER__CMD: JSON.stringify(['python3', '-c', slow]),
+      LABHUB_CREDENTIALS__MQTT__ADMIN_URL: deadMqtt, LABHUB_CREDENTIALS__MQTT__REQUIRED: String(required),
+      LABHUB_CREDENTIALS__TIMEOUT: '2',
+    });
+    hubs.push(hub);
+    await hub.start();
+    return { hub, token: await adminToken(hub, ['erin']) };
+  }
+
+  async function spawnEvents(hub: HubProcess, token: string): Promise<Array<{ message: string; failed?: boolean; ready?: boolean }>> {
+    const started = api(hub.url, token, 'POST', '/users/erin/server');
+    const stream = await eventually(async () => {
+      const res = await fetch(`${hub.url}/hub/api/users/erin/server/progress`, { headers: { authorization: `token ${token}` } });
+      return res.status === 200 ? res.text() : null;
+    }, 20_000, 20);
+    await started;
+    return stream.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { message: string });
+  }
+
+  async function leasesByService(hub: HubProcess, token: string): Promise<Record<string, Lease & { last_error: string | null }>> {
+    return Object.fromEntries((await leases(hub, token, 'erin')).map((l) => [l.service, l as Lease & { last_error: string | null }]));
+  }
+
+  it('optional: the server starts without it, and its progress says so', async () => {
+    const { hub, token } = await hubWithMqtt(false);
+    const events = await spawnEvents(hub, token);
+    expect(events.map((e) => e.message)).toEqual(expect.arrayContaining([
+      'Issuing MQTT credentials', expect.stringMatching(/^MQTT credentials unavailable \(cannot connect to Mosquitto: .+\); starting without them$/),
+      'Issuing PostgreSQL credentials',
+    ]));
+    expect(events.at(-1)).toMatchObject({ ready: true });
+    // The MQTT lease was recorded before the broker was asked; it cannot be revoked while the broker is down, so
+    // it stays listed as being revoked, with the reason, until the sweeper succeeds.
+    expect(await leasesByService(hub, token)).toMatchObject({
+      postgres: { status: 'active' }, mqtt: { status: 'revoking', last_error: expect.stringMatching(/^cannot connect to Mosquitto/) },
+    });
+    expect(hub.output).not.toContain('secret-admin-pw');
+  });
+
+  it('required: the spawn fails with a clear message; the lease waits for the broker to be revoked', async () => {
+    const { hub, token } = await hubWithMqtt(true);
+    const events = await spawnEvents(hub, token);
+    expect(events.at(-1)).toMatchObject({ failed: true });
+    expect(events.at(-1)!.message).toMatch(/^Spawn failed: could not issue MQTT credentials: cannot connect to Mosquitto: /);
+    expect(events.at(-1)!.message).not.toContain('secret-admin-pw');
+    expect(Object.keys(await leasesByService(hub, token))).toEqual(['mqtt']);
+    expect(hub.output).not.toContain('secret-admin-pw');
   });
 });
 
