@@ -33,6 +33,17 @@ function imagePresent(): boolean {
   }
 }
 
+/**
+ * Runs a Python script in the notebook image with host networking (the test's services listen on the host's
+ * 127.0.0.1); resolves with its stdout.
+ */
+function runInNotebookImage(dockerArgs: string[], script: string): Promise<string> {
+  return new Promise<string>((resolvePromise, reject) => {
+    execFile('docker', ['run', '--rm', '--network', 'host', ...dockerArgs, NOTEBOOK_IMAGE, 'python3', '-c', script], { timeout: 60_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolvePromise(stdout)));
+  });
+}
+
 interface Credentials {
   mongodb: { url: string; username: string; password: string; database: string };
   mqtt: { url: string; username: string; password: string; subscribe: string[]; publish: string[] };
@@ -207,15 +218,10 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
         'conn = lab.postgres()',
         'cur = conn.cursor(); cur.execute("select value from shared.readings"); print(cur.fetchall())',
       ].join('\n');
-      const env = Object.entries({
+      const run = runInNotebookImage(Object.entries({
         LABHUB_MQTT_URL: alice.mqtt.url, LABHUB_MQTT_USERNAME: alice.mqtt.username, LABHUB_MQTT_PASSWORD: alice.mqtt.password,
         LABHUB_MQTT_SUBSCRIBE: alice.mqtt.subscribe.join(','), LABHUB_POSTGRES_URL: alice.postgres.url,
-      }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-      // Host networking: the test's broker and database listen on the host's 127.0.0.1.
-      const run = new Promise<string>((resolvePromise, reject) => {
-        execFile('docker', ['run', '--rm', '--network', 'host', ...env, NOTEBOOK_IMAGE, 'python3', '-c', script], { timeout: 60_000 },
-          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolvePromise(stdout)));
-      });
+      }).flatMap(([k, v]) => ['-e', `${k}=${v}`]), script);
       let finished = false;
       void run.finally(() => (finished = true)).catch(() => undefined);
       while (!finished) {
@@ -427,6 +433,12 @@ describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB lease
     await client.db(mongodb.database).collection('notes').insertOne({ n: 1 });
     expect(await client.db(mongodb.database).collection('notes').countDocuments()).toBe(1);
     await client.close();
+
+    if (requireService(`Docker image ${NOTEBOOK_IMAGE}`, imagePresent())) {
+      // The module finds the account through the secrets dir alone (root in the container: the dir is the hub's, 0700).
+      const script = 'import labhub_datalab as lab\nc = lab.credentials("mongodb")\nprint(lab.mongo()[c["database"]].notes.count_documents({}))';
+      expect(await runInNotebookImage(['--user', '0', '-v', `${secretsDir}:/secrets:ro`, '-e', 'LABHUB_SECRETS_DIR=/secrets'], script)).toBe('1\n');
+    }
 
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBe(204);
     expect(await leases(hub, token, 'dora')).toEqual([]);
