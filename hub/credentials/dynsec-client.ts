@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect, type MqttClient } from 'mqtt';
 
 const COMMAND_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${COMMAND_TOPIC}/response`;
@@ -67,11 +67,19 @@ export class DynsecClient {
 
   private async open(): Promise<MqttClient> {
     const { url, username, password, timeoutMs } = this.options;
-    const client = await connectAsync(url, {
+    const client = connect(url, {
       username, password, connectTimeout: timeoutMs, reconnectPeriod: 0, clean: true,
       clientId: `labhub-admin-${randomUUID().slice(0, 8)}`,
-    }).catch((err: unknown) => {
-      throw new Error(`cannot connect to Mosquitto: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    // A refused TCP connection only closes the client (no 'error' without reconnects): treat that as the failure.
+    await new Promise<void>((resolve, reject) => {
+      let lastError = 'connection closed';
+      client.once('connect', () => resolve());
+      client.on('error', (err) => (lastError = err.message));
+      client.once('close', () => reject(new Error(`cannot connect to Mosquitto: ${lastError}`)));
+    }).catch(async (err: unknown) => {
+      await client.endAsync(true);
+      throw err;
     });
     const forget = () => {
       if (this.client) this.client = null;

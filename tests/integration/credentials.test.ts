@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
+import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
 import { MongoClient } from 'mongodb';
 import { ferretdbAvailable, startFerretDb, type FerretDbServer } from '../helpers/ferretdb.js';
@@ -30,6 +31,17 @@ function imagePresent(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Runs a Python script in the notebook image with host networking (the test's services listen on the host's
+ * 127.0.0.1); resolves with its stdout.
+ */
+function runInNotebookImage(dockerArgs: string[], script: string): Promise<string> {
+  return new Promise<string>((resolvePromise, reject) => {
+    execFile('docker', ['run', '--rm', '--network', 'host', ...dockerArgs, NOTEBOOK_IMAGE, 'python3', '-c', script], { timeout: 60_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolvePromise(stdout)));
+  });
 }
 
 interface Credentials {
@@ -206,15 +218,10 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
         'conn = lab.postgres()',
         'cur = conn.cursor(); cur.execute("select value from shared.readings"); print(cur.fetchall())',
       ].join('\n');
-      const env = Object.entries({
+      const run = runInNotebookImage(Object.entries({
         LABHUB_MQTT_URL: alice.mqtt.url, LABHUB_MQTT_USERNAME: alice.mqtt.username, LABHUB_MQTT_PASSWORD: alice.mqtt.password,
         LABHUB_MQTT_SUBSCRIBE: alice.mqtt.subscribe.join(','), LABHUB_POSTGRES_URL: alice.postgres.url,
-      }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-      // Host networking: the test's broker and database listen on the host's 127.0.0.1.
-      const run = new Promise<string>((resolvePromise, reject) => {
-        execFile('docker', ['run', '--rm', '--network', 'host', ...env, NOTEBOOK_IMAGE, 'python3', '-c', script], { timeout: 60_000 },
-          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolvePromise(stdout)));
-      });
+      }).flatMap(([k, v]) => ['-e', `${k}=${v}`]), script);
       let finished = false;
       void run.finally(() => (finished = true)).catch(() => undefined);
       while (!finished) {
@@ -273,6 +280,67 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     await expect(mqttAs(bob.mqtt)).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
     expect((await adminSql('select 1 from pg_roles where rolname = $1', [bob.postgres.username])).rowCount).toBe(0);
     expect((await api(hub.url, token, 'GET', '/credentials')).body).toEqual([]);
+  });
+});
+
+describe.skipIf(!available)('a data service that is down', () => {
+  const slow = `import time, runpy; time.sleep(1); runpy.run_path(${JSON.stringify(TINY)}, run_name="__main__")`;
+  let deadMqtt = '';
+  const hubs: HubProcess[] = [];
+  beforeAll(async () => {
+    deadMqtt = `mqtt://labhub-admin:secret-admin-pw@127.0.0.1:${await freePort()}`;
+  });
+  afterAll(() => Promise.all(hubs.map((h) => h.cleanup())));
+
+  async function hubWithMqtt(required: boolean): Promise<{ hub: HubProcess; token: string }> {
+    const hub = credentialHub({
+      LABHUB_SPAWNER__CMD: JSON.stringify(['python3', '-c', slow]),
+      LABHUB_CREDENTIALS__MQTT__ADMIN_URL: deadMqtt, LABHUB_CREDENTIALS__MQTT__REQUIRED: String(required),
+      LABHUB_CREDENTIALS__TIMEOUT: '2',
+    });
+    hubs.push(hub);
+    await hub.start();
+    return { hub, token: await adminToken(hub, ['erin']) };
+  }
+
+  async function spawnEvents(hub: HubProcess, token: string): Promise<Array<{ message: string; failed?: boolean; ready?: boolean }>> {
+    const started = api(hub.url, token, 'POST', '/users/erin/server');
+    const stream = await eventually(async () => {
+      const res = await fetch(`${hub.url}/hub/api/users/erin/server/progress`, { headers: { authorization: `token ${token}` } });
+      return res.status === 200 ? res.text() : null;
+    }, 20_000, 20);
+    await started;
+    return stream.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { message: string });
+  }
+
+  async function leasesByService(hub: HubProcess, token: string): Promise<Record<string, Lease & { last_error: string | null }>> {
+    return Object.fromEntries((await leases(hub, token, 'erin')).map((l) => [l.service, l as Lease & { last_error: string | null }]));
+  }
+
+  it('optional: the server starts without it, and its progress says so', async () => {
+    const { hub, token } = await hubWithMqtt(false);
+    const events = await spawnEvents(hub, token);
+    expect(events.map((e) => e.message)).toEqual(expect.arrayContaining([
+      'Issuing MQTT credentials', expect.stringMatching(/^MQTT credentials unavailable \(cannot connect to Mosquitto: .+\); starting without them$/),
+      'Issuing PostgreSQL credentials',
+    ]));
+    expect(events.at(-1)).toMatchObject({ ready: true });
+    // The MQTT lease was recorded before the broker was asked; it cannot be revoked while the broker is down, so
+    // it stays listed as being revoked, with the reason, until the sweeper succeeds.
+    expect(await leasesByService(hub, token)).toMatchObject({
+      postgres: { status: 'active' }, mqtt: { status: 'revoking', last_error: expect.stringMatching(/^cannot connect to Mosquitto/) },
+    });
+    expect(hub.output).not.toContain('secret-admin-pw');
+  });
+
+  it('required: the spawn fails with a clear message; the lease waits for the broker to be revoked', async () => {
+    const { hub, token } = await hubWithMqtt(true);
+    const events = await spawnEvents(hub, token);
+    expect(events.at(-1)).toMatchObject({ failed: true });
+    expect(events.at(-1)!.message).toMatch(/^Spawn failed: could not issue MQTT credentials: cannot connect to Mosquitto: /);
+    expect(events.at(-1)!.message).not.toContain('secret-admin-pw');
+    expect(Object.keys(await leasesByService(hub, token))).toEqual(['mqtt']);
+    expect(hub.output).not.toContain('secret-admin-pw');
   });
 });
 
@@ -365,6 +433,12 @@ describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB lease
     await client.db(mongodb.database).collection('notes').insertOne({ n: 1 });
     expect(await client.db(mongodb.database).collection('notes').countDocuments()).toBe(1);
     await client.close();
+
+    if (requireService(`Docker image ${NOTEBOOK_IMAGE}`, imagePresent())) {
+      // The module finds the account through the secrets dir alone (root in the container: the dir is the hub's, 0700).
+      const script = 'import labhub_datalab as lab\nc = lab.credentials("mongodb")\nprint(lab.mongo()[c["database"]].notes.count_documents({}))';
+      expect(await runInNotebookImage(['--user', '0', '-v', `${secretsDir}:/secrets:ro`, '-e', 'LABHUB_SECRETS_DIR=/secrets'], script)).toBe('1\n');
+    }
 
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBe(204);
     expect(await leases(hub, token, 'dora')).toEqual([]);

@@ -13,6 +13,7 @@ import { identifierSlug } from '../../hub/credentials/names.js';
 import { PolicyError, policySchema, resolvePolicy } from '../../hub/credentials/policy.js';
 import { CREDENTIALS_FILE, CredentialIssueError, CredentialService } from '../../hub/credentials/service.js';
 import { scramSha256Verifier } from '../../hub/credentials/scram.js';
+import { configSchema } from '../../hub/config/schema.js';
 
 const DEFAULTS = policySchema.parse({});
 
@@ -43,6 +44,19 @@ describe('credential policy', () => {
 
   it('never puts a username with an MQTT wildcard into a topic filter', () => {
     expect(() => resolvePolicy(DEFAULTS, [], 'a+b')).toThrow(/wildcard/);
+  });
+});
+
+describe('credentials config', () => {
+  it('configures no service by default and checks each admin URL\'s scheme', () => {
+    const defaults = configSchema.parse({}).credentials;
+    expect(defaults).toMatchObject({ ttl: 3600, sweep_interval: 60, policy: DEFAULTS });
+    expect(defaults.mqtt).toBeUndefined();
+    const parsed = configSchema.parse({ credentials: { mongodb: { admin_url: 'mongodb://a:b@m:27017/' }, policy: { mqtt: { subscribe: ['lab/#'] } } } });
+    expect(parsed.credentials.mongodb).toEqual({ admin_url: 'mongodb://a:b@m:27017/', required: false, grant_roles: true });
+    expect(parsed.credentials.policy.mqtt).toEqual({ subscribe: ['lab/#'], publish: ['users/{user}/#'] });
+    expect(configSchema.safeParse({ credentials: { postgres: { admin_url: 'mqtt://x' } } }).success).toBe(false);
+    expect(configSchema.safeParse({ credentials: { mqtt: { admin_url: 'mqtt://x', colour: 1 } } }).success).toBe(false);
   });
 });
 
