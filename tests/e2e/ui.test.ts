@@ -3,7 +3,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
-import { expectAccessible, logIn, screenshot, watchCsp } from '../helpers/pages.js';
+import { createClassInBrowser, expectAccessible, logIn, screenshot, watchCsp } from '../helpers/pages.js';
 
 /**
  * The web UI in Debian's Chromium against a real hub with real jupyterhub-singleuser servers: the admin pages
@@ -72,18 +72,10 @@ describe.skipIf(!ready)('the web UI in Chromium', () => {
   });
 
   it('creates a class with a profile, adds users to it in bulk, and finds them again', async () => {
-    await admin.goto(`${hub.url}/hub/admin/classes`);
-    await admin.getByLabel('Name').fill('bio101');
-    await admin.getByRole('button', { name: 'Create class' }).click();
-    await admin.waitForURL(/\/hub\/admin\/classes\/bio101/);
-    await admin.getByLabel('Short name').fill('python');
-    await admin.getByLabel('Display name').fill('Python (DataLab)');
-    await admin.getByLabel('Description').fill('pandas, MQTT and database clients');
-    await admin.getByLabel('Image').fill('labhub/notebook-debian:latest');
-    await admin.getByLabel('CPU limit').fill('1');
-    await admin.getByLabel('Memory limit').fill('2G');
-    await admin.getByRole('button', { name: 'Save profile' }).click();
-    await admin.waitForURL(/done=/);
+    await createClassInBrowser(admin, hub.url, {
+      name: 'bio101', slug: 'python', displayName: 'Python (DataLab)', description: 'pandas, MQTT and database clients',
+      image: 'labhub/notebook-debian:latest', cpu: '1', memory: '2G',
+    });
     // A bad value is refused with a message that names it.
     await admin.getByLabel('Short name').fill('big');
     await admin.getByLabel('Memory limit').fill('lots');

@@ -48,3 +48,29 @@ export function watchCsp(page: Page): string[] {
   });
   return violations;
 }
+
+export interface ClassForm {
+  name: string;
+  slug: string;
+  displayName: string;
+  description?: string;
+  image: string;
+  cpu: string;
+  memory: string;
+}
+
+/** Creates a class with one profile through the admin pages, as an admin would; leaves the page on the class. */
+export async function createClassInBrowser(page: Page, base: string, form: ClassForm): Promise<void> {
+  await page.goto(`${base}/hub/admin/classes`);
+  await page.getByLabel('Name').fill(form.name);
+  await page.getByRole('button', { name: 'Create class' }).click();
+  await page.waitForURL(new RegExp(`/hub/admin/classes/${encodeURIComponent(form.name)}`));
+  await page.getByLabel('Short name').fill(form.slug);
+  await page.getByLabel('Display name').fill(form.displayName);
+  await page.getByLabel('Description').fill(form.description ?? '');
+  await page.getByLabel('Image').fill(form.image);
+  await page.getByLabel('CPU limit').fill(form.cpu);
+  await page.getByLabel('Memory limit').fill(form.memory);
+  await page.getByRole('button', { name: 'Save profile' }).click();
+  await page.waitForURL(/done=/);
+}
