@@ -22,26 +22,35 @@
     });
   }
 
+  function fail(reason) {
+    source.close();
+    root.classList.add('failed');
+    // Opened after the start had already failed: there is no progress to show, only the outcome.
+    if (!root.querySelector('#progress-steps .done, #progress-steps .current')) {
+      bar.hidden = true;
+      document.getElementById('progress-steps').hidden = true;
+    }
+    message.textContent = 'The server did not start.';
+    failed.textContent = reason;
+    failed.hidden = false;
+    retry.hidden = false;
+    retry.querySelector('button').focus();
+  }
+
   source.onmessage = function (e) {
     const event = JSON.parse(e.data);
+    const item = document.createElement('li');
+    item.textContent = event.message || '';
+    log.appendChild(item);
+    // A failure ends the stream at 100%; the steps stay where the start stopped, that step marked as failed.
+    if (event.failed) { fail(event.message); return; }
     if (typeof event.progress === 'number') {
       bar.value = event.progress;
       bar.textContent = event.progress + '%';
       markSteps(event.progress, Boolean(event.ready));
     }
     message.textContent = event.message || '';
-    const item = document.createElement('li');
-    item.textContent = event.message || '';
-    log.appendChild(item);
     if (event.ready) { source.close(); window.location.href = event.url || root.dataset.serverUrl; }
-    if (event.failed) {
-      source.close();
-      root.classList.add('failed');
-      failed.textContent = event.message;
-      failed.hidden = false;
-      retry.hidden = false;
-      retry.querySelector('button').focus();
-    }
   };
   source.onerror = function () { if (source.readyState === EventSource.CLOSED) message.textContent = 'Lost contact with the hub; reload the page.'; };
 })();

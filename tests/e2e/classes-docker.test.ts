@@ -5,7 +5,7 @@ import type { Browser } from 'playwright-core';
 import { api, HubProcess } from '../helpers/hub.js';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { requireService } from '../helpers/jupyter.js';
-import { createClassInBrowser, expectAccessible, logIn, watchCsp } from '../helpers/pages.js';
+import { createClassInBrowser, expectAccessible, logIn, screenshot, watchCsp } from '../helpers/pages.js';
 
 /**
  * Classes end to end with the Docker spawner: an admin, in Chromium, creates a user, a class with a profile (image,
@@ -114,5 +114,27 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
 
     const user = await api(hub.url, adminToken, 'GET', '/users/cleo');
     expect((user.body as { servers: Record<string, { user_options: unknown }> }).servers['']?.user_options).toEqual({ profile: 'bio101/python' });
+  });
+
+  it('shows why a start failed, and offers to try again', async () => {
+    expect((await api(hub.url, adminToken, 'DELETE', '/users/cleo/server')).status).toBe(204);
+    const group = await api(hub.url, adminToken, 'GET', '/groups/bio101');
+    const properties = (group.body as { properties: { profiles: unknown[] } }).properties;
+    properties.profiles.push({ slug: 'missing', display_name: 'Missing image', image: 'labhub/not-built-here:1' });
+    expect((await api(hub.url, adminToken, 'PUT', '/groups/bio101/properties', properties)).status).toBe(200);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, hub.url, 'cleo', 'test-password');
+    await page.getByRole('radio', { name: /Missing image/ }).check();
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.waitForURL(/\/hub\/spawn-pending\/cleo$/);
+    const alert = page.getByRole('alert');
+    await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toMatch(/Spawn failed: .*not-built-here/);
+    const retry = page.getByRole('button', { name: 'Try again' });
+    expect(await retry.isVisible()).toBe(true);
+    expect(await retry.evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
+    await expectAccessible(page);
+    await screenshot(page, 'spawn-failed');
+    expect(await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`, 'org.labhub.user=cleo'] } })).toEqual([]);
   });
 });
