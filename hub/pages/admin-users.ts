@@ -78,9 +78,9 @@ export function adminUserPages(ctx: HubContext): Router {
       const className = formField(req, 'class', 255);
       const group = className ? await store.groups.byName(className) : undefined;
       if (className && !group) throw new HttpError(400, `No such class: ${className}`);
+      if (group) await requireUnfilteredScopes(ctx, req, ['groups']);
       const created = await store.users.createMany(names, admin);
       if (group) {
-        await requireUnfilteredScopes(ctx, req, ['groups']);
         const all = await Promise.all(names.map((n) => store.users.byName(n)));
         await store.groups.addMembers(group.id, all.filter((u): u is UserRow => u !== undefined).map((u) => u.id));
       }

@@ -110,7 +110,7 @@ export function serverPages(ctx: HubContext): Router {
     if (row?.status !== 'starting' && !row?.last_error) return res.redirect(302, '/hub/home');
     res.send(renderPage('spawn-pending.njk', {
       ...(await layoutFor(ctx, req, res, 'home')),
-      label: server ? `server ${server}` : 'your server', progressUrl: progressUrl(user.name, server),
+      label: serverLabel(user.name, server, res.locals.session!.user.name), progressUrl: progressUrl(user.name, server),
       serverUrl: serverPrefix(user.name, server), startAction: `/hub/spawn/${serverPath(user.name, server)}`,
       profile: row ? profileOption(row.user_options) : undefined,
     }));
@@ -159,6 +159,12 @@ export function notRunningHandler(ctx: HubContext) {
       startAction: `/hub/spawn/${serverPath(name, server)}`,
     }));
   };
+}
+
+/** How the progress page names a server: "your server", "your server lab1", "bea's server". */
+function serverLabel(owner: string, server: string, viewer: string): string {
+  const whose = owner === viewer ? 'your server' : `${owner}'s server`;
+  return server ? `${whose} ${server}` : whose;
 }
 
 /** The profile a server was last started with, from its stored user options. */
