@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, Browser, HubProcess } from '../helpers/hub.js';
+import { api, Browser, HubProcess, xsrfFromHtml } from '../helpers/hub.js';
 
 /**
  * Classes through the REST API (group properties) and the admin users page at 10,000 users, on a real hub with the
@@ -71,5 +71,12 @@ describe('classes through the REST API', () => {
     timings.sort((a, b) => a - b);
     console.log(`admin users page at 10,003 users: median ${timings[2]!.toFixed(1)} ms, max ${timings[4]!.toFixed(1)} ms`);
     expect(timings[2]).toBeLessThan(1000);
+
+    // A form with more fields than the pages accept is a clear 413, not a server error.
+    const xsrf = xsrfFromHtml(await (await browser.navigate('/hub/admin/classes/bio101')).text());
+    const body = new URLSearchParams([['_xsrf', xsrf], ...names.slice(0, 60).map((n): [string, string] => ['remove', n])]).toString();
+    const tooMany = await browser.navigate('/hub/admin/classes/bio101/members', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    expect(tooMany.status).toBe(413);
+    expect(await tooMany.text()).toMatch(/too many fields/);
   });
 });
