@@ -19,22 +19,15 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { envInt } from './lib/env.js';
 import { HubApi, httpRequest } from './lib/http.js';
-import { Hub, JupyterHub, LabHub, REPO, type LogSummary, type StopResult } from './lib/hubs.js';
+import { adminApi, Hub, JupyterHub, LabHub, REPO, type LogSummary, type StopResult } from './lib/hubs.js';
 import { runLoad, runWrk, type LoadResult } from './lib/load.js';
 import { pool } from './lib/pool.js';
 import type { CpuUse } from './lib/cpu.js';
 import { cleanupAll, installSignalCleanup, interrupted, keepTempDirs, makeTempDir } from './lib/process.js';
 import { machineInfo, ratioOf, table, type Row } from './lib/report.js';
 import { median, sig, summarize, type Summary } from './lib/stats.js';
-
-function envInt(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name}: expected a number ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const settings = {
   users: envInt('BENCH_USERS', 10_000, 1),
@@ -82,21 +75,6 @@ interface HubResult {
 function log(msg: string): void {
   const t = new Date().toISOString().slice(11, 19);
   console.error(`[${t}] ${msg}`);
-}
-
-/** Admin user plus a generated (fast-hash) API token for it: what the load test and the spawns use. */
-async function setupAdmin(hub: Hub): Promise<HubApi> {
-  const service = new HubApi(hub.publicUrl, hub.serviceToken);
-  try {
-    await service.expect('POST', `/users/${ADMIN}`, [201], { admin: true });
-    const res = await service.expect('POST', `/users/${ADMIN}/tokens`, [200, 201], { note: 'bench' });
-    const token = (JSON.parse(res.body) as { token: string }).token;
-    const api = new HubApi(hub.publicUrl, token);
-    await api.expect('GET', `/users/${ADMIN}`, [200]);
-    return api;
-  } finally {
-    service.close();
-  }
 }
 
 async function createUsers(api: HubApi): Promise<{ totalS: number; batchMs: number[] }> {
@@ -197,7 +175,7 @@ async function main(): Promise<void> {
       const info = await httpRequest(`${hub.publicUrl}/hub/api/`).then((r) => JSON.parse(r.body) as { version?: string });
       hub.version = info.version ?? '?';
       results.set(hub, { version: hub.version, coldStartMs, rps: [], restarts: [] });
-      apis.set(hub, await setupAdmin(hub));
+      apis.set(hub, await adminApi(hub, ADMIN));
       log(`${hub.label} ${hub.version}: up in ${Math.round(coldStartMs)} ms`);
     }
 

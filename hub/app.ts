@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { LabHubConfig } from './config/schema.js';
-import { publicOrigin } from './config/load.js';
+import { ConfigError, publicOrigin } from './config/load.js';
 import { openStateDatabase } from './db/open-state.js';
-import { createStore, type Store } from './db/index.js';
+import { createStore } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { Authorizer } from './auth/identity.js';
@@ -26,6 +26,8 @@ import { usersRouter } from './api/users.js';
 import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
+import { credentialsRouter } from './api/credentials.js';
+import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
@@ -39,10 +41,11 @@ import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
 import { DockerSpawner, engineOptionsFromUrl } from '../spawners/docker.js';
+import { createKubernetesSpawner } from '../spawners/kubernetes/config.js';
 import { readFileSync } from 'node:fs';
-import type { Authenticator } from '../authenticators/authenticator.js';
-import { NativeAuthenticator } from '../authenticators/native.js';
-import { DummyAuthenticator } from '../authenticators/dummy.js';
+import { createAuthenticator } from '../authenticators/index.js';
+import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
+import { authStateForSpawn } from './auth/spawn-auth-state.js';
 
 
 
@@ -65,6 +68,7 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   const s = config.spawner;
   if (s.kind === 'instant') return new InstantSpawner();
   if (s.kind === 'docker') return createDockerSpawner(config, log);
+  if (s.kind === 'kubernetes') return createKubernetesSpawner(config, log);
   if (process.getuid?.() !== 0 || !s.run_as_system_users) {
     log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
       'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');
@@ -97,12 +101,13 @@ function createDockerSpawner(config: LabHubConfig, log: Logger): DockerSpawner {
   });
 }
 
-function createAuthenticator(config: LabHubConfig, store: Store, log: Logger): Authenticator {
-  if (config.authenticator.kind === 'dummy') {
-    log.warn('the dummy authenticator is for tests and demos only: do not use it in production');
-    return new DummyAuthenticator(config.authenticator.password);
+/** LABHUB_CRYPT_KEY's keys; a hub that is told to keep auth_state refuses to start without them. */
+function openAuthStateVault(config: LabHubConfig): AuthStateVault | undefined {
+  const keys = parseCryptKeys(process.env.LABHUB_CRYPT_KEY);
+  if (!keys && config.auth.auth_state.enabled) {
+    throw new ConfigError('auth.auth_state.enabled needs LABHUB_CRYPT_KEY (one or more 32-byte keys; make one with: openssl rand -hex 32)');
   }
-  return new NativeAuthenticator(store);
+  return keys && new AuthStateVault(keys);
 }
 
 /** Builds every component from the config, connects them, and starts serving. Decides nothing itself. */
@@ -120,8 +125,14 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const authz = new Authorizer(store, tokens, sessions);
   const proxy = new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken });
   const spawner = options.spawner ?? createSpawner(config, log);
+  const authenticator = createAuthenticator(config, store, log);
+  const authState = openAuthStateVault(config);
+  const credentials = createCredentialService(config.credentials, store, log);
   const servers = new ServerManager(
-    { store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }) },
+    {
+      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials,
+      authStateFor: (user) => authStateForSpawn({ store, authenticator, vault: authState, enabled: config.auth.auth_state.enabled }, user),
+    },
     {
       startTimeoutMs: config.spawner.start_timeout * 1000, httpTimeoutMs: config.spawner.http_timeout * 1000,
       pollIntervalMs: config.spawner.poll_interval * 1000, concurrentSpawnLimit: config.concurrent_spawn_limit,
@@ -131,7 +142,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator: createAuthenticator(config, store, log), proxy, metrics, log, hubUrl,
+    authenticator, authState, proxy, metrics, log, hubUrl, credentials,
   };
 
   await syncConfigState(ctx);
@@ -139,6 +150,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const server = await listen(app, config.hub.ip, config.hub.port);
 
   await servers.reconcile();
+  // After reconciling: leases of servers a killed hub left half started are now orphans, revoked by this first sweep.
+  await credentials.start();
   const supervisor = new ProxySupervisor({
     managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
     apiUrl: config.proxy.api_url, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
@@ -161,6 +174,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     async close({ stopProxy = true } = {}) {
       await supervisor.close(stopProxy);
       await servers.close();
+      await credentials.close();
       await spawner.close?.();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -248,7 +262,7 @@ export function buildApp(ctx: HubContext): Express {
     next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
   });
   api.use(authenticateApi(ctx));
-  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx));
+  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

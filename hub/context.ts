@@ -5,9 +5,11 @@ import type { SessionManager } from './auth/sessions.js';
 import type { TokenService } from './auth/token-service.js';
 import type { Xsrf } from './auth/xsrf.js';
 import type { ServerManager } from './servers/manager.js';
+import type { CredentialService } from './credentials/service.js';
 import type { HubMetrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { Authenticator } from '../authenticators/authenticator.js';
+import type { AuthStateVault } from './auth/auth-state.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { Spawner } from '../spawners/spawner.js';
 
@@ -23,9 +25,12 @@ export interface HubContext {
   servers: ServerManager;
   spawner: Spawner;
   authenticator: Authenticator;
+  /** Encrypts users.auth_state; absent without LABHUB_CRYPT_KEY. */
+  authState?: AuthStateVault;
   proxy: ProxyClient;
   metrics: HubMetrics;
   log: Logger;
   /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */
   hubUrl: string;
+  credentials: CredentialService;
 }

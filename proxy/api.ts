@@ -18,7 +18,18 @@ export interface ApiOptions {
   log?: Logger;
   /** Largest accepted `POST` body. */
   maxBodyBytes?: number;
+  /**
+   * Awaited after a route change is applied to `routes` and before the API answers: a multi-worker proxy hands the
+   * change to every worker here, so a `201`/`204` means every worker routes by it.
+   */
+  onChange?: (change: RouteChange) => Promise<void>;
+  /** Awaited before routes are read, so `last_activity` includes traffic seen by other processes. */
+  beforeRead?: () => Promise<void>;
+  /** Prometheus text to serve on `/metrics` instead of `metrics.registry`'s (a multi-worker proxy aggregates). */
+  metricsText?: () => Promise<string>;
 }
+
+export type RouteChange = { op: 'add'; path: string; data: RouteData } | { op: 'remove'; path: string };
 
 export interface ApiServerOptions extends ApiOptions {
   tls?: TlsOptions;
@@ -46,7 +57,8 @@ export function createApiHandler(options: ApiOptions): Handler {
     log.warn('the proxy API is not authenticated: set CONFIGPROXY_AUTH_TOKEN');
   }
 
-  const getRoutes = (res: http.ServerResponse, path: string, query: URLSearchParams): void => {
+  const getRoutes = async (res: http.ServerResponse, path: string, query: URLSearchParams): Promise<void> => {
+    await options.beforeRead?.();
     if (path !== '/') {
       const route = routes.get(path);
       if (!route) return sendError(res, 404, `No route for ${path}`);
@@ -80,20 +92,22 @@ export function createApiHandler(options: ApiOptions): Handler {
     if (!isRouteData(data)) return sendError(res, 400, "Must specify 'target' as string");
     if (!parseTarget(data.target)) return sendError(res, 400, "'target' must be an absolute http or https URL");
     const route = routes.add(path, data);
+    await options.onChange?.({ op: 'add', path: route.path, data });
     log.info({ path: route.path, target: data.target }, 'route added');
     res.writeHead(201);
     res.end();
   };
 
-  const deleteRoute = (res: http.ServerResponse, path: string): void => {
+  const deleteRoute = async (res: http.ServerResponse, path: string): Promise<void> => {
     if (!routes.remove(path)) return sendError(res, 404, `No route for ${path}`);
+    await options.onChange?.({ op: 'remove', path });
     log.info({ path }, 'route removed');
     res.writeHead(204);
     res.end();
   };
 
   const serveMetrics = async (res: http.ServerResponse): Promise<void> => {
-    const text = await metrics.registry.metrics();
+    const text = options.metricsText ? await options.metricsText() : await metrics.registry.metrics();
     res.writeHead(200, { 'content-type': metrics.registry.contentType });
     res.end(text);
   };

@@ -9,7 +9,9 @@ import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hub/log.js';
+import { availableParallelism } from 'node:os';
 import { createApiServer } from './api.js';
+import { isProxyWorker, runProxyWorker, startCluster } from './cluster.js';
 import { ProxyMetrics } from './metrics.js';
 import { RouteTable, parseTarget } from './routes.js';
 import { createProxyServer, type ProxyServerHandle, type ProxyServerOptions, type TlsOptions } from './server.js';
@@ -117,6 +119,7 @@ Options:
   --no-x-forward              do not add X-Forwarded-* headers
   --no-prepend-path           do not prefix the target's path to forwarded paths
   --no-include-prefix         strip the matched route prefix from forwarded paths
+  --workers <n|auto>          worker processes sharing the public port (default 1; auto: one per core)
   -h, --help                  show this help
 `;
 
@@ -142,6 +145,7 @@ const CLI_OPTIONS = {
   'no-x-forward': { type: 'boolean' },
   'no-prepend-path': { type: 'boolean' },
   'no-include-prefix': { type: 'boolean' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -169,6 +173,14 @@ function msFlag(name: string, value: string | undefined): number | undefined {
   const ms = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   if (!(ms <= MAX_TIMER_MS)) throw new UsageError(`--${name} must be a number of milliseconds, got '${value}'`);
   return ms;
+}
+
+function workersFlag(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  const workers = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+  if (!(workers >= 1 && workers <= 256)) throw new UsageError(`--workers must be a number from 1 to 256 or 'auto', got '${value}'`);
+  return workers;
 }
 
 function addressFlag(name: string, value: string): string {
@@ -199,7 +211,7 @@ function readFlagFile(name: string, file: string): Buffer {
 }
 
 /** Turns CHP-style flags into `startProxy` options; throws UsageError naming the flag at fault. */
-function optionsFromFlags(flags: CliFlags, env: NodeJS.ProcessEnv): StartProxyOptions & { logLevel: string } {
+function optionsFromFlags(flags: CliFlags, env: NodeJS.ProcessEnv): StartProxyOptions & { logLevel: string; workers: number } {
   const port = flags.port === undefined ? 8000 : portFlag('port', flags.port);
   let apiPort: number;
   if (flags['api-port'] !== undefined) apiPort = portFlag('api-port', flags['api-port']);
@@ -227,6 +239,7 @@ function optionsFromFlags(flags: CliFlags, env: NodeJS.ProcessEnv): StartProxyOp
     authToken: env.CONFIGPROXY_AUTH_TOKEN || undefined,
     processMetrics: true,
     logLevel,
+    workers: workersFlag(flags.workers),
   };
 }
 
@@ -258,18 +271,18 @@ export async function runProxyCli(
     return 2;
   }
 
-  const { logLevel, ...startOptions } = options;
+  const { logLevel, workers, ...startOptions } = options;
   const log = createLogger('labhub-proxy', { level: logLevel, destination: streams.stderr });
-  let running: RunningProxy;
+  let running: Pick<RunningProxy, 'publicUrl' | 'apiUrl' | 'close'>;
   try {
-    running = await startProxy({ ...startOptions, log });
+    running = workers > 1 ? await startProxyCluster(startOptions, workers, logLevel, log) : await startProxy({ ...startOptions, log });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'proxy could not start');
     return 1;
   }
   log.info(
     { proxy: running.publicUrl, api: running.apiUrl, defaultTarget: startOptions.defaultTarget ?? null },
-    `proxy listening on ${running.publicUrl}, API on ${running.apiUrl}/api/routes`,
+    `proxy listening on ${running.publicUrl}${workers > 1 ? ` (${workers} workers)` : ''}, API on ${running.apiUrl}/api/routes`,
   );
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -286,6 +299,30 @@ export async function runProxyCli(
   return 0;
 }
 
+function startProxyCluster(options: StartProxyOptions, workers: number, logLevel: string, log: Logger) {
+  const { ip = '', port = 8000, apiIp = '127.0.0.1', apiPort, authToken, apiTls, tls, processMetrics = false, log: _log, ...serverOptions } = options;
+  return startCluster(
+    {
+      workers,
+      settings: {
+        ...serverOptions,
+        ip,
+        port,
+        tls: tls && { key: tls.key.toString(), cert: tls.cert.toString() },
+        logLevel,
+        processMetrics,
+      },
+      apiIp,
+      apiPort: apiPort ?? (port === 0 ? 0 : port + 1),
+      authToken,
+      apiTls,
+      log,
+    },
+    listen,
+    serverUrl,
+  );
+}
+
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;
@@ -296,7 +333,9 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
+if (isProxyWorker()) {
+  runProxyWorker();
+} else if (isEntryPoint()) {
   runProxyCli(process.argv.slice(2), process.env).then(
     (status) => process.exit(status),
     (err: unknown) => {

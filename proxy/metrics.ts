@@ -10,6 +10,11 @@ export interface ProxyMetricsOptions {
   routes: RouteTable;
   /** Node process metrics (CPU, memory, event loop lag); on for the standalone proxy, off in tests. */
   processMetrics?: boolean;
+  /**
+   * Export the size of `routes` (default true). Workers of a multi-worker proxy leave it to the primary, since
+   * their metrics are summed.
+   */
+  countRoutes?: boolean;
 }
 
 /** Prometheus metrics of one proxy, on a registry of its own so several proxies can live in one process. */
@@ -22,7 +27,7 @@ export class ProxyMetrics {
   private readonly latency: Histogram;
   private readonly websockets: Gauge;
 
-  constructor({ routes, processMetrics = false }: ProxyMetricsOptions) {
+  constructor({ routes, processMetrics = false, countRoutes = true }: ProxyMetricsOptions) {
     const registers = [this.registry];
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'labhub_proxy_' });
     this.responses = new Counter({
@@ -44,14 +49,7 @@ export class ProxyMetrics {
       registers,
     });
     this.websockets = new Gauge({ name: 'labhub_proxy_open_websockets', help: 'Websockets open through the proxy', registers });
-    new Gauge({
-      name: 'labhub_proxy_routes',
-      help: 'Routes in the routing table',
-      registers,
-      collect() {
-        this.set(routes.size);
-      },
-    });
+    if (countRoutes) routesGauge(routes, registers);
   }
 
   countResponse(status: number): void {
@@ -78,4 +76,16 @@ export class ProxyMetrics {
   websocketClosed(): void {
     this.websockets.dec();
   }
+}
+
+/** The routing table's size, read when scraped. */
+export function routesGauge(routes: RouteTable, registers: Registry[]): void {
+  new Gauge({
+    name: 'labhub_proxy_routes',
+    help: 'Routes in the routing table',
+    registers,
+    collect() {
+      this.set(routes.size);
+    },
+  });
 }

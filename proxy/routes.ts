@@ -9,7 +9,7 @@ export interface RouteData {
   [key: string]: unknown;
 }
 
-/** Only these can be forwarded to by http-proxy-3 over TCP. */
+/** Only these can be forwarded to over TCP. */
 const TARGET_PROTOCOLS = new Set(['http:', 'https:']);
 
 /** The target as a URL, or undefined when it is not an absolute http(s) URL. */
@@ -35,7 +35,28 @@ function splitSegments(path: string): string[] {
   return path.split('/').filter((segment) => segment !== '');
 }
 
+/** Where and how a route's requests go, worked out once when the route is added instead of on every request. */
+export interface Upstream {
+  https: boolean;
+  /** Without IPv6 brackets, as `http.request` wants it. */
+  hostname: string;
+  port: number;
+  /** The target's path without its trailing slash (`''` for `/`): prepended to forwarded paths. */
+  basePath: string;
+}
+
+function upstreamOf(target: URL): Upstream {
+  const https = target.protocol === 'https:';
+  return {
+    https,
+    hostname: target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname,
+    port: target.port ? Number(target.port) : https ? 443 : 80,
+    basePath: target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname,
+  };
+}
+
 export class Route {
+  readonly upstream: Upstream;
   /** Milliseconds since the epoch: a number, so recording traffic allocates nothing. */
   lastActivityMs = Date.now();
   /** Bound once per route so it can be handed to every `data` event without a closure per request. */
@@ -51,6 +72,7 @@ export class Route {
     readonly data: Readonly<RouteData>,
   ) {
     this.dataJsonOpen = JSON.stringify(data).slice(0, -1);
+    this.upstream = upstreamOf(target);
   }
 
   get lastActivity(): Date {
@@ -152,8 +174,8 @@ export class RouteTable {
    * route (as in CHP); empty segments (`//`) are skipped. The request is refused ('bad-path', answered with 400)
    * instead of being resolved when:
    * - any segment, anywhere in the path, is `.` or `..` after decoding, or contains one between encoded slashes
-   *   or backslashes (`%2e%2e`, `..%2f`, `..%5c`). The URL is forwarded as received, and http-proxy-3 re-parses it
-   *   with WHATWG URL rules, which would resolve those segments after routing: `/user/alice/../bob/x` would be
+   *   or backslashes (`%2e%2e`, `..%2f`, `..%5c`). The URL is forwarded as received, and a target (or a proxy library
+   *   re-parsing it with WHATWG URL rules) would resolve those segments after routing: `/user/alice/../bob/x` would be
    *   routed to alice but arrive as `/user/bob/x`. Browsers never send dot segments, so refusing them costs
    *   nothing and leaves one meaning for every routed path.
    * - the path holds a raw backslash: WHATWG URL reads it as `/` (a path starting `/\` even names a host), and

@@ -2,10 +2,10 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyServer } from 'http-proxy-3';
 import { createLogger, type Logger } from '../hub/log.js';
 import { ProxyMetrics } from './metrics.js';
-import { RouteTable, type Route, type UnroutableReason } from './routes.js';
+import { clientResponseHeaders, rawResponseHead, upstreamRequestHeaders } from './headers.js';
+import { RouteTable, type Route, type RouteMatch, type UnroutableReason } from './routes.js';
 
 const HEALTH_PATH = '/_chp_healthz';
 
@@ -54,13 +54,14 @@ export interface ProxyServerHandle {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Per-request state the proxy needs in its event handlers, as fields (no side maps, one hidden class). */
-class ProxiedRequest extends http.IncomingMessage {
-  route: Route | undefined = undefined;
-  startedAt = 0;
-  upgraded = false;
-}
-
+/**
+ * Sockets to targets are kept alive and reused, most recently used first, so a busy target is served by a few
+ * warm connections rather than a rotating set (fewer ephemeral ports, CHP #557).
+ */
+const AGENT_OPTIONS: http.AgentOptions = { keepAlive: true, scheduling: 'lifo', maxFreeSockets: 1024 };
+const HEALTH_HEADERS = { 'content-type': 'application/json', 'content-length': 15 };
+const HEALTH_BODY = '{"status":"OK"}';
+const SLASH = 0x2f;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** The error target is the hub; a hub that does not answer must not hold the error page back for long. */
@@ -72,60 +73,108 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
   const metrics = options.metrics ?? new ProxyMetrics({ routes });
   const log = options.log ?? createLogger('labhub-proxy');
   const includePrefix = options.includePrefix ?? true;
+  const prependPath = options.prependPath ?? true;
+  const xfwd = options.xfwd ?? true;
+  const encrypted = options.tls !== undefined;
+  const proxyTimeoutMs = options.proxyTimeoutMs;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const errorPages = new ErrorPages(options.errorTarget, log);
   const websockets = new Set<Duplex>();
-  const httpAgent = new TimedHttpAgent(connectTimeoutMs, { keepAlive: true });
-  const httpsAgent = new TimedHttpsAgent(connectTimeoutMs, { keepAlive: true });
+  const httpAgent = new TimedHttpAgent(connectTimeoutMs, AGENT_OPTIONS);
+  const httpsAgent = new TimedHttpsAgent(connectTimeoutMs, AGENT_OPTIONS);
 
   if (options.defaultTarget) routes.add('/', { target: options.defaultTarget });
 
-  const proxy = new ProxyServer<typeof ProxiedRequest>({
-    xfwd: options.xfwd ?? true,
-    prependPath: options.prependPath ?? true,
-    timeout: options.timeoutMs,
-    proxyTimeout: options.proxyTimeoutMs,
-  });
+  /** The upstream request for a routed client request; the caller attaches the handlers and sends it. */
+  const upstreamRequest = (req: http.IncomingMessage, found: RouteMatch, upgrade: boolean) => {
+    const { upstream } = found.route;
+    const url = req.url!;
+    let path = includePrefix ? url : url.slice(found.prefixEnd);
+    if (path.charCodeAt(0) !== SLASH) path = `/${path}`;
+    if (prependPath) path = upstream.basePath + path;
+    const forwarded = xfwd
+      ? {
+          remoteAddress: req.socket.remoteAddress,
+          proto: upgrade ? (encrypted ? 'wss' : 'ws') : encrypted ? 'https' : 'http',
+          defaultPort: encrypted ? '443' : '80',
+        }
+      : undefined;
+    const { headers, hasBody } = upstreamRequestHeaders(req.rawHeaders, upgrade, forwarded);
+    const requestOptions: http.RequestOptions = {
+      host: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path,
+      headers: headers as unknown as http.OutgoingHttpHeaders,
+      agent: upstream.https ? httpsAgent : httpAgent,
+      setHost: false,
+    };
+    const proxyReq = upstream.https ? https.request(requestOptions) : http.request(requestOptions);
+    if (proxyTimeoutMs) {
+      proxyReq.setTimeout(proxyTimeoutMs, () => proxyReq.destroy(timeoutError(`the target did not answer within ${proxyTimeoutMs} ms`)));
+    }
+    return { proxyReq, hasBody };
+  };
 
-  const forwardOptions = (route: Route) => ({
-    target: route.target,
-    agent: route.target.protocol === 'https:' ? httpsAgent : httpAgent,
-  });
-
-  const onUpstreamError = (err: Error, req: ProxiedRequest, res: http.ServerResponse | net.Socket): void => {
+  const onUpstreamError = (err: Error, req: http.IncomingMessage, res: http.ServerResponse, route: Route): void => {
     const code = (err as NodeJS.ErrnoException).code;
     metrics.countUpstreamError(code);
-    if (req.upgraded) {
-      log.debug({ path: loggablePath(req.url), err: err.message }, 'websocket closed by an upstream error');
-      return;
-    }
-    if (res instanceof http.ServerResponse && res.headersSent) {
+    if (res.headersSent) {
       log.warn({ path: loggablePath(req.url), code, err: err.message }, 'target failed mid-response');
       res.destroy();
       return;
     }
-    log.warn({ path: loggablePath(req.url), target: req.route?.target.origin, code, err: err.message }, 'target unreachable');
+    if (res.destroyed) return;
+    log.warn({ path: loggablePath(req.url), target: route.target.origin, code, err: err.message }, 'target unreachable');
     metrics.countResponse(503);
-    if (res instanceof http.ServerResponse) {
-      void errorPages.reply(req, res, 503);
-    } else if (res.writable) {
-      // http-proxy-3 ends the socket after this callback returns.
-      res.write(rawResponse(503));
+    void errorPages.reply(req, res, 503);
+  };
+
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, found: RouteMatch): void => {
+    const route = found.route;
+    const startedAt = performance.now();
+    const { proxyReq, hasBody } = upstreamRequest(req, found, false);
+    proxyReq.on('response', (proxyRes) => {
+      const status = proxyRes.statusCode!;
+      metrics.countResponse(status);
+      metrics.observeLatency((performance.now() - startedAt) / 1000);
+      // Like CHP, only successful answers count as activity: error floods must not keep an idle server alive.
+      if (status < 300) {
+        route.touch();
+        proxyRes.on('data', route.touch);
+      }
+      // A target that dies mid-body leaves the piped response open; end it so the client sees the failure.
+      proxyRes.on('close', () => {
+        if (!proxyRes.complete) res.destroy();
+      });
+      res.writeHead(status, proxyRes.statusMessage, clientResponseHeaders(proxyRes.rawHeaders));
+      proxyRes.pipe(res);
+    });
+    proxyReq.on('error', (err) => onUpstreamError(err, req, res, route));
+    // A client that goes away must not leave its upstream request (and socket) behind.
+    res.on('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+    if (hasBody) {
+      req.pipe(proxyReq);
+      req.on('data', route.touch);
+    } else {
+      proxyReq.end();
     }
   };
 
-  const replyUnroutable = (req: ProxiedRequest, res: http.ServerResponse, reason: UnroutableReason): void => {
+  const replyUnroutable = (req: http.IncomingMessage, res: http.ServerResponse, reason: UnroutableReason): void => {
     const status = reason === 'no-route' ? 404 : 400;
     log.debug({ path: loggablePath(req.url), status }, 'request not routed');
     metrics.countResponse(status);
     void errorPages.reply(req, res, status);
   };
 
-  const onRequest = (req: ProxiedRequest, res: http.ServerResponse): void => {
-    const url = req.url ?? '/';
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url!;
     if (url === HEALTH_PATH) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"status":"OK"}');
+      res.writeHead(200, HEALTH_HEADERS);
+      res.end(HEALTH_BODY);
       return;
     }
     const found = routes.match(url);
@@ -133,96 +182,101 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
       replyUnroutable(req, res, found);
       return;
     }
-    req.route = found.route;
-    req.startedAt = performance.now();
-    if (!includePrefix) req.url = url.slice(found.prefixEnd);
     try {
-      proxy.web(req, res, forwardOptions(found.route), onUpstreamError);
+      forward(req, res, found);
     } catch (err) {
-      replyInternalError(req, res, err);
-      return;
+      // http.request throws synchronously on headers it cannot send; that must not take the process down.
+      log.error({ path: loggablePath(req.url), err: (err as Error).message }, 'could not forward request');
+      metrics.countResponse(500);
+      void errorPages.reply(req, res, 500);
     }
-    // Registered after proxy.web has piped the body, so no chunk is consumed before the pipe sees it.
-    req.on('data', found.route.touch);
   };
 
-  /** http-proxy-3 builds the upstream request synchronously; a throw there must not take the process down. */
-  const replyInternalError = (req: ProxiedRequest, res: http.ServerResponse | Duplex, err: unknown): void => {
-    log.error({ path: loggablePath(req.url), err: (err as Error).message }, 'could not forward request');
-    metrics.countResponse(500);
-    if (res instanceof http.ServerResponse) void errorPages.reply(req, res, 500);
-    else res.end(rawResponse(500));
+  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer, found: RouteMatch): void => {
+    const route = found.route;
+    const { proxyReq } = upstreamRequest(req, found, true);
+    const abandon = () => proxyReq.destroy();
+    socket.on('error', abandon);
+    socket.on('close', abandon);
+    proxyReq.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      metrics.countUpstreamError(code);
+      log.warn({ path: loggablePath(req.url), target: route.target.origin, code, err: err.message }, 'websocket target unreachable');
+      metrics.countResponse(503);
+      refuse(socket, 503);
+    });
+    // The target answered without upgrading (e.g. 403 or 404 from the notebook server): relay that answer.
+    proxyReq.on('response', (proxyRes) => {
+      metrics.countResponse(proxyRes.statusCode!);
+      if (!socket.writable) return void proxyRes.destroy();
+      const headers = clientResponseHeaders(proxyRes.rawHeaders);
+      headers.push('Connection', 'close');
+      socket.write(rawResponseHead(proxyRes.statusCode!, proxyRes.statusMessage!, headers));
+      proxyRes.pipe(socket);
+    });
+    proxyReq.on('upgrade', (proxyRes, upstreamSocket, upstreamHead) => {
+      socket.off('close', abandon);
+      socket.off('error', abandon);
+      if (socket.destroyed) {
+        upstreamSocket.destroy();
+        return;
+      }
+      metrics.countResponse(101);
+      route.touch();
+      websockets.add(socket);
+      metrics.websocketOpened();
+      // destroy, never end: a half-closed pair is how http-proxy leaked websocket sockets (CHP #434).
+      const closeBoth = () => {
+        socket.destroy();
+        upstreamSocket.destroy();
+      };
+      socket.on('error', closeBoth);
+      upstreamSocket.on('error', closeBoth);
+      socket.once('close', () => {
+        upstreamSocket.destroy();
+        websockets.delete(socket);
+        metrics.websocketClosed();
+      });
+      upstreamSocket.once('close', closeBoth);
+      upstreamSocket.setTimeout(0);
+      upstreamSocket.setNoDelay(true);
+      if (socket instanceof net.Socket) {
+        socket.setTimeout(0);
+        socket.setNoDelay(true);
+      }
+      socket.write(rawResponseHead(101, proxyRes.statusMessage ?? 'Switching Protocols', proxyRes.rawHeaders));
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      socket.on('data', route.touch);
+      upstreamSocket.on('data', route.touch);
+      upstreamSocket.pipe(socket);
+      socket.pipe(upstreamSocket);
+    });
+    proxyReq.end();
   };
 
-  const onUpgrade = (req: ProxiedRequest, socket: Duplex, head: Buffer): void => {
-    const url = req.url ?? '/';
-    const found = routes.match(url);
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const found = routes.match(req.url!);
     if (typeof found === 'string') {
       const status = found === 'no-route' ? 404 : 400;
       log.debug({ path: loggablePath(req.url), status }, 'websocket not routed');
       metrics.countResponse(status);
-      socket.on('error', () => socket.destroy());
-      socket.end(rawResponse(status));
+      refuse(socket, status);
       return;
     }
-    req.route = found.route;
-    if (!includePrefix) req.url = url.slice(found.prefixEnd);
     try {
-      proxy.ws(req, socket, head, forwardOptions(found.route), onUpstreamError);
+      upgrade(req, socket, head, found);
     } catch (err) {
-      replyInternalError(req, socket, err);
+      log.error({ path: loggablePath(req.url), err: (err as Error).message }, 'could not forward websocket');
+      metrics.countResponse(500);
+      refuse(socket, 500);
     }
   };
 
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    const status = proxyRes.statusCode ?? 0;
-    metrics.countResponse(status);
-    metrics.observeLatency((performance.now() - req.startedAt) / 1000);
-    // A target that dies mid-body leaves the piped response open; end it so the client sees the failure.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
-    // Like CHP, only successful answers count as activity: error floods must not keep an idle server alive.
-    const route = req.route;
-    if (route && status < 300) {
-      route.touch();
-      proxyRes.on('data', route.touch);
-    }
-  });
-
-  proxy.on('proxyReqWs', (proxyReq, req, socket) => {
-    const route = req.route!;
-    // Runs before http-proxy-3's own upgrade listener, which pipes the sockets in the same tick.
-    proxyReq.once('upgrade', (_res: http.IncomingMessage, upstream: net.Socket) => {
-      if (socket.destroyed) {
-        upstream.destroy();
-        return;
-      }
-      req.upgraded = true;
-      metrics.countResponse(101);
-      route.touch();
-      socket.on('data', route.touch);
-      upstream.on('data', route.touch);
-      websockets.add(socket);
-      metrics.websocketOpened();
-      socket.once('close', () => {
-        websockets.delete(socket);
-        metrics.websocketClosed();
-      });
-    });
-  });
-
-  // Client socket errors of websockets land here; the request is already lost, nothing to answer.
-  proxy.on('error', (err, req, res) => {
-    log.debug({ path: loggablePath(req.url), err: err.message }, 'client connection error');
-    res.destroy();
-  });
-
-  const serverOptions: http.ServerOptions<typeof ProxiedRequest> = { IncomingMessage: ProxiedRequest };
-  const server = options.tls
-    ? https.createServer({ ...serverOptions, key: options.tls.key, cert: options.tls.cert }, onRequest)
-    : http.createServer(serverOptions, onRequest);
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, onRequest) : http.createServer(onRequest);
   server.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+  // CHP --timeout: idle client sockets are cut after it (a timeout without a listener destroys the socket).
+  if (options.timeoutMs) server.setTimeout(options.timeoutMs);
   server.on('upgrade', onUpgrade);
 
   return {
@@ -245,14 +299,23 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
   };
 }
 
+/** Answers a socket that never became a websocket, then closes it. */
+function refuse(socket: Duplex, status: number): void {
+  socket.on('error', () => socket.destroy());
+  if (socket.writable) socket.end(rawResponse(status));
+  else socket.destroy();
+}
+
+function timeoutError(message: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(message);
+  err.code = 'ETIMEDOUT';
+  return err;
+}
+
 /** Sockets to targets give up connecting after a deadline: a vanished host must not hold a client for minutes. */
 function armConnectTimeout(socket: Duplex | null | undefined, timeoutMs: number): void {
   if (!(socket instanceof net.Socket) || !socket.connecting) return;
-  const timer = setTimeout(() => {
-    const err: NodeJS.ErrnoException = new Error(`connecting to the target timed out after ${timeoutMs} ms`);
-    err.code = 'ETIMEDOUT';
-    socket.destroy(err);
-  }, timeoutMs);
+  const timer = setTimeout(() => socket.destroy(timeoutError(`connecting to the target timed out after ${timeoutMs} ms`)), timeoutMs);
   const clear = () => clearTimeout(timer);
   socket.once('connect', clear);
   socket.once('close', clear);

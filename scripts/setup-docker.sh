@@ -5,7 +5,8 @@
 #   2. dockerd started (setsid, log in $LABHUB_DOCKERD_LOG) unless /var/run/docker.sock already answers.
 #   3. labhub/debian:bookworm: a debootstrap minbase imported with `docker import` (there is no registry here),
 #      built only when missing. Its apt sources are the host's (/etc/apt/sources.list.d/debian.sources).
-#   4. labhub/notebook-debian:latest from images/notebook-debian/, rebuilt when missing or when its build context
+#   4. labhub/notebook-debian:latest from images/notebook-debian/Dockerfile with images/ as the build context (it
+#      copies images/python/), rebuilt when missing or when its build context (bytecode caches aside)
 #      or base image changed: the image carries a label org.labhub.build-hash (SHA-256 of every file in the context
 #      plus the base image id) that is compared with the current one.
 # Idempotent; when everything is there it costs well under a second. Prints what it did.
@@ -15,7 +16,8 @@ START=$(date +%s)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE_IMAGE=labhub/debian:bookworm
 NB_IMAGE=labhub/notebook-debian:latest
-NB_CONTEXT="$REPO/images/notebook-debian"
+NB_CONTEXT="$REPO/images"
+NB_DOCKERFILE="$NB_CONTEXT/notebook-debian/Dockerfile"
 SOCK=/var/run/docker.sock
 DOCKERD_LOG=${LABHUB_DOCKERD_LOG:-/tmp/labhub-dockerd.log}
 SOURCES=/etc/apt/sources.list.d/debian.sources
@@ -94,16 +96,16 @@ if ! image_exists "$BASE_IMAGE"; then
 fi
 
 # ---------------------------------------------------------------- notebook image
-[ -f "$NB_CONTEXT/Dockerfile" ] || die "$NB_CONTEXT/Dockerfile not found"
+[ -f "$NB_DOCKERFILE" ] || die "$NB_DOCKERFILE not found"
 BASE_ID=$("$DOCKER" image inspect -f '{{.Id}}' "$BASE_IMAGE")
-WANT=$( { (cd "$NB_CONTEXT" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); echo "$BASE_ID"; } |
+WANT=$( { (cd "$NB_CONTEXT" && find . -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); echo "$BASE_ID"; } |
   sha256sum | cut -d' ' -f1)
 HAVE=$(label_of "$NB_IMAGE" org.labhub.build-hash)
 if [ "$HAVE" != "$WANT" ]; then
   T0=$(date +%s)
   if [ -z "$HAVE" ]; then why="missing"; else why="context or base changed (${HAVE:0:12} -> ${WANT:0:12})"; fi
   log "building $NB_IMAGE ($why; log: /tmp/labhub-docker-build.log)"
-  "$DOCKER" build --label "org.labhub.build-hash=$WANT" -t "$NB_IMAGE" "$NB_CONTEXT" >/tmp/labhub-docker-build.log 2>&1 ||
+  "$DOCKER" build --label "org.labhub.build-hash=$WANT" -t "$NB_IMAGE" -f "$NB_DOCKERFILE" "$NB_CONTEXT" >/tmp/labhub-docker-build.log 2>&1 ||
     { tail -n 40 /tmp/labhub-docker-build.log >&2; die "docker build of $NB_IMAGE failed"; }
   # The previous build, now untagged, is ours to delete (only dangling images carrying our label).
   "$DOCKER" image prune -f --filter "label=org.labhub.image=notebook-debian" >/dev/null 2>&1 || true

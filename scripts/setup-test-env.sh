@@ -95,6 +95,16 @@ fi
 # ---------------------------------------------------------------- Docker engine and notebook images
 # docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
+# slapd, ldap-utils, libpam0g-dev (before npm ci builds the PAM addon); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-auth.sh"
+# etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy (cold ~15 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
+
+# nginx-light and configurable-http-proxy 5.3.0 in /opt/labhub/chp, for proxy benchmarks and CHP tests; see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-proxy.sh"
+
+# Mosquitto with dynamic security, FerretDB 1.24 (cold ~3 min, then <1 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-credentials.sh"
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)

@@ -28,6 +28,7 @@ import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, ServerProfile, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
 import { redactedTail } from './redact.js';
+import { containerHubEnv } from './container-env.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 
 export type PullPolicy = 'never' | 'if-not-present' | 'always';
@@ -262,8 +263,6 @@ function demuxLogs(buf: Buffer): string {
   }
   return i === 0 ? buf.toString('utf8') : Buffer.concat(parts).toString('utf8');
 }
-
-const LOOPBACK_HOSTS = /^(localhost|127\.\d+\.\d+\.\d+|\[::1?\]|0\.0\.0\.0)$/i;
 
 export class DockerSpawner implements Spawner {
   readonly kind = 'docker';
@@ -509,27 +508,13 @@ export class DockerSpawner implements Spawner {
 
   /** The environment a container gets: the hub's, with the hub address containers can reach, plus admin extras. */
   containerEnv(request: Pick<SpawnRequest, 'env' | 'prefix' | 'secretFiles'>, image: string): Record<string, string> {
-    const env: Record<string, string> = { ...request.env };
-    const hubApi = env.JUPYTERHUB_API_URL;
-    if (this.hubConnectUrl && hubApi) {
-      const api = `${this.hubConnectUrl}/hub/api`;
-      for (const key of ['JUPYTERHUB_API_URL', 'JUPYTERHUB_ACTIVITY_URL']) {
-        const value = env[key];
-        if (value?.startsWith(hubApi)) env[key] = api + value.slice(hubApi.length);
-      }
-    }
-    Object.assign(env, {
-      JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${this.notebookPort}${request.prefix}`,
-      JUPYTER_IMAGE_SPEC: image,
-      JUPYTER_IMAGE: image,
-    }, secretFileEntries(request.secretFiles).length ? { [SECRETS_DIR_ENV]: CONTAINER_SECRETS_DIR } : {}, this.extraEnv);
-    const api = env.JUPYTERHUB_API_URL;
-    if (api && URL.canParse(api) && LOOPBACK_HOSTS.test(new URL(api).hostname)) {
-      throw new HttpError(500, `Notebook containers cannot reach the hub at ${new URL(api).origin} (a loopback address inside a container). ` +
-        'An administrator must make the hub listen on an address containers reach (the Docker network gateway, e.g. hub.ip: 172.17.0.1) ' +
-        'or set the Docker spawner hub_connect_url.');
-    }
-    return env;
+    const env = containerHubEnv(request.env, {
+      hubConnectUrl: this.hubConnectUrl, port: this.notebookPort, prefix: request.prefix,
+      advice: 'An administrator must make the hub listen on an address containers reach (the Docker network gateway, e.g. hub.ip: 172.17.0.1) ' +
+        'or set the Docker spawner hub_connect_url.',
+    });
+    const secrets: Record<string, string> = secretFileEntries(request.secretFiles).length ? { [SECRETS_DIR_ENV]: CONTAINER_SECRETS_DIR } : {};
+    return { ...env, JUPYTER_IMAGE_SPEC: image, JUPYTER_IMAGE: image, ...secrets, ...this.extraEnv };
   }
 
   /** The profile's read-only class volumes as mounts; refuses names and paths that are not safe. */

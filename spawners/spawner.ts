@@ -17,6 +17,8 @@ export interface SpawnUser {
   name: string;
   admin: boolean;
   groups: string[];
+  /** The decrypted auth_state (e.g. the identity provider's tokens), when the hub keeps it. */
+  authState?: Record<string, unknown>;
 }
 
 /**

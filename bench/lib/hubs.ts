@@ -8,6 +8,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cpuMeter, type CpuUse } from './cpu.js';
+import { HubApi } from './http.js';
 import { freePort, isAlive, ManagedProcess, waitFor200, waitGone } from './process.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
@@ -162,6 +163,8 @@ export class LabHub extends Hub {
   readonly label = 'LabHub';
   readonly readyPath = '/hub/api/';
   readonly runningLine = '"msg":"LabHub is running"';
+  /** Added to (and winning over) the hub's environment, e.g. another spawner for one benchmark. */
+  extraEnv: NodeJS.ProcessEnv = {};
 
   protected command() {
     const config = join(this.dir, 'labhub.yaml');
@@ -193,6 +196,7 @@ export class LabHub extends Hub {
         // As in jupyterhub_config.py: no spawn throttling, no periodic polls of 1,000 servers during the run.
         LABHUB_CONCURRENT_SPAWN_LIMIT: '0',
         LABHUB_SPAWNER__POLL_INTERVAL: '86400',
+        ...this.extraEnv,
       },
     };
   }
@@ -319,4 +323,19 @@ export class JupyterHub extends Hub {
 
 function topOf(counts: Map<string, number>, n = 5): { message: string; count: number }[] {
   return [...counts].sort((a, b) => b[1] - a[1]).slice(0, n).map(([message, count]) => ({ message, count }));
+}
+
+/** An admin user plus a generated (fast-hash) API token for it, made with the hub's service token. */
+export async function adminApi(hub: Hub, name: string): Promise<HubApi> {
+  const service = new HubApi(hub.publicUrl, hub.serviceToken);
+  try {
+    await service.expect('POST', `/users/${name}`, [201], { admin: true });
+    const res = await service.expect('POST', `/users/${name}/tokens`, [200, 201], { note: 'bench' });
+    const token = (JSON.parse(res.body) as { token: string }).token;
+    const api = new HubApi(hub.publicUrl, token);
+    await api.expect('GET', `/users/${name}`, [200]);
+    return api;
+  } finally {
+    service.close();
+  }
 }

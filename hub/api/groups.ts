@@ -10,7 +10,7 @@ import { checkClassProperties } from '../classes/profiles.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
-const GROUP_NAME = new RegExp('^[^/\\s\\p{Cc}][^/\\p{Cc}]{0,254}$', 'u');
+export const GROUP_NAME = new RegExp('^[^/\\s\\p{Cc}][^/\\p{Cc}]{0,254}$', 'u');
 const groupName = z.string().regex(GROUP_NAME, 'expected a group name of 1–255 characters without / or control characters');
 const usersBody = z.strictObject({ users: z.array(z.string().max(1024)).max(100_000) });
 const createOneBody = z.strictObject({ users: z.array(z.string().max(1024)).max(100_000).default([]) });

@@ -43,6 +43,8 @@ const USER_KEYS_BY_SCOPE: Array<[string, string[]]> = [
 
 export interface UserModelInput {
   user: UserRow;
+  /** users.auth_state decrypted; null when absent or unreadable. */
+  authState: Record<string, unknown> | null;
   groups: string[];
   roles: string[];
   servers: ServerRow[];
@@ -68,7 +70,7 @@ export async function userModel(authz: Authorizer, requester: Requester, input: 
     pending: pendingOf(defaultServer),
     created: user.created,
     last_activity: user.last_activity,
-    auth_state: user.auth_state ? (JSON.parse(user.auth_state) as unknown) : null,
+    auth_state: input.authState,
   };
   if (keys.has('servers')) {
     const servers: Record<string, unknown> = {};

@@ -52,7 +52,7 @@ export function usersRouter(ctx: HubContext): Router {
     const out = [];
     for (const user of users) {
       const model = await userModel(authz, requester, {
-        user, groups: groups.get(user.id) ?? [], roles: roles.get(user.id) ?? [], servers: servers.get(user.id) ?? [], includeStopped,
+        user, authState: ctx.authState?.open(user.id, user.auth_state) ?? null, groups: groups.get(user.id) ?? [], roles: roles.get(user.id) ?? [], servers: servers.get(user.id) ?? [], includeStopped,
       });
       if (model) out.push(model);
     }
@@ -140,10 +140,12 @@ export function usersRouter(ctx: HubContext): Router {
       }
     }
     if (body.auth_state !== undefined) await authz.require(requester, ['admin:auth_state'], { user: name });
+    // auth_state is only ever stored encrypted; without LABHUB_CRYPT_KEY there is nowhere to keep it.
+    if (body.auth_state && !ctx.authState) throw new HttpError(400, 'auth_state cannot be stored: the hub has no LABHUB_CRYPT_KEY');
     user = await store.transaction(async (tx) => {
       const updated = await tx.users.update(user.id, {
         name: newName, admin: body.admin,
-        authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : JSON.stringify(body.auth_state),
+        authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : ctx.authState!.seal(user.id, body.auth_state),
       });
       if (groupIds) await tx.groups.setUserGroups(user.id, groupIds);
       return updated;
@@ -211,6 +213,8 @@ export async function deleteUser(ctx: HubContext, requester: Requester, user: Us
     if (server.status === 'stopped') continue;
     if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${user.name}'s server is still stopping; try again`);
   }
+  // Leases outlive the user row; any revocation that fails here is retried by the sweeper.
+  await ctx.credentials.revokeUser(user.name);
   await ctx.store.users.delete(user.id);
   ctx.log.info({ user: user.name, by: requester.name }, 'user deleted');
 }

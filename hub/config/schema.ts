@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { authSchema } from './auth-schema.js';
+import { policySchema } from '../credentials/policy.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -76,6 +78,105 @@ const dockerSchema = z.strictObject({
   hub_id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'expected lower-case letters, digits, ., _ or -').default('labhub'),
 });
 
+const quantity = z.string().regex(/^\d+(\.\d+)?([EPTGMK]i?|[mkun])?$/, 'expected a Kubernetes quantity, e.g. 500m, 2Gi');
+const resourcesSchema = z.strictObject({
+  requests: z.record(z.string(), quantity).optional(),
+  limits: z.record(z.string(), quantity).optional(),
+});
+const dnsName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a DNS label: lower-case letters, digits and -');
+const kubePodFields = {
+  image: z.string().min(1),
+  pull_policy: z.enum(['IfNotPresent', 'Always', 'Never']),
+  image_pull_secrets: z.array(dnsName),
+  cmd: z.array(z.string()).min(1),
+  args: z.array(z.string()),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()),
+  resources: resourcesSchema,
+  node_selector: z.record(z.string(), z.string()),
+  tolerations: z.array(z.strictObject({
+    key: z.string().optional(), operator: z.enum(['Exists', 'Equal']).optional(), value: z.string().optional(),
+    effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(), toleration_seconds: z.number().int().optional(),
+  })),
+  /** Shared volumes (e.g. a class's data), PVCs that already exist. */
+  volumes: z.array(z.strictObject({
+    name: dnsName, claim_name: dnsName, mount_path: z.string().startsWith('/'), read_only: z.boolean().default(false), sub_path: z.string().optional(),
+  })),
+  /** Deep-merged into the pod spec last (objects merge, null deletes, arrays replace). */
+  extra_pod_spec: z.record(z.string(), z.unknown()),
+};
+
+/** spawner.kubernetes: see docs/kubernetes.md. */
+const kubernetesSchema = z.strictObject({
+  /** Path of a kubeconfig; default KUBECONFIG, ~/.kube/config, else the in-cluster service account. */
+  kubeconfig: z.string().optional(),
+  /** Default: the in-cluster service account's namespace, else `default`. */
+  namespace: dnsName.optional(),
+  image: kubePodFields.image.default('labhub/notebook-debian:latest'),
+  pull_policy: kubePodFields.pull_policy.default('IfNotPresent'),
+  image_pull_secrets: kubePodFields.image_pull_secrets.default([]),
+  cmd: kubePodFields.cmd.optional(),
+  args: kubePodFields.args.default([]),
+  environment: kubePodFields.environment.default({}),
+  resources: kubePodFields.resources.default({}),
+  node_selector: kubePodFields.node_selector.default({}),
+  tolerations: kubePodFields.tolerations.default([]),
+  volumes: kubePodFields.volumes.default([]),
+  extra_pod_spec: kubePodFields.extra_pod_spec.default({}),
+  uid: z.number().int().min(1).default(1000),
+  gid: z.number().int().min(0).default(1000),
+  fs_gid: z.number().int().min(0).default(1000),
+  home_mount_path: z.string().startsWith('/').default('/home/jovyan'),
+  service_account: dnsName.optional(),
+  storage: z.strictObject({
+    enabled: z.boolean().default(true),
+    capacity: quantity.default('10Gi'),
+    storage_class: z.string().optional(),
+    access_modes: z.array(z.enum(['ReadWriteOnce', 'ReadWriteMany', 'ReadOnlyMany', 'ReadWriteOncePod'])).min(1).default(['ReadWriteOnce']),
+  }).prefault({}),
+  /** Choices users make with the user option `profile`; `groups` limits one to members of those groups (classes). */
+  profiles: z.array(z.strictObject({
+    slug: dnsName,
+    display_name: z.string().min(1),
+    description: z.string().optional(),
+    default: z.boolean().default(false),
+    groups: z.array(z.string()).default([]),
+    /** Same keys as spawner.kubernetes (pod fields); deep-merged over them. */
+    overrides: z.strictObject(Object.fromEntries(Object.entries(kubePodFields).map(([k, v]) => [k, v.nullable().optional()]))).default({}),
+  })).default([]),
+  /** How pods reach the hub's API, e.g. http://labhub-hub:8081; default hub.connect_url. */
+  hub_connect_url: url.optional(),
+  /** Marks this hub's pods; pods with it that the DB does not know are removed at start. Also the name prefix. */
+  hub_id: dnsName.default('labhub'),
+  delete_grace_period: z.number().int().min(0).max(3600).default(1),
+});
+
+/** credentials.<service>: see docs/credentials.md. Admin URLs hold secrets: set them with LABHUB_CREDENTIALS__… variables. */
+const brokerSchema = (schemes: string[]) => z.strictObject({
+  /** The hub's admin connection (with its credentials). */
+  admin_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`),
+  /** Where notebook servers connect, without credentials; default admin_url without them. */
+  connect_url: url.refine((s) => schemes.includes(new URL(s).protocol), `expected a ${schemes.join(' or ')} URL`).optional(),
+  /** A required service that cannot issue fails the spawn; an optional one is skipped with a progress message. */
+  required: z.boolean().default(false),
+});
+
+const credentialsSchema = z.strictObject({
+  /** Seconds a lease lives unless renewed; leases of running servers are renewed past half their life. */
+  ttl: z.number().int().min(10).max(86_400 * 30).default(3600),
+  /** Seconds between sweeps (renewal, revocation of expired and orphaned leases, retries). */
+  sweep_interval: z.number().min(0.5).max(86_400).default(60),
+  /** Seconds to wait for a service's answer. */
+  timeout: positiveSeconds.default(10),
+  mqtt: brokerSchema(['mqtt:', 'mqtts:']).optional(),
+  postgres: brokerSchema(['postgres:', 'postgresql:']).optional(),
+  mongodb: brokerSchema(['mongodb:']).extend({
+    /** false for servers without roles (FerretDB 1.x refuses createUser with roles): accounts then get none. */
+    grant_roles: z.boolean().default(true),
+  }).optional(),
+  /** Least-privilege defaults; a class (group) overrides them with its property `credentials`. */
+  policy: policySchema.prefault({}),
+}).prefault({});
+
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
   port: port.default(8000),
@@ -116,7 +217,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   authenticator: z
     .strictObject({
-      kind: z.enum(['native', 'dummy']).default('native'),
+      kind: z.enum(['native', 'dummy', 'pam', 'ldap', 'oidc']).default('native'),
       admin_users: z.array(z.string()).default([]),
       allowed_users: z.array(z.string()).default([]),
       blocked_users: z.array(z.string()).default([]),
@@ -126,9 +227,11 @@ export const configSchema = z.strictObject({
       minimum_password_length: z.number().int().min(1).max(1024).default(8),
     })
     .prefault({}),
+  /** Identity sources (pam, ldap, oidc), groups, login rate limits and auth_state: see docs/config.md "auth". */
+  auth: authSchema.prefault({}),
   spawner: z
     .strictObject({
-      kind: z.enum(['local', 'docker', 'instant']).default('local'),
+      kind: z.enum(['local', 'docker', 'instant', 'kubernetes']).default('local'),
       cmd: z.array(z.string()).min(1).default(['jupyterhub-singleuser']),
       args: z.array(z.string()).default([]),
       ip: z.string().default('127.0.0.1'),
@@ -145,6 +248,7 @@ export const configSchema = z.strictObject({
       /** local: allow servers to run as root (a root hub without matching system accounts, e.g. in a container). */
       allow_root: z.boolean().default(false),
       docker: dockerSchema.prefault({}),
+      kubernetes: kubernetesSchema.prefault({}),
     })
     .prefault({}),
   /** Spawns in progress at once; more answer 429. */
@@ -160,6 +264,7 @@ export const configSchema = z.strictObject({
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
   services: z.array(serviceSchema).default([]),
   roles: z.array(roleSchema).default([]),
+  credentials: credentialsSchema,
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
 });
@@ -167,3 +272,4 @@ export const configSchema = z.strictObject({
 export type LabHubConfig = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type RoleConfig = z.infer<typeof roleSchema>;
+export type CredentialsConfig = z.infer<typeof credentialsSchema>;

@@ -49,6 +49,13 @@ export class GroupRepository {
     await this.db.deleteFrom('user_groups').where('group_id', '=', groupId).where('user_id', 'in', userIds).execute();
   }
 
+  /** A user's groups with their parsed properties (a class's settings, such as credential policy overrides). */
+  async propertiesOfUser(userId: number): Promise<Array<{ name: string; properties: Record<string, unknown> }>> {
+    const rows = await this.db.selectFrom('user_groups').innerJoin('groups', 'groups.id', 'user_groups.group_id')
+      .select(['groups.name', 'groups.properties']).where('user_groups.user_id', '=', userId).orderBy('groups.name').execute();
+    return rows.map((r) => ({ name: r.name, properties: JSON.parse(r.properties) as Record<string, unknown> }));
+  }
+
   /** Replaces a user's groups with exactly these (existing) group ids; call it inside `Store.transaction`. */
   async setUserGroups(userId: number, groupIds: number[]): Promise<void> {
     await this.db.deleteFrom('user_groups').where('user_id', '=', userId).execute();

@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { LeaseRepository } from './credentials.js';
 import { GroupRepository } from './groups.js';
 import { InvitationRepository } from './invitations.js';
 import { OAuthRepository } from './oauth.js';
@@ -21,6 +22,7 @@ export interface Store {
   roles: RoleRepository;
   services: ServiceRepository;
   invitations: InvitationRepository;
+  leases: LeaseRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -41,5 +43,6 @@ export function createStore(db: Db): Store {
     roles: new RoleRepository(db),
     services: new ServiceRepository(db),
     invitations: new InvitationRepository(db),
+    leases: new LeaseRepository(db),
   };
 }

@@ -130,6 +130,31 @@ export interface InvitationsTable {
   expires_at: Timestamp;
 }
 
+export type LeaseStatus = 'issuing' | 'active' | 'revoking' | 'revoked';
+
+/**
+ * A credential the hub created at a data service for one server. The row is written before the account exists
+ * (`issuing`), so a hub killed mid-issue finds it and revokes it; it holds what revocation needs, never the password.
+ */
+export interface CredentialLeasesTable {
+  id: Generated<number>;
+  user_name: string;
+  server_id: number;
+  server_name: string;
+  service: string;
+  /** The generated account name at the service (MQTT client, PostgreSQL role, MongoDB user). */
+  account: string;
+  /** Service-specific names revocation needs (the role owning the user's schema, …). */
+  revoke_data: Json;
+  status: LeaseStatus;
+  issued_at: Timestamp;
+  expires_at: Timestamp;
+  revoked_at: Timestamp | null;
+  revoke_failures: number;
+  /** Why the last revocation attempt failed; never contains a secret. */
+  last_error: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -143,6 +168,7 @@ export interface Database {
   sessions: SessionsTable;
   servers: ServersTable;
   invitations: InvitationsTable;
+  credential_leases: CredentialLeasesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -157,4 +183,5 @@ export type OAuthClientRow = Selectable<OAuthClientsTable>;
 export type OAuthCodeRow = Selectable<OAuthCodesTable>;
 export type RoleRow = Selectable<RolesTable>;
 export type InvitationRow = Selectable<InvitationsTable>;
+export type LeaseRow = Selectable<CredentialLeasesTable>;
 export type { ColumnType };

@@ -7,7 +7,14 @@ import { hashPassword, passwordRejection } from '../auth/passwords.js';
 import { normalizeUsername, validateUsername } from '../auth/usernames.js';
 import { renderPage } from './render.js';
 import { secretDigest } from '../auth/tokens.js';
+import { serialize as serializeCookie } from 'cookie';
+import { admitUser } from '../auth/login-policy.js';
+import { LoginThrottle } from '../auth/login-throttle.js';
+import { PendingLogins } from '../auth/pending-logins.js';
+import { publicOrigin } from '../config/load.js';
 
+/** Holds only the id of a login waiting at the identity provider, and only for the callback path. */
+const PENDING_COOKIE = 'labhub-oauth-pending';
 const GENERIC_FAILURE = 'Invalid username or password.';
 
 /** Field values from a form post; anything that is not a short string is treated as absent. */
@@ -26,10 +33,20 @@ export function authPages(ctx: HubContext): Router {
     return validateNextUrl(raw, req.get('host') ?? '') || '/hub/home';
   };
 
+  const throttle = config.auth.rate_limit.enabled ? new LoginThrottle({
+    accountThreshold: config.auth.rate_limit.account_failures, ipThreshold: config.auth.rate_limit.ip_failures,
+    baseDelayMs: config.auth.rate_limit.base_delay * 1000, maxDelayMs: config.auth.rate_limit.max_delay * 1000,
+    windowMs: config.auth.rate_limit.window * 1000,
+  }) : null;
+  const pendingLogins = new PendingLogins();
+  const redirectLogin = ctx.authenticator.redirect;
+
   function showLogin(req: Request, res: Response, status: number, message: string, username = '') {
     const token = xsrf.tokenFor(req, res, null);
     const next = typeof req.query.next === 'string' ? validateNextUrl(req.query.next, req.get('host') ?? '') : '';
-    res.status(status).send(renderPage('login.njk', { xsrf: token, message, next, username: username.slice(0, 64) }));
+    res.status(status).send(renderPage('login.njk', {
+      xsrf: token, message, next, username: username.slice(0, 64), loginService: redirectLogin?.serviceName ?? null,
+    }));
   }
 
   router.get('/login', async (req, res) => {
@@ -38,28 +55,89 @@ export function authPages(ctx: HubContext): Router {
   });
 
   router.post('/login', async (req, res) => {
+    if (redirectLogin) return showLogin(req, res, 400, `Sign in with ${redirectLogin.serviceName}.`);
     if (!xsrf.check(req, null)) return showLogin(req, res, 403, 'Your session expired; please sign in again.');
     const username = formField(req, 'username', 4096);
     const password = formField(req, 'password', 4096);
-    const user = await authenticate(ctx, req, username, password);
+    const account = normalizeUsername(username).slice(0, 256);
+    const ip = req.ip ?? '';
+    const waitMs = throttle?.waitMs(account, ip) ?? 0;
+    if (waitMs > 0) {
+      ctx.metrics.loginAttempts.inc({ outcome: 'throttled' });
+      res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+      return showLogin(req, res, 429, `Too many failed sign-ins. Try again in ${Math.ceil(waitMs / 1000)} seconds.`, username);
+    }
+    // Empty, blank and NUL-containing passwords never reach a backend: LDAP takes a DN with an empty password
+    // as an anonymous bind, PAM with nullok accepts anything for a passwordless account, and PAM cuts at NUL.
+    const result = passwordRejection(password) === null ? await ctx.authenticator.authenticate({ username, password, ip }) : null;
+    const user = result ? await admitUser(ctx, result) : null;
     if (!user) {
+      throttle?.failed(account, ip);
       ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
-      ctx.log.info({ user: boundedName(username), ip: req.ip }, 'failed login');
+      ctx.log.info({ user: boundedName(username), ip }, 'failed login');
       return showLogin(req, res, 403, GENERIC_FAILURE, username);
     }
+    throttle?.succeeded(account);
+    await startSession(req, res, user);
+    res.redirect(302, safeNext(req));
+  });
+
+  async function startSession(req: Request, res: Response, user: UserRow) {
     const previous = await sessions.current(req);
     if (previous) await sessions.end(res, previous.session);
     await sessions.start(res, user);
     ctx.metrics.loginAttempts.inc({ outcome: 'success' });
     ctx.log.info({ user: user.name }, 'login');
-    res.redirect(302, safeNext(req));
+  }
+
+  router.get('/oauth_login', async (req, res) => {
+    if (!redirectLogin) return res.redirect(302, '/hub/login');
+    let begun: Awaited<ReturnType<typeof redirectLogin.begin>>;
+    try {
+      begun = await redirectLogin.begin();
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'identity provider unreachable');
+      return res.status(503).send(renderPage('error.njk', { status: 503, title: 'Sign-in unavailable', message: `${redirectLogin.serviceName} cannot be reached right now. Please try again in a minute.` }));
+    }
+    const { url, pending } = begun;
+    const id = pendingLogins.add(pending, safeNext(req));
+    res.append('Set-Cookie', serializeCookie(PENDING_COOKIE, id, {
+      httpOnly: true, sameSite: 'lax', secure: config.public_url?.startsWith('https:') ?? false, path: '/hub/oauth_callback', maxAge: 600,
+    }));
+    res.redirect(302, url);
+  });
+
+  router.get('/oauth_callback', async (req, res) => {
+    const id = sessions.cookies(req)[PENDING_COOKIE];
+    res.append('Set-Cookie', serializeCookie(PENDING_COOKIE, '', { httpOnly: true, path: '/hub/oauth_callback', maxAge: 0 }));
+    const waiting = redirectLogin ? pendingLogins.take(id) : undefined;
+    if (!redirectLogin || !waiting) {
+      return res.status(400).send(renderPage('error.njk', { status: 400, title: 'Sign-in expired', message: 'This sign-in was not started here or has expired. Please sign in again.' }));
+    }
+    // The registered callback URL with the provider's parameters: what openid-client checks the answer against.
+    const callback = new URL(redirectLogin.callbackUrl);
+    callback.search = new URL(req.originalUrl, 'http://callback.invalid').search;
+    const result = await redirectLogin.finish(callback, waiting.pending);
+    const user = result ? await admitUser(ctx, result) : null;
+    if (!user) {
+      ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
+      ctx.log.info({ user: boundedName(result?.name ?? '') }, 'failed login');
+      return showLogin(req, res, 403, GENERIC_FAILURE);
+    }
+    await startSession(req, res, user);
+    res.redirect(302, waiting.next);
   });
 
   const logout = async (req: Request, res: Response) => {
     const active = await sessions.current(req);
     await sessions.end(res, active?.session ?? null);
-    if (active) ctx.log.info({ user: active.user.name }, 'logout');
-    res.redirect(302, '/hub/login');
+    if (!active) return res.redirect(302, '/hub/login');
+    ctx.log.info({ user: active.user.name }, 'logout');
+    const state = ctx.authState?.open(active.user.id, active.user.auth_state) ?? null;
+    const providerLogout = await ctx.authenticator.logoutUrl?.(state, `${publicOrigin(config)}/hub/login`).catch(() => null);
+    if (!providerLogout) return res.redirect(302, '/hub/login');
+    if (req.method === 'GET') return res.redirect(302, providerLogout);
+    res.send(renderPage('provider-logout.njk', { url: providerLogout, service: redirectLogin?.serviceName ?? 'the identity provider' }));
   };
   router.get('/logout', logout);
   router.post('/logout', logout);
@@ -115,26 +193,4 @@ export function authPages(ctx: HubContext): Router {
   });
 
   return router;
-}
-
-/** Runs the configured authenticator and the hub's allow/block rules; returns the hub user or null. */
-async function authenticate(ctx: HubContext, req: Request, username: string, password: string): Promise<UserRow | null> {
-  const { config, store } = ctx;
-  const result = await ctx.authenticator.authenticate({ username, password, ip: req.ip ?? '' });
-  if (!result) return null;
-  const { blocked_users: blocked, allowed_users: allowed, admin_users: admins } = config.authenticator;
-  const norm = (names: string[]) => new Set(names.map(normalizeUsername));
-  // Deny rules run before any allow rule (GHSA-gprj-3p75-f996).
-  if (norm(blocked).has(result.name)) return null;
-  let user = await store.users.byName(result.name);
-  const isConfiguredAdmin = norm(admins).has(result.name);
-  if (!user) {
-    // Native accounts exist before their first login; other sources create the hub user on first login if allowed.
-    if (ctx.authenticator.kind === 'native') return null;
-    if (allowed.length && !norm(allowed).has(result.name) && !isConfiguredAdmin) return null;
-    user = await store.users.create(result.name, { admin: isConfiguredAdmin || Boolean(result.admin) });
-  } else if ((isConfiguredAdmin || result.admin) && !user.admin) {
-    user = await store.users.update(user.id, { admin: true });
-  }
-  return user;
 }

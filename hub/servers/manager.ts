@@ -12,6 +12,7 @@ import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
 import { waitForHttp } from './readiness.js';
 import { resolveProfile } from '../classes/profiles.js';
+import type { CredentialService } from '../credentials/service.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -32,6 +33,10 @@ export interface ServerManagerDeps {
   tokens: TokenService;
   metrics: HubMetrics;
   log: Logger;
+  /** The user's auth_state for the spawner, refreshed first; throws when the user must sign in again. */
+  authStateFor?: (user: UserRow) => Promise<Record<string, unknown> | undefined>;
+  /** Per-server accounts at the lab's data services, issued before the spawner starts and revoked at release. */
+  credentials?: CredentialService;
 }
 
 export type StartOutcome = { status: 'ready' } | { status: 'pending' };
@@ -122,6 +127,7 @@ export class ServerManager {
       await store.servers.setToken(row.id, tokenRow.id);
       await this.registerOAuthClient(user.name, row.name, token);
       const groups = await store.groups.namesOfUser(user.id);
+      const authState = await this.deps.authStateFor?.(user);
       const env = singleUserEnvironment({
         user: user.name,
         server: row.name,
@@ -138,13 +144,18 @@ export class ServerManager {
           progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : Math.round(e.progress * 0.1), message: e.message }),
         });
       }
+      const credentials = await this.deps.credentials?.issueForServer({
+        user: user.name, serverId: row.id, serverName: row.name, classes: await store.groups.propertiesOfUser(user.id),
+        progress: (message) => progress.emit({ progress: 10, message }),
+      });
       progress.emit({ progress: 10, message: 'Starting the server' });
       const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
       const result = await withAbort(spawner.start({
-        user: { name: user.name, admin: Boolean(user.admin), groups },
+        user: { name: user.name, admin: Boolean(user.admin), groups, ...(authState && { authState }) },
         serverName: row.name,
         prefix,
-        env,
+        env: { ...env, ...credentials?.env },
+        ...(credentials && Object.keys(credentials.secretFiles).length && { secretFiles: credentials.secretFiles }),
         userOptions,
         profile,
         signal: AbortSignal.any([signal, timeout]),
@@ -220,7 +231,10 @@ export class ServerManager {
     log.info({ user: user.name, server: row.name }, 'server stopped');
   }
 
-  /** Frees what a server held in the hub: its API token, its OAuth client with the tokens issued to it, its route. */
+  /**
+   * Frees what a server held: its API token, its OAuth client with the tokens issued to it, its route, its
+   * credential leases (a revocation that fails stays recorded and the sweeper retries it).
+   */
   private async release(user: Pick<UserRow, 'name'>, serverName: string, rowId: number, error: string | null): Promise<void> {
     const { store, proxy, log } = this.deps;
     const row = await store.servers.byId(rowId);
@@ -232,6 +246,7 @@ export class ServerManager {
     await store.tokens.deleteForClient(clientId);
     await store.oauth.deleteClient(clientId);
     await proxy.deleteRoute(serverPrefix(user.name, serverName)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
+    await this.deps.credentials?.revokeServer(rowId);
     await store.servers.markStopped(rowId, error);
   }
 

@@ -1,5 +1,8 @@
 import { request } from 'node:http';
 
+const FAST_PROBE_MS = 20;
+const FAST_PROBE_PERIOD_MS = 10_000;
+
 /**
  * Waits until a started server answers HTTP at `<url><prefix>api` with anything but a 5xx, as JupyterHub's
  * `_wait_up` does: 401/403/302 mean a live server that simply wants a login.
@@ -7,7 +10,8 @@ import { request } from 'node:http';
 export async function waitForHttp(url: string, prefix: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const target = new URL(`${prefix}api`, url);
-  let delay = 50;
+  const started = Date.now();
+  let delay = FAST_PROBE_MS;
   let lastProblem = 'no answer';
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
@@ -18,8 +22,9 @@ export async function waitForHttp(url: string, prefix: string, timeoutMs: number
     if (status !== null && status < 500) return;
     if (status !== null) lastProblem = `HTTP ${status}`;
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-    // A short cap: a server that comes up just after a probe should not wait a whole second to be noticed.
-    delay = Math.min(delay * 2, 200);
+    // Most servers answer within seconds, and every probe interval is latency the user waits on top of the
+    // server's own start: probe often at first (a refused connection costs next to nothing), back off later.
+    delay = Date.now() - started < FAST_PROBE_PERIOD_MS ? FAST_PROBE_MS : Math.min(delay * 2, 500);
   }
   throw new Error(`the server did not answer at ${target.pathname} within ${Math.round(timeoutMs / 1000)} s (${lastProblem})`);
 }

@@ -707,41 +707,50 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
   });
 
   afterAll(async () => {
-    await api(base, serviceToken, 'DELETE', '/users/alice/server').catch(() => undefined);
+    for (const u of ['alice', 'bob']) await api(base, serviceToken, 'DELETE', `/users/${u}/server`).catch(() => undefined);
     await hub?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('logs in, starts alice\'s container through the API, reaches it through the proxy after the OAuth dance, and stops it', async () => {
-    const browser = new Browser(base);
-    const home = await browser.login('alice', 'docker-e2e-password');
-    expect(home.status).toBe(200);
+  it('alice and bob start at the same time; each lands in their own container through the proxy and never in the other\'s; stop removes them', async () => {
+    const alice = new Browser(base);
+    const bob = new Browser(base);
+    expect((await alice.login('alice', 'docker-e2e-password')).status).toBe(200);
+    expect((await bob.login('bob', 'docker-e2e-password')).status).toBe(200);
 
     const t0 = performance.now();
-    const started = await api(base, serviceToken, 'POST', '/users/alice/server');
-    expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
-    const model = await eventually(async () => {
-      const u = await api(base, serviceToken, 'GET', '/users/alice');
-      const s = (u.body as { servers: Record<string, { ready: boolean; state?: unknown }> }).servers[''];
-      return s?.ready ? u.body : null;
-    }, 60_000, 50);
+    const started = await Promise.all(['alice', 'bob'].map((u) => api(base, serviceToken, 'POST', `/users/${u}/server`)));
+    for (const s of started) expect([201, 202], JSON.stringify(s.body)).toContain(s.status);
+    for (const u of ['alice', 'bob']) {
+      await eventually(async () => {
+        const model = await api(base, serviceToken, 'GET', `/users/${u}`);
+        return (model.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready;
+      }, 90_000, 50);
+    }
     readyTimes.push(Math.round(performance.now() - t0));
-    expect(model).toBeTruthy();
 
-    await landInServer(browser, '/user/alice/');
+    await landInServer(alice, '/user/alice/');
+    await landInServer(bob, '/user/bob/');
+    // alice's session is no key to bob's server: his server refuses her API calls, and the hub refuses her at its
+    // authorize step when she opens his pages.
+    expect((await alice.request('/user/bob/api/status')).status).toBe(403);
+    const intrusion = await alice.navigate('/user/bob/');
+    expect(intrusion.status).toBe(403);
+    expect(alice.visited.at(-1)).toMatch(/^\/hub\/api\/oauth2\/authorize/);
+    expect((await alice.request('/user/alice/api/status')).status).toBe(200);
 
-    const containers = await docker.listContainers({ filters: { label: [`org.labhub.hub=${HUB_ID}`, 'org.labhub.user=alice'] } });
-    expect(containers.map((c) => c.Names[0])).toEqual([`/${PREFIX}-e2e-alice`]);
-    const id = containers[0]!.Id;
+    const containers = await docker.listContainers({ filters: { label: [`org.labhub.hub=${HUB_ID}`] } });
+    const byUser = Object.fromEntries(containers.filter((c) => c.Names[0]!.startsWith(`/${PREFIX}-e2e-`)).map((c) => [c.Labels['org.labhub.user'], c]));
+    expect(Object.keys(byUser).sort()).toEqual(['alice', 'bob']);
 
-    const stopped = await api(base, serviceToken, 'DELETE', '/users/alice/server');
-    expect([202, 204]).toContain(stopped.status);
-    await eventually(async () => {
-      const u = await api(base, serviceToken, 'GET', '/users/alice');
-      return !(u.body as { servers: Record<string, unknown> }).servers[''];
-    });
-    await eventually(async () => !(await containerExists(id)), 15_000);
-    const gone = await browser.request('/user/alice/api/status');
-    expect(gone.status).toBe(424);
+    for (const u of ['alice', 'bob']) {
+      const stopped = await api(base, serviceToken, 'DELETE', `/users/${u}/server`);
+      expect([202, 204]).toContain(stopped.status);
+    }
+    for (const u of ['alice', 'bob']) {
+      await eventually(async () => !((await api(base, serviceToken, 'GET', `/users/${u}`)).body as { servers: Record<string, unknown> }).servers['']);
+      await eventually(async () => !(await containerExists(byUser[u]!.Id)), 15_000);
+    }
+    expect((await alice.request('/user/alice/api/status')).status).toBe(424);
   });
 });

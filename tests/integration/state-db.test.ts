@@ -44,7 +44,7 @@ for (const dialect of dialects) {
     beforeAll(async () => {
       ({ opened, cleanup } = await dialect.open());
       const report = await migrate(opened.db, opened.dialect);
-      expect(report.applied).toEqual(['001-initial']);
+      expect(report.applied).toEqual(['001-initial', '003-credentials']);
       store = createStore(opened.db);
     });
 

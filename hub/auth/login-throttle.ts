@@ -1,0 +1,84 @@
+/**
+ * Failed-login throttling, per account and per client address: after `threshold` failures inside the window,
+ * each further failure doubles the wait before the next attempt is heard (up to `maxDelayMs`). A wait rather than
+ * a lock-out, so an attacker cannot lock a victim out for long; accounts that do not exist are throttled alike, so
+ * the answer says nothing about which accounts exist. Kept in memory: a restart forgets it, as JupyterHub's
+ * nativeauthenticator does; a hub behind several replicas would need a shared store.
+ */
+export interface ThrottleOptions {
+  accountThreshold: number;
+  ipThreshold: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  windowMs: number;
+  /** Entries kept per kind at most; the oldest are dropped first so memory stays bounded under a spray. */
+  maxEntries?: number;
+}
+
+interface Record {
+  failures: number;
+  lastFailure: number;
+  notBefore: number;
+}
+
+class FailureCounter {
+  private readonly entries = new Map<string, Record>();
+
+  constructor(private readonly threshold: number, private readonly options: ThrottleOptions) {}
+
+  private live(key: string, now: number): Record | undefined {
+    const entry = this.entries.get(key);
+    if (entry && now - entry.lastFailure > this.options.windowMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  waitMs(key: string, now: number): number {
+    return Math.max(0, (this.live(key, now)?.notBefore ?? 0) - now);
+  }
+
+  fail(key: string, now: number): void {
+    const entry = this.live(key, now) ?? { failures: 0, lastFailure: now, notBefore: 0 };
+    entry.failures += 1;
+    entry.lastFailure = now;
+    const over = entry.failures - this.threshold;
+    if (over >= 0) entry.notBefore = now + Math.min(this.options.baseDelayMs * 2 ** Math.min(over, 30), this.options.maxDelayMs);
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    const max = this.options.maxEntries ?? 100_000;
+    while (this.entries.size > max) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  clear(key: string): void {
+    this.entries.delete(key);
+  }
+}
+
+export class LoginThrottle {
+  private readonly accounts: FailureCounter;
+  private readonly addresses: FailureCounter;
+
+  constructor(options: ThrottleOptions, private readonly clock: () => number = Date.now) {
+    this.accounts = new FailureCounter(options.accountThreshold, options);
+    this.addresses = new FailureCounter(options.ipThreshold, options);
+  }
+
+  /** Milliseconds to wait before this attempt may be heard; 0 means go ahead. */
+  waitMs(account: string, ip: string): number {
+    const now = this.clock();
+    return Math.max(this.accounts.waitMs(account, now), this.addresses.waitMs(ip, now));
+  }
+
+  failed(account: string, ip: string): void {
+    const now = this.clock();
+    this.accounts.fail(account, now);
+    this.addresses.fail(ip, now);
+  }
+
+  /** A success clears the account's count; the address keeps its own, so one good account cannot launder a spray. */
+  succeeded(account: string): void {
+    this.accounts.clear(account);
+  }
+}

@@ -1,0 +1,21 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/**
+ * A form of a hub username that is safe as a database identifier part: lower-case letters, digits and `_`.
+ * Names that had to change get a short hash of the original, so `a.b` and `a_b` never share an identifier.
+ */
+export function identifierSlug(user: string, maxLength = 24): string {
+  const cleaned = user.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, maxLength);
+  if (cleaned === user) return cleaned;
+  return `${cleaned}_${createHash('sha256').update(user).digest('hex').slice(0, 6)}`;
+}
+
+/** A fresh account name: prefix, the user's slug, random letters. Never reused, so audit logs stay attributable. */
+export function accountName(prefix: string, user: string, separator = '_'): string {
+  return [prefix, identifierSlug(user), randomBytes(6).toString('hex')].join(separator);
+}
+
+/** 192 random bits, URL-safe, so the password can go into a connection URL without escaping surprises. */
+export function generatePassword(): string {
+  return randomBytes(24).toString('base64url');
+}

@@ -1,0 +1,100 @@
+/**
+ * Header rewriting for forwarding, on Node's flat raw header arrays (`[name, value, name, value, ...]`): they keep
+ * duplicates and spelling, and reading them costs no object per request the way `req.headers` does.
+ */
+
+/** Connection-scoped headers (RFC 9110 §7.6.1) that each hop sets for itself. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/**
+ * Transfer-Encoding stays on requests: the body is streamed as it arrives, and the header is what makes Node
+ * chunk it upstream for every method.
+ */
+const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade']);
+
+export interface ForwardedFor {
+  /** The client's address. */
+  remoteAddress: string | undefined;
+  /** `https`/`http`, or `wss`/`ws` for websocket upgrades (http-proxy's values, which CHP sends). */
+  proto: string;
+  /** The port the client addressed when the Host header names none. */
+  defaultPort: string;
+}
+
+export interface RequestHeaders {
+  headers: string[];
+  /** The request has a body to stream (a Content-Length above 0 or a Transfer-Encoding). */
+  hasBody: boolean;
+}
+
+/**
+ * The client's headers for the upstream request. For plain HTTP the hop-by-hop headers are dropped (the upstream
+ * agent keeps its own connections alive, and Node chunks bodies itself); for upgrades `Connection` and `Upgrade`
+ * stay, since they are the request. With `forwarded`, X-Forwarded-For/-Port/-Proto are appended to what a proxy
+ * in front already set, and X-Forwarded-Host is set unless present.
+ */
+export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarded: ForwardedFor | undefined): RequestHeaders {
+  const headers: string[] = [];
+  let hasBody = false;
+  let host: string | undefined;
+  let xfFor: string | undefined;
+  let xfPort: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'transfer-encoding') hasBody = true;
+    else if (lower === 'content-length') hasBody ||= value !== '0';
+    if (REQUEST_HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue;
+    if (forwarded && lower.startsWith('x-forwarded-')) {
+      if (lower === 'x-forwarded-for') xfFor = join(xfFor, value);
+      else if (lower === 'x-forwarded-port') xfPort = join(xfPort, value);
+      else if (lower === 'x-forwarded-proto') xfProto = join(xfProto, value);
+      else {
+        xfHost ||= lower === 'x-forwarded-host';
+        headers.push(name, value);
+      }
+      continue;
+    }
+    if (lower === 'host') host = value;
+    headers.push(name, value);
+  }
+  if (forwarded) {
+    headers.push(
+      'x-forwarded-for', join(xfFor, forwarded.remoteAddress ?? ''),
+      'x-forwarded-port', join(xfPort, portOf(host) ?? forwarded.defaultPort),
+      'x-forwarded-proto', join(xfProto, forwarded.proto),
+    );
+    if (!xfHost && host !== undefined) headers.push('x-forwarded-host', host);
+  }
+  return { headers, hasBody };
+}
+
+/** The target's response headers for the client, without hop-by-hop headers: Node's server frames the body itself. */
+export function clientResponseHeaders(raw: string[]): string[] {
+  const headers: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push(name, raw[i + 1]!);
+  }
+  return headers;
+}
+
+/** A response head written by hand on a socket, with the headers as received (for upgrades and their refusals). */
+export function rawResponseHead(status: number, statusMessage: string, raw: string[]): string {
+  let head = `HTTP/1.1 ${status} ${statusMessage}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+function join(existing: string | undefined, value: string): string {
+  return existing === undefined ? value : `${existing},${value}`;
+}
+
+/** The port of a Host header value (`host:port`, `[v6]:port`), if it names one. */
+function portOf(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  const colon = host.lastIndexOf(':');
+  return colon > host.lastIndexOf(']') ? host.slice(colon + 1) : undefined;
+}

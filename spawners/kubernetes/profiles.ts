@@ -1,0 +1,51 @@
+import { HttpError } from '../../hub/errors.js';
+import { deepMerge, type PodSettings } from './objects.js';
+
+/** A choice users make with the user option `profile` (KubeSpawner's profile_list), optionally limited to groups. */
+export interface Profile {
+  slug: string;
+  displayName: string;
+  description?: string;
+  default?: boolean;
+  /** Groups (classes) whose members may choose it; empty: everyone. */
+  groups: string[];
+  /** Deep-merged over the spawner's settings: objects key by key, `null` deletes, arrays replace. */
+  overrides: Record<string, unknown>;
+}
+
+function chosenSlug(userOptions: Record<string, unknown>): string | undefined {
+  const wanted = userOptions.profile;
+  if (wanted === undefined || wanted === null || wanted === '') return undefined;
+  if (typeof wanted !== 'string') throw new HttpError(400, 'user option profile must be a string');
+  return wanted;
+}
+
+function mayUse(profile: Profile, groups: readonly string[]): boolean {
+  return profile.groups.length === 0 || profile.groups.some((g) => groups.includes(g));
+}
+
+/** Refuses a profile that does not exist, with HttpError(400), before anything starts. */
+export function checkProfileOption(profiles: readonly Profile[], userOptions: Record<string, unknown>): void {
+  const slug = chosenSlug(userOptions);
+  if (slug !== undefined && !profiles.some((p) => p.slug === slug)) {
+    throw new HttpError(400, `Profile ${JSON.stringify(slug.slice(0, 100))} does not exist. Choose one of: ${profiles.map((p) => p.slug).join(', ') || '(none configured)'}.`);
+  }
+}
+
+/**
+ * The settings for this user's pod: the base settings with the chosen profile merged over them. Without a choice,
+ * the default (else the first) profile the user's groups allow; a chosen profile they do not allow is refused (403).
+ */
+export function settingsFor(base: PodSettings, profiles: readonly Profile[], userOptions: Record<string, unknown>, groups: readonly string[]): { settings: PodSettings; profile?: Profile } {
+  checkProfileOption(profiles, userOptions);
+  const slug = chosenSlug(userOptions);
+  let profile: Profile | undefined;
+  if (slug === undefined) {
+    const usable = profiles.filter((p) => mayUse(p, groups));
+    profile = usable.find((p) => p.default) ?? usable[0];
+  } else {
+    profile = profiles.find((p) => p.slug === slug)!;
+    if (!mayUse(profile, groups)) throw new HttpError(403, `Profile ${profile.slug} is only for members of ${profile.groups.join(', ')}.`);
+  }
+  return profile ? { settings: deepMerge(base, profile.overrides), profile } : { settings: base };
+}

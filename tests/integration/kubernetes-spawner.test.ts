@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubernetesSpawner } from '../../spawners/kubernetes.js';
+import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
+import { eventually } from '../helpers/hub.js';
+import { controlPlaneInstalled, TestCluster } from '../helpers/kube.js';
+import { requireService } from '../helpers/jupyter.js';
+import { PodRunner } from '../helpers/pod-runner.js';
+
+/**
+ * The Kubernetes spawner against a real kube-apiserver (with etcd), in a namespace that enforces the `restricted`
+ * Pod Security Standard, with pods run by the test pod runner on the Docker engine. The pods run a small HTTP server
+ * (python3 in the notebook image) rather than the notebook server: there is no hub here for it to talk to.
+ */
+const IMAGE = 'labhub/notebook-debian:latest';
+const docker = new Docker();
+const ready = requireService('Kubernetes control plane (etcd, kube-apiserver: scripts/setup-k8s.sh)', controlPlaneInstalled())
+  && requireService('Docker engine', await docker.ping().then(() => true, () => false))
+  && requireService(`Docker image ${IMAGE}`, await docker.getImage(IMAGE).inspect().then(() => true, () => false));
+
+const HTTP_SERVER = ['python3', '-c', 'import http.server,os;os.chdir(os.environ["HOME_DIR"]);http.server.ThreadingHTTPServer(("",8888),http.server.SimpleHTTPRequestHandler).serve_forever()'];
+
+/** The pod is Ready when its process started (no readiness probe, as the hub checks HTTP itself); the server binds a moment later. */
+function answer(url: string): Promise<Response> {
+  return eventually(() => fetch(url).catch(() => null), 15_000);
+}
+
+function request(user: string, server = '', userOptions: Record<string, unknown> = {}, groups: string[] = []): SpawnRequest & { events: ProgressEvent[]; saved: SpawnerState[] } {
+  const events: ProgressEvent[] = [];
+  const saved: SpawnerState[] = [];
+  return {
+    user: { name: user, admin: false, groups }, serverName: server, prefix: `/user/${user}/`, userOptions,
+    env: { JUPYTERHUB_API_TOKEN: 'secret-token-value-1234', JUPYTERHUB_API_URL: 'http://hub.example:8081/hub/api', HOME_DIR: '/home/jovyan' },
+    signal: AbortSignal.timeout(60_000), progress: (e) => events.push(e), saveState: async (s) => void saved.push(s), events, saved,
+  };
+}
+
+describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
+  const namespace = `labhub-${randomBytes(3).toString('hex')}`;
+  let cluster: TestCluster;
+  let runner: PodRunner;
+  let spawner: KubernetesSpawner;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start();
+    await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    runner = new PodRunner(cluster.kubeConfig, namespace);
+    await runner.start();
+    spawner = new KubernetesSpawner({
+      kubeConfig: cluster.kubeConfig, namespace, hubId: 'spawner-test',
+      pod: { image: IMAGE, cmd: HTTP_SERVER, pullPolicy: 'Never' },
+      storage: { capacity: '1Gi' },
+      profiles: [
+        { slug: 'small', displayName: 'Small', default: true, groups: [], overrides: { resources: { limits: { memory: '512Mi' } } } },
+        { slug: 'gpu', displayName: 'GPU', groups: ['physics'], overrides: { nodeSelector: { 'nvidia.com/gpu.present': 'true' }, resources: { limits: { 'nvidia.com/gpu': '1' } } } },
+        { slug: 'missing', displayName: 'Broken image', groups: [], overrides: { image: 'labhub/does-not-exist:1' } },
+      ],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await spawner?.close();
+    await runner?.stop();
+    await cluster?.stop();
+  });
+
+  it('starts a pod that passes the restricted Pod Security Standard, with the token only in its Secret', async () => {
+    const req = request('alice');
+    const result = await spawner.start(req);
+    expect(result.url).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8888$/);
+    expect(req.saved[0]).toEqual({ pod_name: 'spawner-test-alice', namespace, secret_name: 'spawner-test-alice', pvc_name: 'spawner-test-home-alice' });
+    expect(req.events.map((e) => e.message).join('\n')).toMatch(/Successfully assigned[\s\S]*Pulling image "labhub\/notebook-debian:latest"[\s\S]*Started container notebook/);
+    const pod = await cluster.core.readNamespacedPod({ name: 'spawner-test-alice', namespace });
+    expect(JSON.stringify(pod.spec)).not.toContain('secret-token-value-1234');
+    expect(pod.spec!.automountServiceAccountToken).toBe(false);
+    expect(pod.spec!.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
+    expect(pod.spec!.containers[0]!.resources?.limits).toEqual({ memory: '512Mi' });
+    const secret = await cluster.core.readNamespacedSecret({ name: 'spawner-test-alice', namespace });
+    expect(Buffer.from(secret.data!.JUPYTERHUB_API_TOKEN!, 'base64').toString()).toBe('secret-token-value-1234');
+    expect(Buffer.from(secret.data!.JUPYTERHUB_SERVICE_URL!, 'base64').toString()).toBe('http://0.0.0.0:8888/user/alice/');
+    expect(secret.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: 'spawner-test-alice', uid: pod.metadata!.uid })]);
+    expect((await answer(result.url)).status).toBe(200);
+    expect(await spawner.poll(result.state)).toEqual({ running: true });
+  });
+
+  it('keeps the home PVC across stop and start, with the files in it', async () => {
+    const first = await spawner.start(request('bob'));
+    await answer(first.url);
+    const [container] = await docker.listContainers({ filters: { label: [`org.labhub.test-pod=${namespace}/spawner-test-bob`] } });
+    const exec = await docker.getContainer(container!.Id).exec({ Cmd: ['sh', '-c', 'echo kept > /home/jovyan/note.txt'], User: '1000' });
+    await exec.start({});
+    await new Promise((r) => setTimeout(r, 500));
+    await spawner.stop(first.state);
+    await expect(cluster.core.readNamespacedPod({ name: 'spawner-test-bob', namespace })).rejects.toMatchObject({ code: 404 });
+    await expect(cluster.core.readNamespacedSecret({ name: 'spawner-test-bob', namespace })).rejects.toMatchObject({ code: 404 });
+    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: 'spawner-test-home-bob', namespace })).metadata!.name).toBe('spawner-test-home-bob');
+    expect(await spawner.poll(first.state)).toEqual({ running: false, exitCode: null });
+    const second = await spawner.start(request('bob'));
+    expect(await (await answer(`${second.url}/note.txt`)).text()).toBe('kept\n');
+    await spawner.stop(second.state, { now: true });
+  });
+
+  it('fails within seconds on an image that cannot be pulled, with the reason, and deletes the pod', async () => {
+    const started = Date.now();
+    await expect(spawner.start(request('carol', '', { profile: 'missing' }))).rejects.toThrow(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await expect(cluster.core.readNamespacedPod({ name: 'spawner-test-carol', namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
+  it('fails at once when no node can run the pod, and refuses a profile outside the user\'s groups', async () => {
+    await expect(spawner.start(request('dave', '', { profile: 'gpu' }))).rejects.toMatchObject({ status: 403 });
+    await expect(spawner.start(request('dave', '', { profile: 'gpu' }, ['physics']))).rejects.toThrow(/Unschedulable: 0\/1 nodes are available/);
+    expect(() => spawner.checkOptions({ profile: 'nope' })).toThrow(/does not exist/);
+  });
+
+  it('fails a crash-looping server with its exit code', async () => {
+    const crashing = new KubernetesSpawner({
+      kubeConfig: cluster.kubeConfig, namespace, hubId: 'spawner-test', storage: { enabled: false },
+      pod: { image: IMAGE, cmd: ['sh', '-c', 'echo starting; exit 3'] },
+    });
+    try {
+      await expect(crashing.start(request('erin'))).rejects.toThrow(/exited with code 3/);
+    } finally {
+      await crashing.close();
+    }
+  });
+
+  it('names named servers on the safe scheme and removes orphan pods and their Secrets', async () => {
+    const named = await spawner.start(request('Frank.Smith@example.org', 'My Server'));
+    const podName = (named.state as { pod_name: string }).pod_name;
+    expect(podName).toMatch(/^spawner-test-frank-smith-exam[a-z-]*--my-server---[0-9a-f]{8}$/);
+    const removed = await spawner.removeOrphans([]);
+    expect(removed).toContain(podName);
+    await expect(cluster.core.readNamespacedSecret({ name: podName, namespace })).rejects.toMatchObject({ code: 404 });
+    expect(await spawner.poll(named.state)).toEqual({ running: false, exitCode: null });
+  });
+});

@@ -1,0 +1,196 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../hub/config/load.js';
+import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
+import { controlPlaneInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
+import { requireService } from '../helpers/jupyter.js';
+import { PodRunner } from '../helpers/pod-runner.js';
+
+/**
+ * `labhub start` with `spawner.kind: kubernetes` against a real kube-apiserver, authenticated as the Helm chart's
+ * hub ServiceAccount with the chart's Role (rendered by helm, applied server-side): a rule the spawner needs and the
+ * chart lacks fails these tests. Pods run the notebook image's own command (jupyterhub-singleuser) with the
+ * environment from their Secret, on the Docker engine, through the test pod runner.
+ */
+const IMAGE = 'labhub/notebook-debian:latest';
+const CHART = join(REPO, 'deploy/helm/labhub');
+const run = promisify(execFile);
+const docker = new Docker();
+const ready = requireService('Kubernetes control plane and helm (scripts/setup-k8s.sh)', controlPlaneInstalled() && existsSync(join(K8S_BIN, 'helm')))
+  && requireService('Docker engine', await docker.ping().then(() => true, () => false))
+  && requireService(`Docker image ${IMAGE}`, await docker.getImage(IMAGE).inspect().then(() => true, () => false));
+
+interface Progress { progress?: number; message: string; ready?: boolean; failed?: boolean }
+
+async function progressEvents(base: string, token: string, user: string): Promise<Progress[]> {
+  const res = await fetch(`${base}/hub/api/users/${user}/server/progress`, { headers: { authorization: `token ${token}` } });
+  expect(res.status).toBe(200);
+  return (await res.text()).split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as Progress);
+}
+
+function writeTemp(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'labhub-chart-')), 'config.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+function helm(args: string[], kubeconfig?: string): Promise<string> {
+  return run(join(K8S_BIN, 'helm'), [...args, ...(kubeconfig ? ['--kubeconfig', kubeconfig] : [])], { timeout: 60_000, env: { ...process.env, HELM_CACHE_HOME: '/tmp/labhub-helm', HELM_CONFIG_HOME: '/tmp/labhub-helm', HELM_DATA_HOME: '/tmp/labhub-helm' } })
+    .then((r) => r.stdout);
+}
+
+async function execIn(pod: string, namespace: string, command: string): Promise<string> {
+  const [container] = await docker.listContainers({ filters: { label: [`org.labhub.test-pod=${namespace}/${pod}`] } });
+  expect(container, `a container for pod ${pod}`).toBeDefined();
+  const exec = await docker.getContainer(container!.Id).exec({ Cmd: ['sh', '-c', command], AttachStdout: true, AttachStderr: true, Tty: true, User: '1000' });
+  const stream = await exec.start({ Tty: true });
+  const chunks: Buffer[] = [];
+  await new Promise((resolve) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', resolve);
+  });
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm chart\'s RBAC', () => {
+  const namespace = `labhub-${randomBytes(3).toString('hex')}`;
+  const release = 'lh';
+  const hubId = 'lh-labhub';
+  let cluster: TestCluster;
+  let runner: PodRunner;
+  let hub: HubProcess;
+  let token = '';
+  let rendered = '';
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start();
+    await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+    rendered = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', '1.30.14',
+      '--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883']);
+    await cluster.apply(rendered, namespace);
+    const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, `${release}-labhub-hub`);
+    runner = new PodRunner(cluster.kubeConfig, namespace);
+    await runner.start();
+    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const gateway = bridge.IPAM.Config.find((c) => c.Gateway)!.Gateway!;
+    hub = new HubProcess({
+      env: {
+        LABHUB_SPAWNER__KIND: 'kubernetes',
+        LABHUB_SPAWNER__KUBERNETES__KUBECONFIG: kubeconfig,
+        LABHUB_SPAWNER__KUBERNETES__NAMESPACE: namespace,
+        LABHUB_SPAWNER__KUBERNETES__HUB_ID: hubId,
+        LABHUB_SPAWNER__KUBERNETES__IMAGE: IMAGE,
+        LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
+        LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]',
+        // Pods (Docker containers) reach the hub on the bridge gateway, so the hub listens there.
+        LABHUB_HUB__IP: gateway,
+        LABHUB_AUTHENTICATOR__KIND: 'dummy',
+      },
+    });
+    await hub.start();
+    expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
+    token = (await hub.cli(['token', 'admin'])).stdout.trim();
+    expect((await api(hub.url, token, 'POST', '/users', { usernames: ['dora', 'eve'] })).status).toBe(201);
+  }, 180_000);
+
+  afterAll(async () => {
+    await hub?.cleanup();
+    await runner?.stop();
+    await cluster?.stop();
+  });
+
+  it('renders a chart the API server accepts, whose hub config LabHub accepts', () => {
+    const docs = rendered.split(/^---$/m).map((d) => parse(d) as { kind?: string; metadata?: { name: string }; data?: Record<string, string>; spec?: Record<string, unknown> } | null).filter((d) => d?.kind);
+    const kinds = docs.map((d) => d!.kind).sort();
+    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Deployment', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'PersistentVolumeClaim', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'Service', 'ServiceAccount']);
+    const hubDeployment = docs.find((d) => d!.kind === 'Deployment' && d!.metadata!.name.endsWith('-hub'))!;
+    expect(hubDeployment.spec!.strategy).toEqual({ type: 'Recreate' });
+    const configYaml = docs.find((d) => d!.kind === 'ConfigMap')!.data!['config.yaml']!;
+    const config = loadConfig({ file: writeTemp(configYaml), env: {} });
+    expect(config.spawner.kind).toBe('kubernetes');
+    expect(config.spawner.kubernetes.namespace).toBe(namespace);
+  });
+
+  it('spawns a pod with progress, reachable through the proxy; stop keeps the PVC; a new start finds the file', async () => {
+    // The hub answers the POST once the server is ready (201) if that takes under 10 s: follow the progress meanwhile.
+    const starting = api(hub.url, token, 'POST', '/users/dora/server');
+    await eventually(async () => ((await api(hub.url, token, 'GET', '/users/dora')).body as { pending: string | null }).pending === 'spawn', 10_000, 50);
+    const events = await progressEvents(hub.url, token, 'dora');
+    const started = await starting;
+    expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
+    const messages = events.map((e) => e.message).join('\n');
+    expect(events.at(-1)?.ready, messages).toBe(true);
+    expect(messages).toMatch(/Successfully assigned .*labhub-test-node[\s\S]*Pulling image "labhub\/notebook-debian:latest"[\s\S]*Started container notebook/);
+    const res = await fetch(`${hub.url}/user/dora/api`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toHaveProperty('version');
+    const pod = `${hubId}-dora`;
+    const podUid = (await cluster.core.readNamespacedPod({ name: pod, namespace })).metadata!.uid;
+    expect((await cluster.core.readNamespacedSecret({ name: pod, namespace })).metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', uid: podUid })]);
+    await execIn(pod, namespace, 'echo kept-across-stops > /home/jovyan/kept.txt');
+
+    expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBeLessThan(300);
+    await eventually(async () => (await cluster.core.readNamespacedPod({ name: pod, namespace }).then(() => false, () => true)), 30_000);
+    await expect(cluster.core.readNamespacedSecret({ name: pod, namespace })).rejects.toMatchObject({ code: 404 });
+    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: `${hubId}-home-dora`, namespace })).spec!.resources!.requests).toEqual({ storage: '1Gi' });
+
+    expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/dora/server')).status);
+    expect((await progressEvents(hub.url, token, 'dora')).at(-1)?.ready).toBe(true);
+    expect(await execIn(pod, namespace, 'cat /home/jovyan/kept.txt')).toContain('kept-across-stops');
+    expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
+  });
+
+  it('fails a spawn whose image does not exist within seconds, with the reason', async () => {
+    const t0 = Date.now();
+    // Within the hub's 10 s wait the failure is the POST's answer, as in JupyterHub.
+    const res = await api(hub.url, token, 'POST', '/users/eve/server', { profile: 'missing' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(res.status).toBe(500);
+    expect((res.body as { message: string }).message).toMatch(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
+    expect((await progressEvents(hub.url, token, 'eve')).at(-1)).toMatchObject({ failed: true, message: expect.stringMatching(/ErrImagePull/) });
+    await expect(cluster.core.readNamespacedPod({ name: `${hubId}-eve`, namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
+  it('re-attaches to its pods after kill -9 and removes an orphan pod at the next start', async () => {
+    hub.kill9();
+    const orphan = `${hubId}-ghost`;
+    await cluster.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: orphan, labels: { 'labhub.org/hub': hubId, 'app.kubernetes.io/component': 'singleuser-server' } },
+        spec: {
+          automountServiceAccountToken: false,
+          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [{ name: 'notebook', image: IMAGE, command: ['sleep', '600'], securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+        },
+      },
+    });
+    await hub.start();
+    await eventually(async () => (await cluster.core.readNamespacedPod({ name: orphan, namespace }).then(() => false, () => true)), 30_000);
+    const user = await api(hub.url, token, 'GET', '/users/dora');
+    expect((user.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready).toBe(true);
+    expect((await cluster.core.readNamespacedPod({ name: `${hubId}-dora`, namespace })).status!.phase).toBe('Running');
+    expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
+  });
+
+  it('keeps generated secrets across helm upgrade (lookup against the live API server)', async () => {
+    const ns = `${namespace}-helm`;
+    await cluster.createNamespace(ns);
+    const install = ['upgrade', '--install', 'keep', CHART, '--namespace', ns];
+    await helm(install, cluster.kubeconfigPath);
+    const first = await cluster.core.readNamespacedSecret({ name: 'keep-labhub-hub', namespace: ns });
+    await helm([...install, '--set', 'singleuser.startTimeout=600'], cluster.kubeconfigPath);
+    const second = await cluster.core.readNamespacedSecret({ name: 'keep-labhub-hub', namespace: ns });
+    expect(second.data!['cookie-secret']).toHaveLength(first.data!['cookie-secret']!.length);
+    expect(second.data).toEqual(first.data);
+    const config = await cluster.core.readNamespacedConfigMap({ name: 'keep-labhub-hub', namespace: ns });
+    expect(config.data!['config.yaml']).toContain('start_timeout: 600');
+  });
+});
