@@ -6,12 +6,13 @@ import { layoutFor } from './page-context.js';
 
 /**
  * The admin area's sections, in tab order. A feature with its own admin page adds one entry here and mounts its
- * router beside the others in app.ts (credential leases will: `{ id: 'leases', label: 'Credential leases', url: '/hub/admin/leases' }`).
+ * router beside the others in hub/pages/admin.ts.
  */
 export const ADMIN_SECTIONS: Array<{ id: string; label: string; url: string }> = [
   { id: 'users', label: 'Users', url: '/hub/admin/users' },
   { id: 'classes', label: 'Classes', url: '/hub/admin/classes' },
   { id: 'servers', label: 'Active servers', url: '/hub/admin/servers' },
+  { id: 'leases', label: 'Credential leases', url: '/hub/admin/leases' },
 ];
 
 export async function adminLayout(ctx: HubContext, req: Request, res: Response, adminSection: string): Promise<Record<string, unknown>> {

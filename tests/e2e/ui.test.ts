@@ -179,6 +179,12 @@ describe.skipIf(!ready)('the web UI in Chromium', () => {
     await row.getByRole('button', { name: /Stop/ }).click();
     await admin.waitForURL(/\/hub\/admin\/servers$/);
     await eventually(async () => !(await admin.getByRole('row', { name: /bea/ }).count()) || admin.reload().then(() => false), 20_000);
+
+    await admin.getByRole('link', { name: 'Credential leases' }).click();
+    await admin.waitForURL(/\/hub\/admin\/leases$/);
+    expect(await admin.locator('main').textContent()).toMatch(/No credential lease is active/);
+    await expectAccessible(admin);
+    await screenshot(admin, 'admin-leases');
   });
 
   it('refuses a profile outside the user\'s classes, and shows error pages in the same look', async () => {
