@@ -32,6 +32,8 @@ import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
 import { notRunningHandler, serverPages } from './pages/servers.js';
+import { tokenPages } from './pages/tokens.js';
+import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
 import { ChpProxyClient } from '../proxy/chp-client.js';
@@ -135,6 +137,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
       startTimeoutMs: config.spawner.start_timeout * 1000, httpTimeoutMs: config.spawner.http_timeout * 1000,
       pollIntervalMs: config.spawner.poll_interval * 1000, concurrentSpawnLimit: config.concurrent_spawn_limit,
       activeServerLimit: config.active_server_limit, hubConnectUrl: config.hub.connect_url ?? hubUrl, publicUrl: config.public_url,
+      sharedMountRoot: `${config.spawner.docker.home_mount_path.replace(/\/+$/, '')}/shared`,
     },
   );
   const ctx: HubContext = {
@@ -286,7 +289,7 @@ export function buildApp(ctx: HubContext): Express {
 
   const pages = express.Router();
   pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  pages.use(authPages(ctx), serverPages(ctx));
+  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), adminPages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
   app.all('/user/{*rest}', notRunningHandler(ctx));

@@ -6,6 +6,7 @@ import type { GroupRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
+import { checkClassProperties } from '../classes/profiles.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
@@ -128,6 +129,7 @@ export function groupsRouter(ctx: HubContext): Router {
     const group = await existing(name);
     const properties = parseInput(propertiesBody, req.body, 'group properties');
     if (JSON.stringify(properties).length > MAX_PROPERTIES_BYTES) throw new HttpError(413, 'Group properties are too large');
+    checkClassProperties(properties);
     await store.groups.setProperties(group.id, properties);
     res.json((await models(requester, [{ ...group, properties: JSON.stringify(properties) }]))[0]);
   });

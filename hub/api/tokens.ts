@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
+import type { Requester } from '../auth/identity.js';
 import { HttpError } from '../errors.js';
 import { excessTokenScopes, scopeProblem, tokenScopes } from '../auth/scopes.js';
 import type { TokenRow, UserRow } from '../db/schema.js';
@@ -19,7 +20,7 @@ const createBody = z.strictObject({
 /** A user's API tokens: list, create (shown once), read, revoke. */
 export function tokensRouter(ctx: HubContext): Router {
   const router = Router();
-  const { store, authz, tokens, config } = ctx;
+  const { store, authz } = ctx;
 
   async function owner(raw: string) {
     const user = await store.users.byName(usernameFrom(raw));
@@ -56,23 +57,8 @@ export function tokensRouter(ctx: HubContext): Router {
     const user = await owner(name);
     const body = parseInput(createBody, isEmptyBody(req.body) ? {} : req.body);
     if (body.roles?.length) throw new HttpError(400, 'Tokens hold scopes, not roles: pass "scopes" instead');
-    const scopes = body.scopes ?? ['inherit'];
-    for (const scope of scopes) {
-      const problem = scopeProblem(scope);
-      if (problem) throw new HttpError(400, problem);
-    }
-    const { expanded: ownerScopes, owner: scopeOwner } = await authz.ownerScopes({ user });
-    const excess = excessTokenScopes(scopes, scopeOwner, ownerScopes, requester.groupsOf);
-    if (excess.length) throw new HttpError(400, `Not assigning requested scopes ${excess.join(', ')} not held by user ${user.name}`);
-    let expiresIn = body.expires_in || null;
-    const max = config.token_expires_in_max_seconds;
-    if (max > 0) {
-      if (expiresIn === null) expiresIn = max;
-      if (expiresIn > max) throw new HttpError(400, `expires_in must not exceed ${max} seconds`);
-    }
     const note = body.note ?? `Requested via api${requester.name !== user.name ? ` by ${requester.kind} ${requester.name}` : ''}`;
-    const { token, row } = await tokens.issue({ owner: { userId: user.id }, scopes, note, expiresIn });
-    ctx.log.info({ user: user.name, token_id: `a${row.id}`, by: requester.name }, 'API token created');
+    const { token, row } = await issueUserToken(ctx, requester, user, { scopes: body.scopes ?? ['inherit'], note, expiresIn: body.expires_in || null });
     const [model] = await models(user, [row]);
     res.status(201).json({ ...model, token });
   });
@@ -98,11 +84,40 @@ export function tokensRouter(ctx: HubContext): Router {
     const name = usernameFrom(req.params.name);
     await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
     const { user, row } = await tokenOf(name, req.params.id);
-    if (row.oauth_client_id) await store.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
-    else await store.tokens.delete(row.id);
-    tokens.forget(row.id);
+    await revokeUserToken(ctx, user, row);
     res.status(204).end();
   });
 
   return router;
+}
+
+/**
+ * Issues an API token to a user on a requester's behalf (the REST API and the token page): the scopes must be
+ * valid and held by the user, and the expiry within the hub's maximum (which also applies when none is asked).
+ */
+export async function issueUserToken(ctx: HubContext, requester: Requester, user: UserRow,
+  request: { scopes: string[]; note: string; expiresIn: number | null }): Promise<{ token: string; row: TokenRow }> {
+  for (const scope of request.scopes) {
+    const problem = scopeProblem(scope);
+    if (problem) throw new HttpError(400, problem);
+  }
+  const { expanded: ownerScopes, owner: scopeOwner } = await ctx.authz.ownerScopes({ user });
+  const excess = excessTokenScopes(request.scopes, scopeOwner, ownerScopes, requester.groupsOf);
+  if (excess.length) throw new HttpError(400, `Not assigning requested scopes ${excess.join(', ')} not held by user ${user.name}`);
+  let expiresIn = request.expiresIn;
+  const max = ctx.config.token_expires_in_max_seconds;
+  if (max > 0) {
+    if (expiresIn === null) expiresIn = max;
+    if (expiresIn > max) throw new HttpError(400, `expires_in must not exceed ${max} seconds`);
+  }
+  const issued = await ctx.tokens.issue({ owner: { userId: user.id }, scopes: request.scopes, note: request.note, expiresIn });
+  ctx.log.info({ user: user.name, token_id: `a${issued.row.id}`, by: requester.name }, 'API token created');
+  return issued;
+}
+
+/** Revokes a token; revoking an OAuth token logs the user out of that client entirely, as JupyterHub does. */
+export async function revokeUserToken(ctx: HubContext, user: UserRow, row: TokenRow): Promise<void> {
+  if (row.oauth_client_id) await ctx.store.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
+  else await ctx.store.tokens.delete(row.id);
+  ctx.tokens.forget(row.id);
 }

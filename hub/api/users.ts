@@ -159,16 +159,7 @@ export function usersRouter(ctx: HubContext): Router {
     const name = usernameFrom(req.params.name!);
     const requester = await authz.require(res.locals.requester ?? null, ['delete:users'], { user: name });
     const user = await existingUser(name);
-    if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
-    if (user.admin) requireAdmin(requester, 'delete an admin');
-    for (const server of (await store.servers.forUsers([user.id])).get(user.id) ?? []) {
-      if (server.status === 'stopped') continue;
-      if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${name}'s server is still stopping; try again`);
-    }
-    // Leases outlive the user row; any revocation that fails here is retried by the sweeper.
-    await ctx.credentials.revokeUser(user.name);
-    await store.users.delete(user.id);
-    ctx.log.info({ user: name, by: requester.name }, 'user deleted');
+    await deleteUser(ctx, requester, user);
     res.status(204).end();
   });
 
@@ -214,8 +205,22 @@ export function usersRouter(ctx: HubContext): Router {
   return router;
 }
 
+/** Deletes a user after stopping their servers (the REST API and the admin page); nobody deletes themselves. */
+export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow): Promise<void> {
+  if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
+  if (user.admin) requireAdmin(requester, 'delete an admin');
+  for (const server of (await ctx.store.servers.forUsers([user.id])).get(user.id) ?? []) {
+    if (server.status === 'stopped') continue;
+    if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${user.name}'s server is still stopping; try again`);
+  }
+  // Leases outlive the user row; any revocation that fails here is retried by the sweeper.
+  await ctx.credentials.revokeUser(user.name);
+  await ctx.store.users.delete(user.id);
+  ctx.log.info({ user: user.name, by: requester.name }, 'user deleted');
+}
+
 /** Only admins grant admin, edit admins or delete admins: a scope to edit users is not enough. */
-function requireAdmin(requester: Requester, action = 'grant admin'): void {
+export function requireAdmin(requester: Requester, action = 'grant admin'): void {
   const isAdmin = requester.user ? Boolean(requester.user.admin) : Boolean(requester.service?.admin);
   if (!isAdmin) throw new HttpError(403, `Only admins can ${action}`);
 }

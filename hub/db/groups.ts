@@ -62,6 +62,12 @@ export class GroupRepository {
     if (groupIds.length) await this.db.insertInto('user_groups').values(groupIds.map((group_id) => ({ user_id: userId, group_id }))).execute();
   }
 
+  /** A user's groups with their properties, by name: the classes whose profiles the user may start. */
+  ofUser(userId: number): Promise<GroupRow[]> {
+    return this.db.selectFrom('user_groups').innerJoin('groups', 'groups.id', 'user_groups.group_id')
+      .selectAll('groups').where('user_groups.user_id', '=', userId).orderBy('groups.name').execute();
+  }
+
   async namesOfUser(userId: number): Promise<string[]> {
     const rows = await this.db.selectFrom('user_groups').innerJoin('groups', 'groups.id', 'user_groups.group_id')
       .select('groups.name').where('user_groups.user_id', '=', userId).orderBy('groups.name').execute();

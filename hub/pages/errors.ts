@@ -29,6 +29,9 @@ export function pageErrorHandler(log: Logger): ErrorRequestHandler {
     if (err instanceof URIError) {
       status = 400;
       message = 'The address is not valid percent-encoding.';
+    } else if (!(err instanceof HttpError) && parser.type === 'parameters.too.many') {
+      status = 413;
+      message = 'The form has too many fields; change fewer things at once.';
     } else if (!(err instanceof HttpError) && parser.type?.startsWith('entity.')) {
       status = parser.status && parser.status < 500 ? parser.status : 400;
       message = 'The form could not be read.';

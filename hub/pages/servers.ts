@@ -7,6 +7,9 @@ import { normalizeUsername } from '../auth/usernames.js';
 import { checkScope } from '../auth/scopes.js';
 import { renderPage } from './render.js';
 import { formField } from './auth.js';
+import { checkFormXsrf, layoutFor } from './page-context.js';
+import { adminReturnPath, serverActions, serverPath } from './admin-layout.js';
+import { offeredProfiles } from '../classes/profiles.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -28,12 +31,11 @@ export function requireLogin(ctx: HubContext) {
   };
 }
 
-const serverPath = (user: string, server: string) => `${encodeURIComponent(user)}${server ? `/${encodeURIComponent(server)}` : ''}`;
 
 /** Home, start, stop, spawn progress, and what a browser sees at /user/<name>/ when no server answers there. */
 export function serverPages(ctx: HubContext): Router {
   const router = Router();
-  const { store, servers, xsrf, authz } = ctx;
+  const { store, servers, authz } = ctx;
   const login = requireLogin(ctx);
 
   /** The user and server a page URL names; acting on someone else's needs the same scopes as the API. */
@@ -55,33 +57,34 @@ export function serverPages(ctx: HubContext): Router {
 
   router.get(['/', '/home'], login, async (req, res) => {
     const { user } = res.locals.session!;
-    const rows = (await store.servers.forUsers([user.id])).get(user.id) ?? [];
-    if (!rows.some((r) => r.name === '')) rows.unshift({ name: '', status: 'stopped', last_activity: null, last_error: null } as (typeof rows)[number]);
+    const [rows, classes] = await Promise.all([
+      store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), store.groups.ofUser(user.id),
+    ]);
+    if (!rows.some((r) => r.name === '')) rows.unshift({ name: '', status: 'stopped', last_activity: null, last_error: null, user_options: '{}' } as (typeof rows)[number]);
     const list = rows.map((r) => ({
-      label: r.name || 'Default server', status: r.status, lastActivity: r.last_activity?.replace('T', ' ').slice(0, 16) ?? null,
-      lastError: r.status === 'stopped' ? r.last_error : null, url: serverPrefix(user.name, r.name),
-      startAction: `/hub/spawn/${serverPath(user.name, r.name)}`, stopAction: `/hub/stop/${serverPath(user.name, r.name)}`,
-      pendingUrl: `/hub/spawn-pending/${serverPath(user.name, r.name)}`,
+      label: r.name || 'Default server', name: r.name, lastActivity: r.last_activity,
+      lastError: r.status === 'stopped' ? r.last_error : null, profile: profileOption(r.user_options),
+      ...serverActions(user.name, r.name, r.status, '/hub/home'),
     }));
+    const profiles = offeredProfiles(classes);
+    const lastProfile = list.find((s) => s.name === '')?.profile;
+    const selected = profiles.find((p) => p.id === lastProfile)?.id ?? profiles.find((p) => p.isDefault)?.id ?? profiles[0]?.id;
     const message = typeof req.query.error === 'string' ? req.query.error.slice(0, 300) : '';
     res.send(renderPage('home.njk', {
-      user, xsrf: xsrf.tokenFor(req, res, res.locals.session!.session.id), servers: list, allowNamed: ctx.config.allow_named_servers, message,
+      ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected,
     }));
   });
 
-  const checkFormXsrf = (req: Request, res: Response) => {
-    if (!xsrf.check(req, res.locals.session!.session.id)) throw new HttpError(403, "'_xsrf' argument missing or invalid");
-  };
-
   // Starting is a POST with an XSRF token: a GET that starts servers could be triggered by any page (GHSA-m68r-v472-jgq9).
   router.post(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, async (req, res) => {
-    checkFormXsrf(req, res);
+    checkFormXsrf(ctx, req, res);
     const { user, server } = await target(req, res, 'servers');
     const row = await store.servers.get(user.id, server);
     if (row?.status === 'running') return res.redirect(302, serverPrefix(user.name, server));
     if (row?.status !== 'starting') {
       try {
-        await servers.start(user, server, {}, 0);
+        const profile = formField(req, 'profile', 400);
+        await servers.start(user, server, profile ? { profile } : {}, 0);
       } catch (err) {
         if (err instanceof HttpError && err.status < 500) return res.redirect(303, `/hub/home?error=${encodeURIComponent(err.message)}`);
         throw err;
@@ -93,11 +96,11 @@ export function serverPages(ctx: HubContext): Router {
   router.get(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, (_req, res) => res.redirect(302, '/hub/home'));
 
   router.post(['/stop/:user', '/stop/:user/:server'], login, async (req, res) => {
-    checkFormXsrf(req, res);
+    checkFormXsrf(ctx, req, res);
     const { user, server } = await target(req, res, 'delete:servers');
     const row = await store.servers.get(user.id, server);
     if (row && row.status !== 'stopped') await servers.stop(user, server, 10_000);
-    res.redirect(303, '/hub/home');
+    res.redirect(303, adminReturnPath(formField(req, 'next', 1000)) ?? '/hub/home');
   });
 
   router.get(['/spawn-pending/:user', '/spawn-pending/:user/:server'], login, async (req, res) => {
@@ -106,9 +109,10 @@ export function serverPages(ctx: HubContext): Router {
     if (row?.status === 'running') return res.redirect(302, serverPrefix(user.name, server));
     if (row?.status !== 'starting' && !row?.last_error) return res.redirect(302, '/hub/home');
     res.send(renderPage('spawn-pending.njk', {
-      user: res.locals.session!.user, xsrf: xsrf.tokenFor(req, res, res.locals.session!.session.id),
-      label: server ? `server ${server}` : 'your server', progressUrl: progressUrl(user.name, server),
+      ...(await layoutFor(ctx, req, res, 'home')),
+      label: serverLabel(user.name, server, res.locals.session!.user.name), progressUrl: progressUrl(user.name, server),
       serverUrl: serverPrefix(user.name, server), startAction: `/hub/spawn/${serverPath(user.name, server)}`,
+      profile: row ? profileOption(row.user_options) : undefined,
     }));
   });
 
@@ -155,6 +159,22 @@ export function notRunningHandler(ctx: HubContext) {
       startAction: `/hub/spawn/${serverPath(name, server)}`,
     }));
   };
+}
+
+/** How the progress page names a server: "your server", "your server lab1", "bea's server". */
+function serverLabel(owner: string, server: string, viewer: string): string {
+  const whose = owner === viewer ? 'your server' : `${owner}'s server`;
+  return server ? `${whose} ${server}` : whose;
+}
+
+/** The profile a server was last started with, from its stored user options. */
+function profileOption(userOptions: string): string | undefined {
+  try {
+    const profile = (JSON.parse(userOptions) as { profile?: unknown }).profile;
+    return typeof profile === 'string' ? profile : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function decodeSafe(s: string): string {

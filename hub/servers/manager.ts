@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../db/index.js';
 import type { ServerRow, UserRow } from '../db/schema.js';
 import type { ProxyClient } from '../../proxy/client.js';
-import type { Spawner, SpawnerState } from '../../spawners/spawner.js';
+import type { SpawnRequest, Spawner, SpawnerState } from '../../spawners/spawner.js';
 import type { TokenService } from '../auth/token-service.js';
 import type { HubMetrics } from '../metrics.js';
 import { HttpError } from '../errors.js';
@@ -11,6 +11,7 @@ import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
 import { waitForHttp } from './readiness.js';
+import { resolveProfile } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
 
 export interface ServerManagerOptions {
@@ -21,6 +22,8 @@ export interface ServerManagerOptions {
   activeServerLimit: number;
   hubConnectUrl: string;
   publicUrl?: string;
+  /** Where class shared volumes are mounted in a server, one directory per class (e.g. /home/jovyan/shared). */
+  sharedMountRoot: string;
 }
 
 export interface ServerManagerDeps {
@@ -83,7 +86,8 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
-    this.deps.spawner.checkOptions?.({ userOptions });
+    const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot);
+    this.deps.spawner.checkOptions?.({ userOptions, profile });
     const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
@@ -95,7 +99,7 @@ export class ServerManager {
     this.progress.set(key, progress);
     progress.emit({ progress: 0, message: 'Server requested' });
     const abort = new AbortController();
-    const done = this.spawn(user, row, userOptions, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
+    const done = this.spawn(user, row, { userOptions, profile }, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
     this.pendingStarts.set(key, { abort, done });
     const ready = await Promise.race([
       done.then(() => true),
@@ -107,7 +111,8 @@ export class ServerManager {
     return { status: 'ready' };
   }
 
-  private async spawn(user: UserRow, row: ServerRow, userOptions: Record<string, unknown>, progress: SpawnProgress, signal: AbortSignal): Promise<void> {
+  private async spawn(user: UserRow, row: ServerRow, { userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>,
+    progress: SpawnProgress, signal: AbortSignal): Promise<void> {
     const { store, spawner, proxy, tokens, metrics, log } = this.deps;
     const started = performance.now();
     const prefix = serverPrefix(user.name, row.name);
@@ -135,7 +140,7 @@ export class ServerManager {
       if (spawner.prepare) {
         progress.emit({ progress: 5, message: 'Preparing the server' });
         await spawner.prepare({
-          userOptions, signal,
+          userOptions, profile, signal,
           progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : Math.round(e.progress * 0.1), message: e.message }),
         });
       }
@@ -152,6 +157,7 @@ export class ServerManager {
         env: { ...env, ...credentials?.env },
         ...(credentials && Object.keys(credentials.secretFiles).length && { secretFiles: credentials.secretFiles }),
         userOptions,
+        profile,
         signal: AbortSignal.any([signal, timeout]),
         progress: (e) => progress.emit({ progress: e.progress === undefined ? undefined : 10 + Math.round(e.progress * 0.6), message: e.message }),
         saveState: async (s) => {

@@ -370,11 +370,11 @@ for (const dialect of dialects) describe(`REST API responses match the JupyterHu
     });
 
     it('POST /users/{name}/server takes user options from the body', async () => {
-      const res = await call('POST', '/users/cat/server', { body: { profile: 'small' } });
+      const res = await call('POST', '/users/cat/server', { body: { flavor: 'small' } });
       conforms('post', '/users/{name}/server', res, 201);
       const user = await call('GET', '/users/cat');
       conforms('get', '/users/{name}', user, 200);
-      expect((user.body as { servers: Record<string, { user_options: unknown }> }).servers['']!.user_options).toEqual({ profile: 'small' });
+      expect((user.body as { servers: Record<string, { user_options: unknown }> }).servers['']!.user_options).toEqual({ flavor: 'small' });
       conforms('delete', '/users/{name}/server', await call('DELETE', '/users/cat/server'), 204);
     });
 

@@ -1,0 +1,57 @@
+import type { Request, Response } from 'express';
+import type { HubContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { serverPrefix } from '../servers/naming.js';
+import { layoutFor } from './page-context.js';
+
+/**
+ * The admin area's sections, in tab order. A feature with its own admin page adds one entry here and mounts its
+ * router beside the others in hub/pages/admin.ts.
+ */
+export const ADMIN_SECTIONS: Array<{ id: string; label: string; url: string }> = [
+  { id: 'users', label: 'Users', url: '/hub/admin/users' },
+  { id: 'classes', label: 'Classes', url: '/hub/admin/classes' },
+  { id: 'servers', label: 'Active servers', url: '/hub/admin/servers' },
+  { id: 'leases', label: 'Credential leases', url: '/hub/admin/leases' },
+];
+
+export async function adminLayout(ctx: HubContext, req: Request, res: Response, adminSection: string): Promise<Record<string, unknown>> {
+  return { ...(await layoutFor(ctx, req, res, 'admin')), adminSection, adminSections: ADMIN_SECTIONS };
+}
+
+/** The outcome of the last admin action, carried across its redirect in the query (`done` or `error`). */
+export function flash(req: Request): { done: string; message: string } {
+  const text = (key: string) => (typeof req.query[key] === 'string' ? (req.query[key] as string).slice(0, 300) : '');
+  return { done: text('done'), message: text('error') };
+}
+
+/**
+ * Runs an admin form action and redirects (303) with its outcome: the success text to `successTarget`, a client error
+ * back to `back`. Server errors propagate to the error page.
+ */
+export async function withFlash(res: Response, back: string, work: () => Promise<string>, successTarget = back): Promise<void> {
+  const join = (url: string) => (url.includes('?') ? '&' : '?');
+  try {
+    const done = await work();
+    res.redirect(303, `${successTarget}${join(successTarget)}done=${encodeURIComponent(done)}`);
+  } catch (err) {
+    if (!(err instanceof HttpError) || err.status >= 500) throw err;
+    res.redirect(303, `${back}${join(back)}error=${encodeURIComponent(err.message)}`);
+  }
+}
+
+export const serverPath = (user: string, server: string) => `${encodeURIComponent(user)}${server ? `/${encodeURIComponent(server)}` : ''}`;
+
+/** Links and form targets to start, stop, open or follow one server, returning to `next` after a stop. */
+export function serverActions(user: string, server: string, status: string, next: string) {
+  return {
+    status, next, url: serverPrefix(user, server),
+    startAction: `/hub/spawn/${serverPath(user, server)}`, stopAction: `/hub/stop/${serverPath(user, server)}`,
+    pendingUrl: `/hub/spawn-pending/${serverPath(user, server)}`,
+  };
+}
+
+/** Where a stop form may send the browser back to: only an admin page of this hub. */
+export function adminReturnPath(next: string): string | null {
+  return /^\/hub\/admin\/[A-Za-z0-9\-._~%/?=&+]*$/.test(next) && !next.includes('//') ? next : null;
+}

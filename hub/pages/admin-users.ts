@@ -1,0 +1,152 @@
+import { Router } from 'express';
+import type { HubContext } from '../context.js';
+import type { UserRow } from '../db/schema.js';
+import { HttpError } from '../errors.js';
+import { deleteUser, requireAdmin } from '../api/users.js';
+import { usernameFrom } from '../api/validate.js';
+import type { UserSort } from '../db/users.js';
+import { renderPage } from './render.js';
+import { formField } from './auth.js';
+import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
+import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
+
+const PAGE_SIZE = 50;
+const SORTS: Record<string, { sort: UserSort; descending: boolean }> = {
+  name: { sort: 'name', descending: false }, '-name': { sort: 'name', descending: true },
+  last_activity: { sort: 'last_activity', descending: true }, '-last_activity': { sort: 'last_activity', descending: false },
+  id: { sort: 'id', descending: false }, '-id': { sort: 'id', descending: true },
+};
+
+/** Admin: every user, searched, sorted and paginated in the DB (one page of rows at a time, fast at 10,000 users). */
+export function adminUserPages(ctx: HubContext): Router {
+  const router = Router();
+  const { store } = ctx;
+
+  async function existing(raw: string): Promise<UserRow> {
+    const user = await store.users.byName(usernameFrom(raw));
+    if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
+    return user;
+  }
+
+  router.get('/admin', (_req, res) => res.redirect(302, '/hub/admin/users'));
+
+  router.get('/admin/users', async (req, res) => {
+    await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
+    const q = typeof req.query.q === 'string' ? req.query.q.slice(0, 100) : '';
+    const sortKey = typeof req.query.sort === 'string' && req.query.sort in SORTS ? req.query.sort : 'name';
+    const page = Math.min(Math.max(Number.parseInt(String(req.query.page ?? '1'), 10) || 1, 1), 1_000_000);
+    const { rows, total } = await store.users.list({ offset: (page - 1) * PAGE_SIZE, limit: PAGE_SIZE, ...SORTS[sortKey]!, nameFilter: q || undefined });
+    const ids = rows.map((r) => r.id);
+    const [groups, servers, classes] = await Promise.all([store.users.groupsOf(ids), store.servers.forUsers(ids), store.groups.list(0, 500)]);
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    const link = (changes: Record<string, string | number>) => {
+      const params = new URLSearchParams({ ...(q && { q }), sort: sortKey, page: String(page), ...Object.fromEntries(Object.entries(changes).map(([k, v]) => [k, String(v)])) });
+      return `/hub/admin/users?${params.toString()}`;
+    };
+    const here = link({});
+    const users = rows.map((u) => {
+      const own = servers.get(u.id) ?? [];
+      const defaultServer = own.find((s) => s.name === '');
+      return {
+        name: u.name, admin: Boolean(u.admin), classes: groups.get(u.id) ?? [], lastActivity: u.last_activity,
+        editUrl: `/hub/admin/users/${encodeURIComponent(u.name)}`,
+        server: serverActions(u.name, '', defaultServer?.status ?? 'stopped', here),
+        named: own.filter((s) => s.name !== '' && s.status !== 'stopped').length,
+      };
+    });
+    const sortLink = (column: string) => {
+      const descending = sortKey === column;
+      return { url: link({ sort: descending ? `-${column}` : column, page: 1 }), state: sortKey === column ? 'ascending' : sortKey === `-${column}` ? 'descending' : 'none' };
+    };
+    res.send(renderPage('admin-users.njk', {
+      ...(await adminLayout(ctx, req, res, 'users')), ...flash(req),
+      users, total, q, page, pages, sortKey, classes: classes.rows.map((g) => g.name),
+      sortName: sortLink('name'), sortActivity: sortLink('last_activity'),
+      prevUrl: page > 1 ? link({ page: page - 1 }) : null, nextUrl: page < pages ? link({ page: page + 1 }) : null,
+    }));
+  });
+
+  router.post('/admin/users', async (req, res) => {
+    checkFormXsrf(ctx, req, res);
+    const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
+    const back = '/hub/admin/users';
+    await withFlash(res, back, async () => {
+      const names = [...new Set(formField(req, 'usernames', 200_000).split(/[\s,;]+/).filter(Boolean).map(usernameFrom))];
+      if (!names.length) throw new HttpError(400, 'Enter at least one username');
+      const admin = formField(req, 'admin') === 'on';
+      if (admin) requireAdmin(requester);
+      const className = formField(req, 'class', 255);
+      const group = className ? await store.groups.byName(className) : undefined;
+      if (className && !group) throw new HttpError(400, `No such class: ${className}`);
+      if (group) await requireUnfilteredScopes(ctx, req, ['groups']);
+      const created = await store.users.createMany(names, admin);
+      if (group) {
+        const all = await Promise.all(names.map((n) => store.users.byName(n)));
+        await store.groups.addMembers(group.id, all.filter((u): u is UserRow => u !== undefined).map((u) => u.id));
+      }
+      ctx.log.info({ count: created.length, by: requester.name }, 'users created');
+      const skipped = names.length - created.length;
+      return `Added ${created.length} user${created.length === 1 ? '' : 's'}${skipped ? ` (${skipped} already existed)` : ''}${group ? ` to ${group.name}` : ''}.`;
+    });
+  });
+
+  router.get('/admin/users/:name', async (req, res) => {
+    await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
+    const user = await existing(String(req.params.name));
+    const here = `/hub/admin/users/${encodeURIComponent(user.name)}`;
+    const [memberOf, servers, classes] = await Promise.all([
+      store.groups.namesOfUser(user.id), store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), store.groups.list(0, 500),
+    ]);
+    if (!servers.some((s) => s.name === '')) servers.unshift({ name: '', status: 'stopped', last_activity: null, started: null, user_options: '{}' } as (typeof servers)[number]);
+    res.send(renderPage('admin-user.njk', {
+      ...(await adminLayout(ctx, req, res, 'users')), ...flash(req),
+      target: { name: user.name, admin: Boolean(user.admin), created: user.created, lastActivity: user.last_activity },
+      classes: classes.rows.map((g) => ({ name: g.name, member: memberOf.includes(g.name) })),
+      servers: servers.map((s) => ({
+        label: s.name || 'Default server', lastActivity: s.last_activity, started: s.started,
+        profile: (JSON.parse(s.user_options) as { profile?: unknown }).profile, ...serverActions(user.name, s.name, s.status, here),
+      })),
+      self: user.id === res.locals.session!.user.id, action: here,
+    }));
+  });
+
+  router.post('/admin/users/:name', async (req, res) => {
+    checkFormXsrf(ctx, req, res);
+    const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
+    const user = await existing(String(req.params.name));
+    const back = `/hub/admin/users/${encodeURIComponent(user.name)}`;
+    await withFlash(res, back, async () => {
+      const admin = formField(req, 'admin') === 'on';
+      // As in the API: only admins change admin status or edit admins (GHSA-9x4q-3gxw-849f).
+      if (admin !== Boolean(user.admin) || user.admin) requireAdmin(requester, user.admin ? 'edit an admin' : 'grant admin');
+      if (!admin && requester.user?.id === user.id) throw new HttpError(400, 'You cannot remove your own admin rights');
+      const wanted = formList(req, 'classes');
+      const ids: number[] = [];
+      for (const name of new Set(wanted)) {
+        const group = await store.groups.byName(name);
+        if (!group) throw new HttpError(400, `No such class: ${name.slice(0, 64)}`);
+        ids.push(group.id);
+      }
+      const current = await store.groups.namesOfUser(user.id);
+      if (current.length !== wanted.length || current.some((c) => !wanted.includes(c))) await requireUnfilteredScopes(ctx, req, ['groups']);
+      await store.transaction(async (tx) => {
+        await tx.users.update(user.id, { admin });
+        await tx.groups.setUserGroups(user.id, ids);
+      });
+      if (!admin && user.admin) await store.users.rotateCookieId(user.id);
+      return `Saved ${user.name}.`;
+    });
+  });
+
+  router.post('/admin/users/:name/delete', async (req, res) => {
+    checkFormXsrf(ctx, req, res);
+    const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users', 'delete:users']);
+    const user = await existing(String(req.params.name));
+    await withFlash(res, `/hub/admin/users/${encodeURIComponent(user.name)}`, async () => {
+      await deleteUser(ctx, requester, user);
+      return `Deleted ${user.name}.`;
+    }, '/hub/admin/users');
+  });
+
+  return router;
+}

@@ -1,0 +1,34 @@
+import type { Request, Response } from 'express';
+import type { HubContext } from '../context.js';
+import type { Requester } from '../auth/identity.js';
+import { HttpError } from '../errors.js';
+
+/** What every logged-in page's layout needs: who is looking, their XSRF token, and whether to offer the admin pages. */
+export async function layoutFor(ctx: HubContext, req: Request, res: Response, section: string): Promise<Record<string, unknown>> {
+  const active = res.locals.session!;
+  const requester = await ctx.authz.fromSession(req);
+  return {
+    user: active.user, xsrf: ctx.xsrf.tokenFor(req, res, active.session.id), section,
+    canAdmin: requester !== null && requester.scopes.has('admin-ui'),
+  };
+}
+
+/** Every form a logged-in page posts carries the session's XSRF token. */
+export function checkFormXsrf(ctx: HubContext, req: Request, res: Response): void {
+  if (!ctx.xsrf.check(req, res.locals.session!.session.id)) throw new HttpError(403, "'_xsrf' argument missing or invalid");
+}
+
+/** The session's requester, refused unless it holds each scope unfiltered (the admin pages act on everyone). */
+export async function requireUnfilteredScopes(ctx: HubContext, req: Request, scopes: string[]): Promise<Requester> {
+  const requester = await ctx.authz.fromSession(req);
+  for (const scope of scopes) {
+    if (!requester || requester.scopes.get(scope) !== 'all') throw new HttpError(403, `This page needs the ${scope} permission`);
+  }
+  return requester!;
+}
+
+/** Values of a repeated form field (checkboxes), each a short string; anything else is dropped. */
+export function formList(req: Request, name: string, max = 255): string[] {
+  const value = (req.body as Record<string, unknown> | undefined)?.[name];
+  return ([] as unknown[]).concat(value ?? []).filter((v): v is string => typeof v === 'string' && v.length <= max);
+}
