@@ -303,8 +303,14 @@ export class KubernetesSpawner implements Spawner {
       if (apiStatus(err) === 404) return null;
       throw this.refused('read the pod', err);
     });
-    if (existing && existing.metadata?.labels?.[HUB_LABEL] !== this.hubId) {
-      throw new HttpError(409, `A pod named ${pod} that this hub did not create exists in namespace ${ns}; an administrator must remove it.`);
+    const existingSecret = await this.call(`get secrets ${secret}`, () => this.core.readNamespacedSecret({ name: secret, namespace: ns }), signal).catch((err: unknown) => {
+      if (apiStatus(err) === 404) return null;
+      throw this.refused('read the server\'s Secret', err);
+    });
+    for (const [kind, object] of [['pod', existing], ['Secret', existingSecret]] as const) {
+      if (object && object.metadata?.labels?.[HUB_LABEL] !== this.hubId) {
+        throw new HttpError(409, `A ${kind} named ${object.metadata?.name ?? ''} that this hub did not create exists in namespace ${ns}; an administrator must remove it.`);
+      }
     }
     if (existing) this.log.info({ pod }, 'removing the previous pod of this server');
     await this.remove({ pod_name: pod, namespace: ns, secret_name: secret }, 0, signal);
