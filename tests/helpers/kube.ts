@@ -43,6 +43,7 @@ export class TestCluster {
       return new TestCluster(dir, stdout.trim());
     } catch (err) {
       await run(SCRIPT, ['stop', dir]).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`the test control plane did not start: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
     }
   }

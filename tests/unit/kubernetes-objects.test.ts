@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -95,6 +95,7 @@ spawner:
       expect(m.pod.spec!.containers[0]!.env).toBeUndefined();
     } finally {
       await spawner.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
