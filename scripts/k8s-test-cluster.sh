@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway Kubernetes control plane for tests: etcd and kube-apiserver (built by scripts/setup-k8s.sh) on
 # loopback ports, with a CA, serving and admin client certificates and service-account signing keys made by openssl.
-#   k8s-test-cluster.sh start DIR [APISERVER_PORT] [ETCD_PORT]   → DIR/admin.kubeconfig once /readyz answers
+#   k8s-test-cluster.sh start DIR [APISERVER_PORT] [ETCD_PORT] [ETCD_PEER_PORT]   → DIR/admin.kubeconfig once /readyz answers
 #   k8s-test-cluster.sh stop DIR
 # No scheduler, controller-manager or kubelet: tests drive pods themselves (tests/helpers/pod-runner.ts).
 set -euo pipefail
@@ -9,7 +9,7 @@ set -euo pipefail
 BIN="${LABHUB_K8S_DIR:-/opt/labhub/k8s}/bin"
 cmd="${1:-}"
 dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [APISERVER_PORT] [ETCD_PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [APISERVER_PORT] [ETCD_PORT] [ETCD_PEER_PORT]" >&2; exit 2; }
 
 stop() {
   for name in kube-apiserver etcd; do
@@ -25,6 +25,7 @@ if [ "$cmd" = stop ]; then stop; exit 0; fi
 
 port="${3:-6443}"
 etcd_port="${4:-2379}"
+peer_port="${5:-$((etcd_port + 1))}"
 [ -x "$BIN/kube-apiserver" ] || { echo "kube-apiserver is not built: run scripts/setup-k8s.sh" >&2; exit 1; }
 command -v etcd >/dev/null || { echo "etcd is not installed: run scripts/setup-k8s.sh" >&2; exit 1; }
 mkdir -p "$dir/pki" "$dir/etcd"
@@ -63,8 +64,8 @@ chmod 600 "$dir/admin.kubeconfig"
 stop
 setsid etcd --name test --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
-  --initial-cluster "test=http://127.0.0.1:$((etcd_port + 1))" --unsafe-no-fsync > "$dir/etcd.log" 2>&1 < /dev/null &
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "test=http://127.0.0.1:$peer_port" --unsafe-no-fsync > "$dir/etcd.log" 2>&1 < /dev/null &
 echo $! > "$dir/etcd.pid"
 
 setsid "$BIN/kube-apiserver" \
@@ -81,6 +82,9 @@ for _ in $(seq 1 240); do
   if curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
     echo "$dir/admin.kubeconfig"
     exit 0
+  fi
+  if ! kill -0 "$(cat "$dir/etcd.pid")" 2>/dev/null; then
+    echo "etcd exited:" >&2; tail -5 "$dir/etcd.log" >&2; stop; exit 1
   fi
   if ! kill -0 "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null; then
     echo "kube-apiserver exited:" >&2; tail -20 "$dir/kube-apiserver.log" >&2; stop; exit 1

@@ -9,8 +9,13 @@ BUILD_REVISION=2
 HELM_VERSION="${HELM_VERSION:-3.15.4}"
 PREFIX="${LABHUB_K8S_DIR:-/opt/labhub/k8s}"
 BIN="$PREFIX/bin"
-mkdir -p "$BIN"
 export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
+if ! mkdir -p "$BIN" 2>/dev/null; then
+  "${SUDO[@]}" mkdir -p "$BIN" && "${SUDO[@]}" chown -R "$(id -u):$(id -g)" "$PREFIX"
+fi
+START=$(date +%s)
 
 staging_version() { echo "v0.${K8S_VERSION#1.}"; }
 have_version() { [ -x "$BIN/$1" ] && [ -f "$BIN/$1.version" ] && [ "$(cat "$BIN/$1.version")" = "$2" ]; }
@@ -23,17 +28,23 @@ version_ldflags() {
 
 if ! command -v etcd >/dev/null 2>&1; then
   echo "setup-k8s: installing etcd-server from Debian"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null
-  # The Debian package starts a system etcd on :2379; tests run their own on other ports.
-  systemctl disable --now etcd >/dev/null 2>&1 || true
+  "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 etcd-server >/dev/null
+  # The Debian package may start a system etcd on :2379; tests run their own on free ports.
+  "${SUDO[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
-if ! command -v openssl >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >/dev/null
-fi
+for tool in openssl curl; do
+  command -v "$tool" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "$tool" >/dev/null
+done
+need_go() {
+  command -v go >/dev/null 2>&1 || { echo "setup-k8s: Go 1.22 or newer is needed to build kube-apiserver and helm (Debian's golang-go is too old)" >&2; exit 1; }
+}
 
 # k8s.io/kubernetes points its staging modules at ./staging; a module that depends on it must replace each of
 # them with the published v0.x release of the same minor version.
 build_kubernetes() {
+  if have_version kube-apiserver "$K8S_VERSION-$BUILD_REVISION" && have_version kubectl "$K8S_VERSION-$BUILD_REVISION"; then return; fi
+  need_go
   local wrapper="$PREFIX/src/kubernetes-$K8S_VERSION"
   mkdir -p "$wrapper"
   cd "$wrapper"
@@ -67,6 +78,7 @@ build_kubernetes() {
 build_helm() {
   local wrapper="$PREFIX/src/helm-$HELM_VERSION"
   if ! have_version helm "$HELM_VERSION"; then
+    need_go
     echo "setup-k8s: building helm $HELM_VERSION"
     mkdir -p "$wrapper"
     cd "$wrapper"
@@ -89,4 +101,4 @@ build_helm() {
 
 build_kubernetes
 build_helm
-echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), kube-apiserver $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version") in $BIN"
+echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), kube-apiserver $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version") in $BIN ($(($(date +%s) - START)) s)"

@@ -63,6 +63,13 @@ const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/name
 /** Container states that do not get better by waiting: the spawn fails with them at once. */
 const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff', 'RunContainerError']);
 
+/** What a setting falls back to when neither the spawner's options nor a profile give it (a profile's `null` included). */
+const POD_DEFAULTS: Omit<PodSettings, 'image'> = {
+  pullPolicy: 'IfNotPresent', imagePullSecrets: [], args: [], environment: {}, resources: {}, nodeSelector: {},
+  tolerations: [], volumes: [], extraPodSpec: {}, uid: 1000, gid: 1000, fsGid: 1000, homeMountPath: '/home/jovyan',
+  notebookPort: 8888, restartPolicy: 'OnFailure',
+};
+
 export function parseKubernetesState(state: SpawnerState | null | undefined): KubernetesState | null {
   if (!state || typeof state !== 'object') return null;
   const { pod_name: pod, namespace, secret_name: secret, pvc_name: pvc } = state as Record<string, unknown>;
@@ -156,11 +163,7 @@ export class KubernetesSpawner implements Spawner {
     this.namespace = options.namespace ?? defaultNamespace();
     this.hubId = options.hubId ?? 'labhub';
     this.namePrefix = options.namePrefix ?? this.hubId;
-    this.pod = {
-      pullPolicy: 'IfNotPresent', imagePullSecrets: [], args: [], environment: {}, resources: {}, nodeSelector: {},
-      tolerations: [], volumes: [], extraPodSpec: {}, uid: 1000, gid: 1000, fsGid: 1000, homeMountPath: '/home/jovyan',
-      notebookPort: 8888, restartPolicy: 'OnFailure', ...options.pod,
-    };
+    this.pod = { ...POD_DEFAULTS, ...options.pod };
     if (this.pod.uid === 0) throw new Error('the Kubernetes spawner does not run servers as root (uid 0)');
     this.storage = { enabled: true, capacity: '10Gi', accessModes: ['ReadWriteOnce'], ...options.storage };
     this.profiles = options.profiles ?? [];
@@ -227,7 +230,9 @@ export class KubernetesSpawner implements Spawner {
 
   /** Everything start() would create for a request, without creating it (tests, diagnostics). */
   manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions'>) {
-    const { settings, profile } = settingsFor(this.pod, this.profiles, request.userOptions, request.user.groups);
+    const chosen = settingsFor(this.pod, this.profiles, request.userOptions, request.user.groups);
+    const settings: PodSettings = { ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) };
+    const { profile } = chosen;
     const id: ServerIdentity = { hubId: this.hubId, user: request.user.name, server: request.serverName, names: serverNames(this.namePrefix, request.user.name, request.serverName) };
     const env = {
       ...containerHubEnv(request.env, {
@@ -303,8 +308,14 @@ export class KubernetesSpawner implements Spawner {
       if (apiStatus(err) === 404) return null;
       throw this.refused('read the pod', err);
     });
-    if (existing && existing.metadata?.labels?.[HUB_LABEL] !== this.hubId) {
-      throw new HttpError(409, `A pod named ${pod} that this hub did not create exists in namespace ${ns}; an administrator must remove it.`);
+    const existingSecret = await this.call(`get secrets ${secret}`, () => this.core.readNamespacedSecret({ name: secret, namespace: ns }), signal).catch((err: unknown) => {
+      if (apiStatus(err) === 404) return null;
+      throw this.refused('read the server\'s Secret', err);
+    });
+    for (const [kind, object] of [['pod', existing], ['Secret', existingSecret]] as const) {
+      if (object && object.metadata?.labels?.[HUB_LABEL] !== this.hubId) {
+        throw new HttpError(409, `A ${kind} named ${object.metadata?.name ?? ''} that this hub did not create exists in namespace ${ns}; an administrator must remove it.`);
+      }
     }
     if (existing) this.log.info({ pod }, 'removing the previous pod of this server');
     await this.remove({ pod_name: pod, namespace: ns, secret_name: secret }, 0, signal);

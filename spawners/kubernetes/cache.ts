@@ -124,14 +124,24 @@ export class ResourceCache<T extends KubernetesObject> {
     });
   }
 
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      setTimeout(resolve, ms).unref();
+    });
+  }
+
   private async loop(): Promise<void> {
     let backoffMs = 500;
     while (!this.closed) {
       try {
         if (!this.resourceVersion) await this.relist();
+        const opened = Date.now();
         await this.watchOnce();
         this.lastError = undefined;
         backoffMs = 500;
+        // A server (or proxy) that closes every watch at once must not make this loop spin.
+        if (Date.now() - opened < 1000) await this.pause(1000);
       } catch (err) {
         if (this.closed) return;
         if (err instanceof Gone) {
@@ -140,10 +150,7 @@ export class ResourceCache<T extends KubernetesObject> {
         }
         this.lastError = err instanceof Error ? err.message : String(err);
         this.options.log.warn({ path: this.options.path, err: this.lastError, retryMs: backoffMs }, 'Kubernetes list or watch failed; retrying');
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, backoffMs).unref();
-        });
+        await this.pause(backoffMs);
         backoffMs = Math.min(backoffMs * 2, 30_000);
       }
     }

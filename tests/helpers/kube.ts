@@ -37,12 +37,13 @@ export class TestCluster {
 
   static async start(): Promise<TestCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'labhub-k8s-'));
-    const [port, etcdPort] = [await freePort(), await freePort()];
+    const ports = [await freePort(), await freePort(), await freePort()];
     try {
-      const { stdout } = await run(SCRIPT, ['start', dir, String(port), String(etcdPort)], { timeout: 90_000 });
+      const { stdout } = await run(SCRIPT, ['start', dir, ...ports.map(String)], { timeout: 90_000 });
       return new TestCluster(dir, stdout.trim());
     } catch (err) {
       await run(SCRIPT, ['stop', dir]).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`the test control plane did not start: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
     }
   }

@@ -126,6 +126,12 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
     }
   });
 
+  it('refuses to replace a Secret it did not create', async () => {
+    await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'spawner-test-zed' }, stringData: { mine: 'yes' } } });
+    await expect(spawner.start(request('zed'))).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/Secret named spawner-test-zed that this hub did not create/) });
+    expect((await cluster.core.readNamespacedSecret({ name: 'spawner-test-zed', namespace })).data).toEqual({ mine: Buffer.from('yes').toString('base64') });
+  });
+
   it('names named servers on the safe scheme and removes orphan pods and their Secrets', async () => {
     const named = await spawner.start(request('Frank.Smith@example.org', 'My Server'));
     const podName = (named.state as { pod_name: string }).pod_name;

@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../hub/config/load.js';
+import { createLogger } from '../../hub/log.js';
+import { createKubernetesSpawner } from '../../spawners/kubernetes/config.js';
 import { safeSlug, serverNames, userServerSlug } from '../../spawners/kubernetes/names.js';
 import { deepMerge } from '../../spawners/kubernetes/objects.js';
 import { podFailure } from '../../spawners/kubernetes.js';
@@ -54,5 +60,42 @@ describe('podFailure', () => {
     expect(podFailure({ status: { containerStatuses: [{ name: 'notebook', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } } }] } }))
       .toBe('ImagePullBackOff: Back-off pulling image "x"');
     expect(podFailure({ status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] } })).toBe('Unschedulable: 0/3 nodes');
+  });
+});
+
+describe('spawner.kubernetes config', () => {
+  it('maps snake_case keys into the pod, and profile overrides (null deletes) over them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'labhub-k8s-config-'));
+    writeFileSync(join(dir, 'kubeconfig'), 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    writeFileSync(join(dir, 'config.yaml'), `
+hub: {connect_url: "http://labhub-hub:8081"}
+spawner:
+  kind: kubernetes
+  kubernetes:
+    kubeconfig: ${join(dir, 'kubeconfig')}
+    namespace: lab
+    node_selector: {pool: users}
+    tolerations: [{key: dedicated, operator: Equal, value: users, effect: NoExecute, toleration_seconds: 30}]
+    volumes: [{name: shared, claim_name: course-data, mount_path: /data, read_only: true}]
+    profiles:
+      - slug: anywhere
+        display_name: Any node
+        overrides: {node_selector: null, resources: {limits: {memory: 2Gi}}}
+`);
+    const config = loadConfig({ file: join(dir, 'config.yaml'), env: {} });
+    const spawner = createKubernetesSpawner(config, createLogger('test', { level: 'silent' }));
+    try {
+      const m = spawner.manifests({ user: { name: 'ann', admin: false, groups: [] }, serverName: '', prefix: '/user/ann/', env: { JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api' }, userOptions: {} });
+      expect(spawner.namespace).toBe('lab');
+      expect(m.pod.spec!.nodeSelector).toBeUndefined();
+      expect(m.pod.spec!.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'users', effect: 'NoExecute', tolerationSeconds: 30 }]);
+      expect(m.pod.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'home', mountPath: '/home/jovyan' }, { name: 'shared', mountPath: '/data', readOnly: true }]);
+      expect(m.pod.spec!.containers[0]!.resources).toEqual({ limits: { memory: '2Gi' } });
+      expect(m.secret.stringData!.JUPYTERHUB_API_URL).toBe('http://labhub-hub:8081/hub/api');
+      expect(m.pod.spec!.containers[0]!.env).toBeUndefined();
+    } finally {
+      await spawner.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
