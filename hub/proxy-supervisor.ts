@@ -47,7 +47,11 @@ export class ProxySupervisor {
         await this.options.resync();
         break;
       } catch (err) {
-        if (!this.options.managed || attempt >= 2) throw err;
+        if (!this.options.managed || attempt >= 2) {
+          // Keep watching: a proxy that answers later is re-synced by the next check.
+          this.schedule();
+          throw err;
+        }
         this.options.log.warn({ err: (err as Error).message }, 'proxy stopped answering during start-up; starting it again');
       }
     }
