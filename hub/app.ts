@@ -114,7 +114,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const sessions = new SessionManager(store, { maxAgeDays: config.cookie_max_age_days, secure });
   const authz = new Authorizer(store, tokens, sessions);
   const proxyInstances = (config.proxy.api_urls ?? [config.proxy.api_url]).map((apiUrl) => ({ apiUrl, client: new ChpProxyClient({ apiUrl, authToken: proxyToken }) }));
-  const proxy = proxyInstances.length === 1 ? proxyInstances[0]!.client : new FanOutProxyClient(proxyInstances, log.child({ component: 'proxy' }));
+  const fanOut = proxyInstances.length > 1 ? new FanOutProxyClient(proxyInstances, log.child({ component: 'proxy' })) : undefined;
+  const proxy = fanOut ?? proxyInstances[0]!.client;
   const spawner = options.spawner ?? createSpawner(config, log);
   const servers = new ServerManager(
     { store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }) },
@@ -140,6 +141,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     apiUrl, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
     log: log.child({ component: 'proxy', ...(proxyInstances.length > 1 && { instance: apiUrl }) }), proxy: client,
     probe: new ChpProxyClient({ apiUrl, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] }), resync: () => servers.syncRoutes(hubUrl, client),
+    missedChanges: fanOut && (() => fanOut.takeMissed(apiUrl)),
   }));
   await startSupervisors(supervisors, log);
   servers.startPolling();

@@ -9,6 +9,9 @@ import type { ProxyClient, RouteEntry } from './client.js';
  * re-sync when they answer again (`hub/proxy-supervisor.ts`), so none stays behind for longer than a check interval.
  */
 export class FanOutProxyClient implements ProxyClient {
+  /** API URLs of instances that failed a change since their last re-sync. */
+  private readonly missed = new Set<string>();
+
   constructor(private readonly instances: readonly { apiUrl: string; client: ProxyClient }[], private readonly log: Logger) {}
 
   addRoute(path: string, target: string, data: Record<string, unknown>): Promise<void> {
@@ -32,6 +35,11 @@ export class FanOutProxyClient implements ProxyClient {
     return merged;
   }
 
+  /** Whether the instance at `apiUrl` missed a change; clears the mark (the caller re-syncs it). */
+  takeMissed(apiUrl: string): boolean {
+    return this.missed.delete(apiUrl);
+  }
+
   private async everywhere(what: string, call: (client: ProxyClient) => Promise<void>): Promise<void> {
     await this.settle(what, call);
   }
@@ -42,7 +50,10 @@ export class FanOutProxyClient implements ProxyClient {
     const failures: string[] = [];
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') answers.push(result.value);
-      else failures.push(`${this.instances[i]!.apiUrl}: ${(result.reason as Error).message}`);
+      else {
+        this.missed.add(this.instances[i]!.apiUrl);
+        failures.push(`${this.instances[i]!.apiUrl}: ${(result.reason as Error).message}`);
+      }
     });
     if (answers.length === 0) throw new ProxyApiError(`no proxy instance could ${what}: ${failures.join('; ')}`);
     for (const failure of failures) this.log.warn({ err: failure }, `a proxy instance could not ${what}; it is re-synced when it answers`);

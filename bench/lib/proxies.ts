@@ -13,13 +13,15 @@ import { REPO } from './hubs.js';
 export const CHP_BIN = '/opt/labhub/chp/node_modules/.bin/configurable-http-proxy';
 export const NGINX_BIN = '/usr/sbin/nginx';
 const LABHUB_PROXY = join(REPO, 'dist/proxy/main.js');
-const TOKEN = 'bench-proxy-token';
+export const TOKEN = 'bench-proxy-token';
 const API_CONCURRENCY = 32;
 
 export interface BenchTarget {
   name: string;
   /** Where requests go, e.g. `http://127.0.0.1:40000`. */
   url: string;
+  /** The CHP REST API of LabHub's proxy and CHP. */
+  apiUrl?: string;
   /** Process ids that make up the proxy (for CPU accounting and soak checks). */
   pids(): number[];
   /** Makes the table hold routes `/user/u0` … `/user/u<count-1>`, all to the backend. */
@@ -52,6 +54,7 @@ async function apiProxy(name: string, cmd: string, args: string[], dir: string, 
   return {
     name,
     url,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
     pids: () => (proc.pid ? [proc.pid, ...childPids(proc.pid)] : []),
     async setRoutes(count) {
       const missing = Array.from({ length: Math.max(0, count - routes) }, (_, k) => routes + k);
