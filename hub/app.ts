@@ -301,6 +301,9 @@ function listen(app: Express, ip: string, port: number): Promise<Server> {
 async function startSupervisors(supervisors: ProxySupervisor[], log: Logger): Promise<void> {
   const results = await Promise.allSettled(supervisors.map((supervisor) => supervisor.start()));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed.length === results.length) throw failed[0]!.reason;
+  if (failed.length === results.length) {
+    await Promise.all(supervisors.map((supervisor) => supervisor.close(false)));
+    throw failed[0]!.reason;
+  }
   for (const failure of failed) log.warn({ err: (failure.reason as Error).message }, 'a proxy instance is not answering; it is re-synced when it does');
 }
