@@ -24,7 +24,7 @@ import { labhubProxy, routePath, TOKEN } from './lib/proxies.js';
 
 const settings = {
   durationS: envInt('BENCH_SOAK_S', 600, 10),
-  warmupS: envInt('BENCH_SOAK_WARMUP_S', 30, 1),
+  warmupS: envInt('BENCH_SOAK_WARMUP_S', 60, 1),
   backends: envInt('BENCH_SOAK_BACKENDS', 4, 2),
   workers: envInt('BENCH_PROXY_WORKERS', 1, 1),
   keep: process.env.BENCH_KEEP === '1',
