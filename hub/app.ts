@@ -37,6 +37,7 @@ import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
 import { ChpProxyClient } from '../proxy/chp-client.js';
+import { FanOutProxyClient } from '../proxy/fan-out-client.js';
 import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
@@ -123,7 +124,9 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const tokens = new TokenService(store);
   const sessions = new SessionManager(store, { maxAgeDays: config.cookie_max_age_days, secure });
   const authz = new Authorizer(store, tokens, sessions);
-  const proxy = new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken });
+  const proxyInstances = (config.proxy.api_urls ?? [config.proxy.api_url]).map((apiUrl) => ({ apiUrl, client: new ChpProxyClient({ apiUrl, authToken: proxyToken }) }));
+  const fanOut = proxyInstances.length > 1 ? new FanOutProxyClient(proxyInstances, log.child({ component: 'proxy' })) : undefined;
+  const proxy = fanOut ?? proxyInstances[0]!.client;
   const spawner = options.spawner ?? createSpawner(config, log);
   const authenticator = createAuthenticator(config, store, log);
   const authState = openAuthStateVault(config);
@@ -152,13 +155,15 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   await servers.reconcile();
   // After reconciling: leases of servers a killed hub left half started are now orphans, revoked by this first sweep.
   await credentials.start();
-  const supervisor = new ProxySupervisor({
+  // One supervisor per instance: each one re-syncs its own instance after a restart.
+  const supervisors = proxyInstances.map(({ apiUrl, client }) => new ProxySupervisor({
     managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
-    apiUrl: config.proxy.api_url, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
-    log: log.child({ component: 'proxy' }), proxy,
-    probe: new ChpProxyClient({ apiUrl: config.proxy.api_url, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] }), resync: () => servers.syncRoutes(hubUrl),
-  });
-  await supervisor.start();
+    apiUrl, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
+    log: log.child({ component: 'proxy', ...(proxyInstances.length > 1 && { instance: apiUrl }) }), proxy: client,
+    probe: new ChpProxyClient({ apiUrl, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] }), resync: () => servers.syncRoutes(hubUrl, client),
+    missedChanges: fanOut && (() => fanOut.takeMissed(apiUrl)),
+  }));
+  await startSupervisors(supervisors, log);
   servers.startPolling();
 
   let setupUrl: string | null = null;
@@ -172,7 +177,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   return {
     ctx, hubUrl, setupUrl,
     async close({ stopProxy = true } = {}) {
-      await supervisor.close(stopProxy);
+      await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
       await spawner.close?.();
@@ -308,4 +313,18 @@ function listen(app: Express, ip: string, port: number): Promise<Server> {
     server.requestTimeout = 0;
     server.keepAliveTimeout = 65_000;
   });
+}
+
+/**
+ * The hub starts when at least one proxy instance answers; the others are watched and re-synced once they do,
+ * so one lost replica does not keep the hub (and every user) out.
+ */
+async function startSupervisors(supervisors: ProxySupervisor[], log: Logger): Promise<void> {
+  const results = await Promise.allSettled(supervisors.map((supervisor) => supervisor.start()));
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length === results.length) {
+    await Promise.all(supervisors.map((supervisor) => supervisor.close(false)));
+    throw failed[0]!.reason;
+  }
+  for (const failure of failed) log.warn({ err: (failure.reason as Error).message }, 'a proxy instance is not answering; it is re-synced when it does');
 }

@@ -20,6 +20,8 @@ export interface ProxySupervisorOptions {
   probe: ProxyClient;
   /** Puts the routes back; called after every (re)start of the proxy and when a check finds them missing. */
   resync: () => Promise<unknown>;
+  /** Whether this proxy missed a route change (one of several instances was down): the next check re-syncs it. */
+  missedChanges?: () => boolean;
 }
 
 const OWN_PROXY = fileURLToPath(new URL('../proxy/main.js', import.meta.url));
@@ -47,7 +49,11 @@ export class ProxySupervisor {
         await this.options.resync();
         break;
       } catch (err) {
-        if (!this.options.managed || attempt >= 2) throw err;
+        if (!this.options.managed || attempt >= 2) {
+          // Keep watching: a proxy that answers later is re-synced by the next check.
+          this.schedule();
+          throw err;
+        }
         this.options.log.warn({ err: (err as Error).message }, 'proxy stopped answering during start-up; starting it again');
       }
     }
@@ -73,6 +79,9 @@ export class ProxySupervisor {
       }
       if (routes !== null && routes['/']?.target !== this.options.hubUrl) {
         this.options.log.info('proxy has lost its routes; re-syncing');
+        await this.options.resync();
+      } else if (routes !== null && this.options.missedChanges?.()) {
+        this.options.log.info('proxy missed route changes; re-syncing');
         await this.options.resync();
       }
     } catch (err) {

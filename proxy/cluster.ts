@@ -83,6 +83,8 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
   const routes = new RouteTable();
   if (settings.defaultTarget) routes.add('/', { target: settings.defaultTarget });
   const ready = new Set<Worker>();
+  /** Workers that were sent the table: every later change must reach them, listening yet or not. */
+  const loaded = new Set<Worker>();
   const pending = new Map<number, Pending>();
   const activityReplies = new Map<number, { waiting: Set<Worker>; resolve: () => void }>();
   let seq = 0;
@@ -120,6 +122,7 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
       const worker = cluster.fork({ [SETTINGS_ENV]: JSON.stringify(settings) });
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'hello') {
+          loaded.add(worker);
           worker.send({ type: 'load', routes: [...routes.values()].map((r) => [r.path, r.data as RouteData, r.lastActivityMs]) } satisfies ToWorker);
         } else if (message.type === 'listening') {
           publicPort = message.port;
@@ -146,6 +149,7 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
       });
       worker.once('exit', (code, signal) => {
         const wasReady = ready.delete(worker);
+        loaded.delete(worker);
         settle(worker);
         if (!wasReady) reject(new Error(`proxy worker exited before listening (code ${code}, signal ${signal})`));
         if (closing || !started) return;
@@ -156,7 +160,7 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
 
   const broadcast = (change: RouteChange): Promise<void> => {
     const id = ++seq;
-    const waiting = new Set(ready);
+    const waiting = new Set(loaded);
     if (waiting.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -174,7 +178,7 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
 
   const collectActivity = (): Promise<void> => {
     const id = ++seq;
-    const waiting = new Set(ready);
+    const waiting = new Set(loaded);
     if (waiting.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       activityReplies.set(id, { waiting, resolve });
@@ -214,13 +218,15 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
     );
   };
 
+  // The API first: once the public port answers, so does the API (changes made before a worker is up reach it in
+  // the table it loads).
+  await listen(apiServer, options.apiPort, options.apiIp);
   try {
     await fork();
     await Promise.all(Array.from({ length: options.workers - 1 }, fork));
-    await listen(apiServer, options.apiPort, options.apiIp);
     started = true;
   } catch (err) {
-    await stopWorkers();
+    await Promise.all([stopWorkers(), new Promise((r) => apiServer.close(r))]);
     throw err;
   }
   const scheme = settings.tls ? 'https' : 'http';

@@ -7,8 +7,10 @@
 #   BENCH_JH_API_PORT   port of CHP's REST API (127.0.0.1)
 #   BENCH_JH_TOKEN      API token of the `bench` service (admin)
 #   BENCH_JH_CHP        command of configurable-http-proxy (default /usr/bin/configurable-http-proxy)
+#   BENCH_JH_PROXY_CMD  the proxy command as a JSON list, instead of BENCH_JH_CHP (tests run `labhub proxy` so)
 # Debian's CHP needs NODE_PATH=/usr/share/nodejs; bench/hub.ts sets it in the hub's environment, which JupyterHub
 # passes on to the proxy it starts.
+import json
 import os
 import socket
 
@@ -69,7 +71,11 @@ c.JupyterHub.bind_url = f"http://127.0.0.1:{os.environ['BENCH_JH_PORT']}"
 c.JupyterHub.hub_ip = '127.0.0.1'
 c.JupyterHub.hub_port = int(os.environ['BENCH_JH_HUB_PORT'])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['BENCH_JH_API_PORT']}"
-c.ConfigurableHTTPProxy.command = [os.environ.get('BENCH_JH_CHP', '/usr/bin/configurable-http-proxy')]
+c.ConfigurableHTTPProxy.command = (
+    json.loads(os.environ['BENCH_JH_PROXY_CMD'])
+    if 'BENCH_JH_PROXY_CMD' in os.environ
+    else [os.environ.get('BENCH_JH_CHP', '/usr/bin/configurable-http-proxy')]
+)
 c.ConfigurableHTTPProxy.pid_file = os.path.join(bench_dir, 'jupyterhub-proxy.pid')
 c.ConfigurableHTTPProxy.auth_token = os.environ.get('BENCH_JH_PROXY_TOKEN', token + '-proxy')
 

@@ -13,13 +13,15 @@ import { REPO } from './hubs.js';
 export const CHP_BIN = '/opt/labhub/chp/node_modules/.bin/configurable-http-proxy';
 export const NGINX_BIN = '/usr/sbin/nginx';
 const LABHUB_PROXY = join(REPO, 'dist/proxy/main.js');
-const TOKEN = 'bench-proxy-token';
+export const TOKEN = 'bench-proxy-token';
 const API_CONCURRENCY = 32;
 
 export interface BenchTarget {
   name: string;
   /** Where requests go, e.g. `http://127.0.0.1:40000`. */
   url: string;
+  /** The CHP REST API of LabHub's proxy and CHP. */
+  apiUrl?: string;
   /** Process ids that make up the proxy (for CPU accounting and soak checks). */
   pids(): number[];
   /** Makes the table hold routes `/user/u0` … `/user/u<count-1>`, all to the backend. */
@@ -52,6 +54,7 @@ async function apiProxy(name: string, cmd: string, args: string[], dir: string, 
   return {
     name,
     url,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
     pids: () => (proc.pid ? [proc.pid, ...childPids(proc.pid)] : []),
     async setRoutes(count) {
       const missing = Array.from({ length: Math.max(0, count - routes) }, (_, k) => routes + k);
@@ -99,7 +102,9 @@ export function chp(dir: string, backendUrl: string): Promise<BenchTarget> {
 
 /**
  * nginx as a reverse proxy with the usual production settings: upstream keep-alive, websocket upgrade headers,
- * no access log, and streaming (no temp files) for large bodies. Each route is a prefix `location`.
+ * no access log, and streaming (no temp files) for large bodies. The routes are a `map` from the first two path
+ * segments to the upstream (a hash lookup per request): one prefix `location` per route takes nginx minutes to
+ * load at 100,000 routes.
  */
 export async function nginx(dir: string, backendUrl: string, workers: number): Promise<BenchTarget> {
   const port = await freePort();
@@ -128,8 +133,8 @@ export async function nginx(dir: string, backendUrl: string, workers: number): P
 }
 
 function nginxConfig(dir: string, port: number, backend: string, workers: number, routes: number): string {
-  const locations: string[] = [];
-  for (let i = 0; i < routes; i++) locations.push(`    location ${routePath(i)}/ { proxy_pass http://backend; }\n`);
+  const entries: string[] = [];
+  for (let i = 0; i < routes; i++) entries.push(`    ${routePath(i)} backend;\n`);
   return `worker_processes ${workers};
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'nginx-error.log')} warn;
@@ -138,7 +143,12 @@ http {
   access_log off;
   client_body_temp_path ${join(dir, 'body')};
   proxy_temp_path ${join(dir, 'proxy')};
+  map_hash_max_size ${Math.max(2048, routes * 2)};
+  map_hash_bucket_size 64;
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  map $route_key $route_upstream {
+    default "";
+${entries.join('')}  }
   upstream backend { server ${backend}; keepalive 128; }
   server {
     listen 127.0.0.1:${port};
@@ -148,7 +158,12 @@ http {
     proxy_set_header Connection $connection_upgrade;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_max_temp_file_size 0;
-${locations.join('')}  }
+    location ~ ^(/user/[^/]+) {
+      set $route_key $1;
+      if ($route_upstream = "") { return 404; }
+      proxy_pass http://$route_upstream;
+    }
+  }
 }
 `;
 }

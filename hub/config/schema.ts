@@ -207,12 +207,21 @@ export const configSchema = z.strictObject({
       /** managed: the hub starts the proxy as a child and restarts it; external: the hub only talks to its API. */
       mode: z.enum(['managed', 'external']).default('managed'),
       api_url: url.default('http://127.0.0.1:8001'),
+      /**
+       * Several proxy instances serving the same routes (replicas behind one address), all kept in sync; replaces
+       * `api_url`. Needs `mode: external`: the instances are started by whatever runs them, not by the hub.
+       */
+      api_urls: z.array(url).min(1).max(16).optional(),
       /** Shared secret for the proxy API; generated into data_dir when unset. Env: CONFIGPROXY_AUTH_TOKEN. */
       auth_token: z.string().min(16).optional(),
       /** Command that starts the proxy in managed mode (CHP-compatible flags are appended). Default: LabHub's own. */
       command: z.array(z.string()).min(1).optional(),
       /** How often the hub checks the proxy is alive, and re-syncs its routes after a restart. */
       check_interval: z.number().min(0.5).max(3600).default(5),
+    })
+    .refine((proxy) => proxy.api_urls === undefined || proxy.mode === 'external', {
+      message: 'proxy.api_urls needs proxy.mode: external (the hub starts at most one proxy itself)',
+      path: ['api_urls'],
     })
     .prefault({}),
   authenticator: z

@@ -324,9 +324,10 @@ export class ServerManager {
   /**
    * Makes the proxy's table match the DB: the hub route, a route for every running server, and no other route
    * the hub created (stale ones of stopped servers). Routes of other tools (no `jupyterhub` key) are left alone.
+   * `proxy` names one instance when several serve the same routes (`proxy.api_urls`); default: all of them.
    */
-  async syncRoutes(hubTarget: string): Promise<{ added: number; removed: number }> {
-    const { store, proxy } = this.deps;
+  async syncRoutes(hubTarget: string, proxy: ProxyClient = this.deps.proxy): Promise<{ added: number; removed: number }> {
+    const { store } = this.deps;
     const routes = await proxy.getRoutes();
     let added = 0;
     let removed = 0;

@@ -197,6 +197,13 @@ describe('LABHUB_* environment variables', () => {
     }).proxy.auth_token).toBe('chp-token-0123456789');
   });
 
+  it('proxy.api_urls lists several proxy instances, only in external mode', () => {
+    const urls = ['http://10.0.0.1:8001', 'http://10.0.0.2:8001'];
+    expect(loadConfig({ env: { LABHUB_PROXY__MODE: 'external', LABHUB_PROXY__API_URLS: JSON.stringify(urls) } }).proxy.api_urls).toEqual(urls);
+    expect(() => loadConfig({ env: { LABHUB_PROXY__API_URLS: JSON.stringify(urls) } })).toThrow(/api_urls/);
+    expect(() => loadConfig({ env: { LABHUB_PROXY__MODE: 'external', LABHUB_PROXY__API_URLS: '[]' } })).toThrow(/api_urls/);
+  });
+
   it('a quoted value stays a string; null-like words are not null', () => {
     expect(loadConfig({ env: { LABHUB_AUTHENTICATOR__PASSWORD: '"123456"' } }).authenticator.password).toBe('123456');
     expect(loadConfig({ env: { LABHUB_AUTHENTICATOR__PASSWORD: 'null' } }).authenticator.password).toBe('null');
