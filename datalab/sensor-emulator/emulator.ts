@@ -4,7 +4,8 @@
  * A persistent session (clean: false, fixed client id) and MQTT.js's offline queue carry readings across a broker
  * restart: they are resent on reconnect, so a reading may arrive twice but is never silently dropped.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { firstConnect, loginFrom, persistentClient } from '../mqtt-session.js';
 import { KINDS, UNITS, topicFor, type Kind, type Reading } from '../readings.js';
 import { dropoutSensor, sensorId, siteId, type EmulatorConfig } from './config.js';
 import { isDroppedOut, nextValue, seededRandom, type Random, type SignalState, type SiteClimate } from './signals.js';
@@ -87,31 +88,13 @@ export class SensorEmulator {
 
   /** Connects and starts publishing; resolves on the first CONNACK, rejects if the broker refuses the login. */
   async start(): Promise<void> {
-    const client = mqtt.connect(this.config.MQTT_URL, {
-      clientId: this.config.MQTT_CLIENT_ID,
-      username: this.config.MQTT_USERNAME,
-      password: this.config.MQTT_PASSWORD,
-      protocolVersion: 4,
-      clean: false,
-      reconnectPeriod: 500,
-      connectTimeout: 10_000,
-    });
+    const login = loginFrom(this.config);
+    const client = persistentClient(login);
     this.client = client;
     client.on('connect', () => this.events.onConnectionChange?.(true));
     client.on('close', () => this.events.onConnectionChange?.(false));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
-        client.end(true);
-        reject(new Error(`sensor-emulator: cannot connect to ${this.config.MQTT_URL}: ${err.message}`));
-      };
-      client.once('error', onError);
-      client.once('connect', () => {
-        client.off('error', onError);
-        // Later errors (a broker going away) are handled by reconnecting; the listener keeps them from throwing.
-        client.on('error', () => undefined);
-        resolve();
-      });
-    });
+    // Later errors (a broker going away) are handled by reconnecting.
+    await firstConnect(client, login, () => undefined);
     this.tick();
   }
 
