@@ -95,6 +95,7 @@ fi
 # ---------------------------------------------------------------- Docker engine and notebook images
 # docker.io + dockerd + labhub/debian:bookworm + labhub/notebook-debian:latest (cold ~2 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-datalab.sh" # mosquitto, docker-compose, the lab's images (cold ~4 min, then ~2 s)
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
