@@ -94,6 +94,10 @@ for svc in sensor-emulator sensor-ingest hub; do
 done
 if [ ${#stale[@]} -gt 0 ]; then
   T0=$(date +%s)
+  # On a fresh clone this runs before .ci/run's `npm ci`: the build needs the dependencies now.
+  if [ ! -f "$REPO/node_modules/.package-lock.json" ]; then
+    (cd "$REPO" && npm ci --no-audit --no-fund) >/tmp/labhub-datalab-npm.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-npm.log >&2; die "npm ci failed"; }
+  fi
   (cd "$REPO" && npm run build --silent) >/tmp/labhub-datalab-tsc.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-tsc.log >&2; die "npm run build failed"; }
   APP="$STAGE/app/app"
   rm -rf "$STAGE/app" && mkdir -p "$APP/dist"

@@ -62,7 +62,11 @@ describe('sensor-emulator settings', () => {
     expect(() => loadEmulatorConfig({ ...base, MQTT_URL: 'http://x' }, [])).toThrow(/MQTT_URL/);
     expect(() => loadEmulatorConfig(base, ['--bogus', '1'])).toThrow(/unknown flag --bogus/);
     expect(() => loadEmulatorConfig({ MQTT_USERNAME: 'emu', MQTT_PASSWORD: '' }, [])).toThrow(/MQTT_PASSWORD/);
-    expect(() => loadEmulatorConfig({ ...base, DROPOUT_PERIOD_S: '10', DROPOUT_DURATION_S: '10' }, [])).not.toThrow(/pw/);
+    const secret = 'hunter2-very-secret';
+    expect(() => loadEmulatorConfig({ ...base, MQTT_PASSWORD: secret, DROPOUT_PERIOD_S: '10', DROPOUT_DURATION_S: '10' }, [])).toThrow(
+      /^invalid sensor-emulator settings: DROPOUT_DURATION_S: DROPOUT_DURATION_S must be shorter than DROPOUT_PERIOD_S$/,
+    );
+    expect(() => loadEmulatorConfig({ ...base, MQTT_PASSWORD: secret, SITES: secret }, [])).not.toThrow(new RegExp(secret));
   });
 
   it('lays out N sensors on M sites with all three kinds', () => {
