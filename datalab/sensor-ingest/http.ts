@@ -2,11 +2,11 @@
  * The ingester's HTTP side: GET /metrics (Prometheus text) and GET /healthz (200 when connected to the broker and
  * writes are not failing for more than `unhealthyAfterMs`, else 503). Anything else is a 404 JSON error.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { IngesterHealth } from './ingester.js';
 
-function json(res: import('node:http').ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 

@@ -56,7 +56,6 @@ export class Ingester {
   /** Prepares the sinks, connects, subscribes; resolves on the first CONNACK, rejects on a refused login. */
   async start(): Promise<void> {
     for (const sink of this.sinks) await sink.prepare();
-    this.flushing = this.flushLoop();
     const login = loginFrom(this.config);
     const client = persistentClient(login);
     this.client = client;
@@ -75,6 +74,8 @@ export class Ingester {
     });
     client.on('close', () => this.metrics.connected.set(0));
     await firstConnect(client, login, (err) => this.hooks.onLog?.('warn', 'broker connection error', { error: err.message }));
+    // Messages taken before this runs wait in the buffer.
+    this.flushing = this.flushLoop();
     this.schedulePrune();
   }
 
@@ -83,7 +84,9 @@ export class Ingester {
     clearTimeout(this.pruneTimer);
     await this.client?.endAsync();
     this.stopping = true;
-    await Promise.race([this.flushing, new Promise((r) => setTimeout(r, drainMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flushing, new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+    clearTimeout(timer);
     for (const sink of this.sinks) await sink.close().catch(() => undefined);
   }
 
