@@ -106,6 +106,9 @@ bash "$(dirname "${BASH_SOURCE[0]}")/setup-proxy.sh"
 # Mosquitto with dynamic security, FerretDB 1.24 (cold ~3 min, then <1 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-credentials.sh"
 
+# Mosquitto, docker-compose and the DataLab images (cold ~4 min, then ~2 s); see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-datalab.sh"
+
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi

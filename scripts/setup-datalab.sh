@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The DataLab side of the test environment (called by setup-test-env.sh, after setup-docker.sh):
+#   1. Debian packages: mosquitto (broker, dynamic-security plugin, mosquitto_ctrl), mosquitto-clients, and
+#      docker-compose (1.29, Python) to check and run deploy/docker-compose.yml (the docker CLI here has no compose
+#      plugin).
+#   2. The lab's images, FROM labhub/debian:bookworm, with no registry:
+#        labhub/node:20                 the `node` that runs this script's npm (bookworm's nodejs is 18)
+#        labhub/mosquitto, labhub/postgres        images/mosquitto, images/postgres (Debian packages)
+#        labhub/sensor-emulator, labhub/sensor-ingest, labhub/hub   this repository's dist/ and production
+#                                       node_modules, staged in $STAGE
+#      Each carries a label org.labhub.build-hash (SHA-256 of what went into it plus its base image id) and is
+#      rebuilt only when that changed.
+# Idempotent; under a second when everything is there. Prints what it did.
+set -euo pipefail
+
+START=$(date +%s)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STAGE=${LABHUB_DATALAB_STAGE:-/var/tmp/labhub-datalab-build}
+BASE_IMAGE=labhub/debian:bookworm
+NODE_IMAGE=labhub/node:20
+export DEBIAN_FRONTEND=noninteractive DOCKER_BUILDKIT=0
+DOCKER=/usr/bin/docker
+[ -x "$DOCKER" ] || DOCKER=$(command -v docker)
+
+did=()
+log() { echo "setup-datalab: $*"; }
+die() { echo "setup-datalab: ERROR: $*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
+
+# ---------------------------------------------------------------- packages
+pkg_installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]; }
+missing=()
+for p in mosquitto mosquitto-clients docker-compose; do pkg_installed "$p" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  T0=$(date +%s)
+  log "installing Debian packages: ${missing[*]}"
+  { "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3 &&
+    "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 "${missing[@]}"; } \
+    >/tmp/labhub-apt-datalab.log 2>&1 || { tail -n 40 /tmp/labhub-apt-datalab.log >&2; die "apt-get install ${missing[*]} failed"; }
+  did+=("apt-get install ${missing[*]} ($(($(date +%s) - T0)) s)")
+fi
+# The package enables a broker on port 1883; the tests and the lab run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  "${SUDO[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
+
+"$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 || die "$BASE_IMAGE missing: run scripts/setup-docker.sh first"
+
+# ---------------------------------------------------------------- images
+image_id() { "$DOCKER" image inspect -f '{{.Id}}' "$1"; }
+label_of() { "$DOCKER" image inspect -f '{{ index .Config.Labels "org.labhub.build-hash" }}' "$1" 2>/dev/null || true; }
+hash_dir() { (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); }
+
+# build IMAGE DOCKERFILE CONTEXT HASH: builds when the image's label differs from HASH.
+build() {
+  local image=$1 dockerfile=$2 context=$3 want=$4 have
+  have=$(label_of "$image")
+  [ "$have" = "$want" ] && return 0
+  local T0 why
+  T0=$(date +%s)
+  if [ -z "$have" ]; then why="missing"; else why="changed"; fi
+  log "building $image ($why; log: /tmp/labhub-datalab-build.log)"
+  "$DOCKER" build --label "org.labhub.build-hash=$want" -f "$dockerfile" -t "$image" "$context" \
+    >/tmp/labhub-datalab-build.log 2>&1 || { tail -n 40 /tmp/labhub-datalab-build.log >&2; die "docker build of $image failed"; }
+  did+=("built $image ($why, $(($(date +%s) - T0)) s)")
+}
+
+BASE_ID=$(image_id "$BASE_IMAGE")
+NODE_BIN=$(command -v node)
+NODE_HASH=$( { "$NODE_BIN" --version; sha256sum <"$REPO/images/node/Dockerfile"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)
+if [ "$(label_of "$NODE_IMAGE")" != "$NODE_HASH" ]; then
+  rm -rf "$STAGE/node" && mkdir -p "$STAGE/node"
+  cp "$NODE_BIN" "$STAGE/node/node"
+  build "$NODE_IMAGE" "$REPO/images/node/Dockerfile" "$STAGE/node" "$NODE_HASH"
+fi
+
+for svc in mosquitto postgres; do
+  ctx="$REPO/images/$svc"
+  build "labhub/$svc:latest" "$ctx/Dockerfile" "$ctx" "$( { hash_dir "$ctx"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)"
+done
+
+# The app images share one staged app: compiled dist/, templates, production node_modules.
+NODE_ID=$(image_id "$NODE_IMAGE")
+APP_SOURCES=(hub spawners proxy authenticators datalab templates package.json package-lock.json tsconfig.json tsconfig.build.json)
+app_hash() {
+  { (cd "$REPO" && find "${APP_SOURCES[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    sha256sum <"$REPO/images/$1/Dockerfile"; echo "$NODE_ID"; } | sha256sum | cut -d' ' -f1
+}
+stale=()
+for svc in sensor-emulator sensor-ingest hub; do
+  [ "$(label_of "labhub/$svc:latest")" = "$(app_hash "$svc")" ] || stale+=("$svc")
+done
+if [ ${#stale[@]} -gt 0 ]; then
+  T0=$(date +%s)
+  # On a fresh clone this runs before .ci/run's `npm ci`: the build needs the dependencies now.
+  if [ ! -f "$REPO/node_modules/.package-lock.json" ]; then
+    (cd "$REPO" && npm ci --no-audit --no-fund) >/tmp/labhub-datalab-npm.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-npm.log >&2; die "npm ci failed"; }
+  fi
+  (cd "$REPO" && npm run build --silent) >/tmp/labhub-datalab-tsc.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-tsc.log >&2; die "npm run build failed"; }
+  APP="$STAGE/app/app"
+  rm -rf "$STAGE/app" && mkdir -p "$APP/dist"
+  cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/templates" "$APP/"
+  for d in hub spawners proxy authenticators datalab; do cp -a "$REPO/dist/$d" "$APP/dist/"; done
+  # Hard links when the stage is on the repository's file system, a copy otherwise; prune drops dev-only packages.
+  cp -al "$REPO/node_modules" "$APP/node_modules" 2>/dev/null || cp -a "$REPO/node_modules" "$APP/node_modules"
+  (cd "$APP" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund) >/tmp/labhub-datalab-prune.log 2>&1 ||
+    { tail -n 30 /tmp/labhub-datalab-prune.log >&2; die "npm prune failed"; }
+  did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")
+  for svc in "${stale[@]}"; do build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$(app_hash "$svc")"; done
+  "$DOCKER" image prune -f --filter "label=org.labhub.build-hash" >/dev/null 2>&1 || true
+fi
+
+[ ${#did[@]} -gt 0 ] || did=("nothing to do")
+log "did: $(printf '%s; ' "${did[@]}" | sed 's/; $//')"
+log "done in $(($(date +%s) - START)) s"

@@ -1,0 +1,118 @@
+/**
+ * deploy/docker-compose.yml: checked by Debian's docker-compose, then brought up whole on the real engine with the
+ * images scripts/setup-datalab.sh built (everything but MongoDB, which needs a registry and sits in a profile):
+ * secrets generated on first start, the broker's accounts provisioned, readings flowing from the emulator to the
+ * aggregates in PostgreSQL, and the hub starting a notebook container, reached through the proxy, on the network
+ * that holds the broker and the database.
+ */
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireService } from '../helpers/jupyter.js';
+import { freePort } from '../helpers/ports.js';
+
+const run = promisify(execFile);
+const COMPOSE = '/usr/bin/docker-compose';
+const DEPLOY = join(import.meta.dirname, '../../deploy');
+const LAB_IMAGES = ['labhub/mosquitto:latest', 'labhub/postgres:latest', 'labhub/sensor-ingest:latest', 'labhub/sensor-emulator:latest', 'labhub/hub:latest', 'labhub/notebook-debian:latest'];
+
+const docker = new Docker();
+const haveCompose = requireService('docker-compose (Debian package)', (() => {
+  try {
+    accessSync(COMPOSE, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+})());
+const engineUp = await docker.ping().then(() => true, () => false);
+const imagesBuilt = engineUp && (await Promise.all(LAB_IMAGES.map((i) => docker.getImage(i).inspect().then(() => true, () => false)))).every(Boolean);
+const haveLab = haveCompose && requireService(`Docker engine with the lab images ${LAB_IMAGES.join(', ')} (scripts/setup-datalab.sh)`, imagesBuilt);
+
+describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
+  it('is a valid compose file with every service of the lab', async () => {
+    const { stdout } = await run(COMPOSE, ['-f', join(DEPLOY, 'docker-compose.yml'), 'config', '--services']);
+    expect(stdout.trim().split('\n').sort()).toEqual(
+      ['accounts', 'hub', 'init', 'mongodb', 'mosquitto', 'postgres', 'proxy', 'sensor-emulator', 'sensor-ingest'].sort(),
+    );
+  });
+
+  describe.runIf(haveLab)('docker-compose up', () => {
+    const id = randomBytes(3).toString('hex');
+    const project = `labhubtest${id}`;
+    const hubId = `labtest-${id}`;
+    let port = 0;
+    let env: NodeJS.ProcessEnv = {};
+    const compose = (...args: string[]) => run(COMPOSE, ['-p', project, ...args], { cwd: DEPLOY, env, timeout: 300_000 });
+    const hubCli = async (...args: string[]) => (await compose('exec', '-T', 'hub', 'node', '/opt/labhub/dist/hub/main.js', ...args)).stdout.trim();
+    let token = '';
+    const api = (method: string, path: string) =>
+      fetch(`http://127.0.0.1:${port}/hub/api${path}`, { method, headers: { authorization: `token ${token}` } });
+
+    beforeAll(async () => {
+      port = await freePort();
+      env = { ...process.env, LABHUB_PORT: String(port), LABHUB_NETWORK: `labhub-lab-${id}`, LABHUB_HUB_ID: hubId, LABHUB_SENSOR_RATE_HZ: '5' };
+      await compose('up', '-d');
+    }, 300_000);
+
+    afterAll(async () => {
+      if (token) await api('DELETE', '/users/admin/server').catch(() => undefined);
+      for (const c of await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } })) {
+        await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      }
+      await compose('down', '-v', '--timeout', '5').catch(() => undefined);
+      for (const v of (await docker.listVolumes()).Volumes ?? []) {
+        if (v.Labels?.['org.labhub.hub'] === hubId) await docker.getVolume(v.Name).remove().catch(() => undefined);
+      }
+    }, 120_000);
+
+    it('generates its secrets, provisions the broker accounts and stores aggregates of the emulated readings', async () => {
+      const { stdout: ps } = await compose('ps', '-a');
+      expect(ps).toMatch(/_init_1\s.*Exit 0/);
+      const aggregated = async (): Promise<number> => {
+        const { stdout } = await compose('exec', '-T', '-u', 'postgres', 'postgres', '/usr/lib/postgresql/15/bin/psql', '-d', 'lab', '-tAc',
+          'SELECT coalesce(sum(count), 0) FROM shared.sensor_minute').catch(() => ({ stdout: '0' }));
+        return Number(stdout.trim());
+      };
+      await expect.poll(aggregated, { timeout: 60_000, interval: 1000 }).toBeGreaterThan(50);
+      const { stdout: health } = await compose('exec', '-T', 'sensor-ingest', 'node', '-e',
+        "fetch('http://127.0.0.1:9464/healthz').then(async (r) => console.log(r.status, await r.text()))");
+      expect(health).toMatch(/^200 .*"mqttConnected":true/);
+      // The secrets are in the volume, not in the services' environment.
+      const { stdout: envOut } = await compose('exec', '-T', 'sensor-ingest', 'env');
+      expect(envOut).toMatch(/MQTT_PASSWORD_FILE=\/secrets\/mqtt-ingester/);
+      expect(envOut).not.toMatch(/^MQTT_PASSWORD=/m);
+    }, 120_000);
+
+    it('starts a notebook server through the hub, reached via the proxy, on the lab network', async () => {
+      await expect.poll(async () => (await fetch(`http://127.0.0.1:${port}/hub/api`).catch(() => null))?.status, { timeout: 60_000 }).toBe(200);
+      expect(await hubCli('users', 'add', 'admin', '--admin')).toMatch(/added admin/);
+      token = await hubCli('token', 'admin');
+      expect((await api('POST', '/users/admin/server')).status).toBeLessThan(300);
+      await expect
+        .poll(async () => (await fetch(`http://127.0.0.1:${port}/user/admin/api`, { headers: { authorization: `token ${token}` } })).status, {
+          timeout: 90_000,
+          interval: 1000,
+        })
+        .toBe(200);
+      const [notebook] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${hubId}`] } });
+      expect(notebook).toBeDefined();
+      const exec = await docker.getContainer(notebook!.Id).exec({
+        Cmd: ['python3', '-c', "import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'))"],
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const stream = await exec.start({});
+      const output = await new Promise<string>((resolve) => {
+        let out = '';
+        stream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
+        stream.on('end', () => resolve(out));
+      });
+      expect(output).toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
+    }, 180_000);
+  });
+});
