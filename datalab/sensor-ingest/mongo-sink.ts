@@ -21,6 +21,7 @@ export interface ReadingDocument {
 export const COLLECTION = 'readings';
 const NAMESPACE_EXISTS = 48;
 const DUPLICATE_KEY = 11000;
+const NOT_IMPLEMENTED = 238;
 
 export function toDocument(r: Reading): ReadingDocument {
   return {
@@ -71,13 +72,22 @@ export class MongoSink implements ReadingSink {
     return this.client.db(this.database).collection<ReadingDocument>(COLLECTION);
   }
 
+  /** False when the server has no time-series collections (FerretDB 1.x) and readings went to a regular one. */
+  timeSeries = true;
+
   async prepare(): Promise<void> {
+    const db = this.client.db(this.database);
     try {
-      await this.client.db(this.database).createCollection(COLLECTION, {
-        timeseries: { timeField: 'ts', metaField: 'meta', granularity: 'seconds' },
-      });
+      await db.createCollection(COLLECTION, { timeseries: { timeField: 'ts', metaField: 'meta', granularity: 'seconds' } });
     } catch (err) {
-      if (!(err instanceof MongoServerError && err.code === NAMESPACE_EXISTS)) throw err;
+      if (err instanceof MongoServerError && err.code === NAMESPACE_EXISTS) return;
+      if (!(err instanceof MongoServerError && err.code === NOT_IMPLEMENTED)) throw err;
+      // A MongoDB-wire server without time series still stores every reading once: `_id` is unique there.
+      this.timeSeries = false;
+      await db.createCollection(COLLECTION).catch((e: unknown) => {
+        if (!(e instanceof MongoServerError && e.code === NAMESPACE_EXISTS)) throw e;
+      });
+      await db.collection(COLLECTION).createIndex({ 'meta.site': 1, 'meta.sensor': 1, ts: 1 });
     }
   }
 

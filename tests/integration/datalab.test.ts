@@ -3,6 +3,7 @@
  * tests/helpers/datalab-broker.ts) and the run's PostgreSQL (tests/helpers/global-setup.ts). Each service logs in
  * with its own least-privilege account made through the plugin's JSON API.
  */
+import { MongoClient } from 'mongodb';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -14,12 +15,14 @@ import { loadIngestConfig } from '../../datalab/sensor-ingest/config.js';
 import { startIngestService, type RunningIngester } from '../../datalab/sensor-ingest/service.js';
 import { PostgresSink } from '../../datalab/sensor-ingest/postgres-sink.js';
 import { mosquittoAvailable, startBroker, type TestBroker } from '../helpers/datalab-broker.js';
+import { ferretdbAvailable, startFerretDb } from '../helpers/ferretdb.js';
 import { requireService } from '../helpers/jupyter.js';
 import { createDatabase } from '../helpers/postgres.js';
 
 const haveMosquitto = requireService('mosquitto with the dynamic-security plugin', mosquittoAvailable());
 const postgresUrl = inject('postgresUrl');
 const havePostgres = requireService('postgres', postgresUrl !== null);
+const haveFerretDb = requireService('FerretDB 1.24, a MongoDB-wire server (scripts/setup-credentials.sh)', ferretdbAvailable());
 const MONITOR = { username: 'svc-monitor', password: 'monitor-secret-1' };
 const EMULATOR = { username: 'svc-emulator', password: 'emulator-secret-1' };
 const INGESTER = { username: 'svc-ingester', password: 'ingester-secret-1' };
@@ -214,6 +217,33 @@ describe.runIf(haveMosquitto)('DataLab with real Mosquitto', () => {
       }
       const { rows } = await db.query('SELECT count, sum, min, max, mean FROM shared.sensor_minute');
       expect(rows).toEqual([{ count: '1', sum: 21.5, min: 21.5, max: 21.5, mean: 21.5 }]);
+    });
+
+    it.runIf(haveFerretDb)('also stores each raw reading once in a MongoDB-wire server (FerretDB)', async () => {
+      const ferret = await startFerretDb();
+      const mongo = new MongoClient(ferret.adminUrl);
+      try {
+        await ingest('ingest-test-mongo', { MONGODB_URL: ferret.adminUrl, MONGODB_DATABASE: 'lab' });
+        const emulator = emulatorFor(broker, { SITES: '2', SENSORS_PER_SITE: '2', RATE_HZ: '100', LIMIT: '200', DROPOUT_SENSOR: 'none' }, 'emu-mongo');
+        await emulator.start();
+        await emulator.finished;
+        await emulator.stop();
+        const readings = mongo.db('lab').collection<{ _id: string; value: number }>('readings');
+        await expect.poll(() => readings.countDocuments(), { timeout: 10_000 }).toBe(200);
+        await expect.poll(stored, { timeout: 10_000 }).toMatchObject({ readings: 200, aggregated: 200 });
+
+        const sender = await mqtt.connectAsync(broker.url, { ...EMULATOR, clientId: 'mongo-dup-sender', clean: true });
+        const reading = { site: 'site-8', sensor: 's01', kind: 'temperature', unit: 'degC', ts: new Date().toISOString(), value: 19.25, seq: 1 };
+        for (let i = 0; i < 3; i++) await sender.publishAsync('sensors/site-8/s01', JSON.stringify(reading), { qos: 1 });
+        await sender.endAsync();
+        await expect.poll(() => readings.countDocuments(), { timeout: 5000 }).toBe(201);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await readings.countDocuments({ 'meta.site': 'site-8' })).toBe(1);
+        expect(await metric('labhub_ingest_readings_written_total')).toContain('labhub_ingest_readings_written_total{sink="mongodb"} 201');
+      } finally {
+        await mongo.close();
+        await ferret.stop();
+      }
     });
 
     it('loses no reading when the broker restarts mid-stream', async () => {
