@@ -119,7 +119,9 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const secure = config.public_url?.startsWith('https:') ?? false;
   const cookieSecret = loadOrCreateSecret(config.data_dir, 'cookie_secret', process.env.LABHUB_COOKIE_SECRET);
   const proxyToken = config.proxy.auth_token ?? loadOrCreateSecret(config.data_dir, 'proxy_auth_token', undefined);
-  const hubUrl = `http://${config.hub.ip === '0.0.0.0' || config.hub.ip === '' ? '127.0.0.1' : config.hub.ip}:${config.hub.port}`;
+  // Where the proxy (and servers) reach the hub: in a container or a pod, 127.0.0.1 is not the hub's address.
+  const hubUrl = config.hub.connect_url?.replace(/\/+$/, '')
+    ?? `http://${config.hub.ip === '0.0.0.0' || config.hub.ip === '' ? '127.0.0.1' : config.hub.ip}:${config.hub.port}`;
   const metrics = createHubMetrics();
   const tokens = new TokenService(store);
   const sessions = new SessionManager(store, { maxAgeDays: config.cookie_max_age_days, secure });
