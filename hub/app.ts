@@ -141,7 +141,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     {
       startTimeoutMs: config.spawner.start_timeout * 1000, httpTimeoutMs: config.spawner.http_timeout * 1000,
       pollIntervalMs: config.spawner.poll_interval * 1000, concurrentSpawnLimit: config.concurrent_spawn_limit,
-      activeServerLimit: config.active_server_limit, hubConnectUrl: config.hub.connect_url ?? hubUrl, publicUrl: config.public_url,
+      activeServerLimit: config.active_server_limit, hubConnectUrl: hubUrl, publicUrl: config.public_url,
       sharedMountRoot: `${config.spawner.docker.home_mount_path.replace(/\/+$/, '')}/shared`,
     },
   );

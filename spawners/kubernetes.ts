@@ -26,7 +26,7 @@ import {
   COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest,
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
-import { checkProfileOption, settingsFor, type Profile } from './kubernetes/profiles.js';
+import { checkProfileOption, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
 
 export interface KubernetesSpawnerOptions {
@@ -224,14 +224,21 @@ export class KubernetesSpawner implements Spawner {
     }
   }
 
-  checkOptions(userOptions: Record<string, unknown>): void {
-    checkProfileOption(this.profiles, userOptions);
+  /** The spawner's own profiles (user option `profile: <slug>`), which the hub leaves to it. */
+  get profileSlugs(): string[] {
+    return this.profiles.map((p) => p.slug);
+  }
+
+  checkOptions(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void {
+    checkProfileOption(this.profiles, request.profile?.id.includes('/') ? {} : request.userOptions);
   }
 
   /** Everything start() would create for a request, without creating it (tests, diagnostics). */
-  manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions'>) {
-    const chosen = settingsFor(this.pod, this.profiles, request.userOptions, request.user.groups);
-    const settings: PodSettings = { ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) };
+  manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions' | 'profile'>) {
+    // A class profile (`<class>/<slug>`, resolved by the hub) replaces the choice among the spawner's own profiles.
+    const classChosen = request.profile?.id.includes('/') ?? false;
+    const chosen = settingsFor(this.pod, classChosen ? [] : this.profiles, classChosen ? {} : request.userOptions, request.user.groups);
+    const settings: PodSettings = withClassProfile({ ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) }, request.profile);
     const { profile } = chosen;
     const id: ServerIdentity = { hubId: this.hubId, user: request.user.name, server: request.serverName, names: serverNames(this.namePrefix, request.user.name, request.serverName) };
     const env = {

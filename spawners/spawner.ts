@@ -73,6 +73,11 @@ export type PollResult = { running: true } | { running: false; exitCode: number 
 export interface Spawner {
   /** Short name shown in `/hub/api/info`, e.g. `local`. */
   readonly kind: string;
+  /**
+   * The spawner's own profiles, chosen with the user option `profile: <slug>` (KubeSpawner's profile_list). The hub
+   * leaves such a value to the spawner instead of reading it as a class profile (`<class>/<slug>`).
+   */
+  readonly profileSlugs?: readonly string[];
   start(request: SpawnRequest): Promise<SpawnResult>;
   poll(state: SpawnerState): Promise<PollResult>;
   /** Stops the server; resolves once it is gone. `now` skips the graceful period. */

@@ -118,21 +118,23 @@ export function sharedMountPath(root: string, className: string): string {
 /**
  * The profile a start uses: the user option `profile` (`<class>/<slug>`) if one of the user's classes offers it,
  * else the default profile of the first class that has one; plus the shared volume of every class of the user,
- * read-only. Undefined when classes have nothing to say (the spawner's configured defaults apply); the id is
- * `default` when only shared volumes apply.
+ * read-only. A `profile` naming one of the spawner's own profiles (`spawnerProfiles`) is the spawner's to apply.
+ * Undefined when classes have nothing to say (the spawner's configured defaults apply); the id is `default` when
+ * only shared volumes apply.
  */
-export function resolveProfile(classes: ClassRecord[], userOptions: Record<string, unknown>, sharedRoot: string): ServerProfile | undefined {
+export function resolveProfile(classes: ClassRecord[], userOptions: Record<string, unknown>, sharedRoot: string, spawnerProfiles: readonly string[] = []): ServerProfile | undefined {
   const wanted = userOptions.profile;
   if (wanted !== undefined && wanted !== null && wanted !== '' && typeof wanted !== 'string') {
     throw new HttpError(400, 'user option profile must be a string "<class>/<slug>"');
   }
   const offered = offeredProfiles(classes);
   let chosen: OfferedProfile | undefined;
-  if (typeof wanted === 'string' && wanted !== '') {
+  const spawnersOwn = typeof wanted === 'string' && spawnerProfiles.includes(wanted);
+  if (typeof wanted === 'string' && wanted !== '' && !spawnersOwn) {
     if (!/^[^/]+\/[^/]+$/.test(wanted) || wanted.length > 400) throw new HttpError(400, 'user option profile must look like "<class>/<slug>"');
     chosen = offered.find((p) => p.id === wanted);
     if (!chosen) throw new HttpError(403, `Profile ${wanted.slice(0, 200)} is not offered by any of your classes`);
-  } else {
+  } else if (!spawnersOwn) {
     chosen = offered.find((p) => p.isDefault);
   }
   const sharedVolumes = classes.flatMap((record) => {

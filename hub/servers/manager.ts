@@ -86,7 +86,7 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
-    const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot);
+    const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
     const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
     if (!row) {

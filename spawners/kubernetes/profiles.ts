@@ -1,4 +1,5 @@
 import { HttpError } from '../../hub/errors.js';
+import type { ServerProfile } from '../spawner.js';
 import { deepMerge, type PodSettings } from './objects.js';
 
 /** A choice users make with the user option `profile` (KubeSpawner's profile_list), optionally limited to groups. */
@@ -48,4 +49,31 @@ export function settingsFor(base: PodSettings, profiles: readonly Profile[], use
     if (!mayUse(profile, groups)) throw new HttpError(403, `Profile ${profile.slug} is only for members of ${profile.groups.join(', ')}.`);
   }
   return profile ? { settings: deepMerge(base, profile.overrides), profile } : { settings: base };
+}
+
+/**
+ * A class profile the hub resolved (SpawnRequest.profile) over the pod's settings: its image, CPU and memory as
+ * limits and requests, and its shared volumes as read-only mounts of existing claims of the same name.
+ */
+export function withClassProfile(settings: PodSettings, profile: ServerProfile | undefined): PodSettings {
+  if (!profile) return settings;
+  const quantities: Record<string, string> = {
+    ...(profile.cpuLimit !== undefined && { cpu: String(profile.cpuLimit) }),
+    ...(profile.memLimit !== undefined && { memory: String(profile.memLimit) }),
+  };
+  const volumes = (profile.sharedVolumes ?? []).map(({ volume, mountPath }) => ({
+    name: `class-${volume}`.slice(0, 63).replace(/[^a-z0-9-]/g, '-').replace(/-+$/, ''), claimName: volume, mountPath, readOnly: true,
+  }));
+  return {
+    ...settings,
+    ...(profile.image !== undefined && { image: profile.image }),
+    resources: {
+      ...settings.resources,
+      ...(Object.keys(quantities).length && {
+        limits: { ...settings.resources.limits, ...quantities },
+        requests: { ...settings.resources.requests, ...quantities },
+      }),
+    },
+    volumes: [...settings.volumes, ...volumes],
+  };
 }

@@ -113,6 +113,25 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
         stream.on('end', () => resolve(out));
       });
       expect(output).toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
-    }, 180_000);
+
+      // The server's own accounts, issued by the hub from the lab's generated admin secrets: live sensor readings
+      // over MQTT and the aggregates in PostgreSQL, through the labhub_datalab module of the notebook image.
+      const probe = await docker.getContainer(notebook!.Id).exec({
+        Cmd: ['python3', '-c', [
+          'import labhub_datalab as lab',
+          'print(lab.credentials("mqtt")["username"] != "", len(list(lab.sensors(limit=1, timeout=30))))',
+          'cur = lab.postgres().cursor(); cur.execute("SELECT count(*) FROM shared.sensor_minute"); print(cur.fetchone()[0] > 0)',
+        ].join('\n')],
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const probeStream = await probe.start({});
+      const probeOutput = await new Promise<string>((resolve) => {
+        let out = '';
+        probeStream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
+        probeStream.on('end', () => resolve(out));
+      });
+      expect(probeOutput).toMatch(/True 1\s+True/);
+    }, 240_000);
   });
 });

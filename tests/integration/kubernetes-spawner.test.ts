@@ -111,7 +111,7 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
   it('fails at once when no node can run the pod, and refuses a profile outside the user\'s groups', async () => {
     await expect(spawner.start(request('dave', '', { profile: 'gpu' }))).rejects.toMatchObject({ status: 403 });
     await expect(spawner.start(request('dave', '', { profile: 'gpu' }, ['physics']))).rejects.toThrow(/Unschedulable: 0\/1 nodes are available/);
-    expect(() => spawner.checkOptions({ profile: 'nope' })).toThrow(/does not exist/);
+    expect(() => spawner.checkOptions({ userOptions: { profile: 'nope' } })).toThrow(/does not exist/);
   });
 
   it('fails a crash-looping server with its exit code', async () => {

@@ -85,6 +85,12 @@ describe('resolving the profile of a start', () => {
     expect(refusal(() => resolveProfile([bio], { profile: 7 }, '/s')).status).toBe(400);
   });
 
+  it('leaves a profile the spawner itself offers (KubeSpawner-style slug) to the spawner, with the class volumes', () => {
+    const resolved = resolveProfile([bio], { profile: 'gpu' }, '/s', ['gpu', 'cpu']);
+    expect(resolved).toEqual({ id: 'default', sharedVolumes: [{ volume: 'class-bio101-materials', mountPath: '/s/bio101' }] });
+    expect(refusal(() => resolveProfile([bio], { profile: 'tpu' }, '/s', ['gpu'])).status).toBe(400);
+  });
+
   it('makes one safe path segment of any class name', () => {
     expect(sharedMountPath('/home/jovyan/shared/', 'chem 201')).toBe('/home/jovyan/shared/chem_201');
     expect(sharedMountPath('/r', '..')).toBe('/r/_');

@@ -93,6 +93,19 @@ spawner:
       expect(m.pod.spec!.containers[0]!.resources).toEqual({ limits: { memory: '2Gi' } });
       expect(m.secret.stringData!.JUPYTERHUB_API_URL).toBe('http://labhub-hub:8081/hub/api');
       expect(m.pod.spec!.containers[0]!.env).toBeUndefined();
+
+      // A class profile from the hub replaces the spawner's own profiles: its image, limits and class volumes.
+      const classed = spawner.manifests({
+        user: { name: 'ann', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/ann/', env: {}, userOptions: { profile: 'bio101/python' },
+        profile: { id: 'bio101/python', image: 'lab/bio:1', cpuLimit: 0.5, memLimit: 768 * 1024 ** 2, sharedVolumes: [{ volume: 'bio101-materials', mountPath: '/home/jovyan/shared/bio101' }] },
+      });
+      const container = classed.pod.spec!.containers[0]!;
+      expect(container.image).toBe('lab/bio:1');
+      expect(container.resources).toEqual({ limits: { cpu: '0.5', memory: String(768 * 1024 ** 2) }, requests: { cpu: '0.5', memory: String(768 * 1024 ** 2) } });
+      expect(container.volumeMounts).toContainEqual({ name: 'class-bio101-materials', mountPath: '/home/jovyan/shared/bio101', readOnly: true });
+      expect(classed.pod.spec!.volumes).toContainEqual({ name: 'class-bio101-materials', persistentVolumeClaim: { claimName: 'bio101-materials', readOnly: true } });
+      expect(() => spawner.checkOptions({ userOptions: { profile: 'bio101/python' }, profile: { id: 'bio101/python' } })).not.toThrow();
+      expect(() => spawner.checkOptions({ userOptions: { profile: 'nope' } })).toThrow(/does not exist/);
     } finally {
       await spawner.close();
       rmSync(dir, { recursive: true, force: true });
