@@ -101,37 +101,29 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
         .toBe(200);
       const [notebook] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${hubId}`] } });
       expect(notebook).toBeDefined();
-      const exec = await docker.getContainer(notebook!.Id).exec({
-        Cmd: ['python3', '-c', "import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'))"],
-        AttachStdout: true,
-        AttachStderr: true,
-      });
-      const stream = await exec.start({});
-      const output = await new Promise<string>((resolve) => {
-        let out = '';
-        stream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
-        stream.on('end', () => resolve(out));
-      });
-      expect(output).toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
+      const python = (code: string) => pythonIn(notebook!.Id, code);
+      expect(await python("import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'))"))
+        .toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
 
       // The server's own accounts, issued by the hub from the lab's generated admin secrets: live sensor readings
       // over MQTT and the aggregates in PostgreSQL, through the labhub_datalab module of the notebook image.
-      const probe = await docker.getContainer(notebook!.Id).exec({
-        Cmd: ['python3', '-c', [
-          'import labhub_datalab as lab',
-          'print(lab.credentials("mqtt")["username"] != "", len(list(lab.sensors(limit=1, timeout=30))))',
-          'cur = lab.postgres().cursor(); cur.execute("SELECT count(*) FROM shared.sensor_minute"); print(cur.fetchone()[0] > 0)',
-        ].join('\n')],
-        AttachStdout: true,
-        AttachStderr: true,
-      });
-      const probeStream = await probe.start({});
-      const probeOutput = await new Promise<string>((resolve) => {
-        let out = '';
-        probeStream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
-        probeStream.on('end', () => resolve(out));
-      });
+      const probeOutput = await python([
+        'import labhub_datalab as lab',
+        'print(lab.credentials("mqtt")["username"] != "", len(list(lab.sensors(limit=1, timeout=30))))',
+        'cur = lab.postgres().cursor(); cur.execute("SELECT count(*) FROM shared.sensor_minute"); print(cur.fetchone()[0] > 0)',
+      ].join('\n'));
       expect(probeOutput).toMatch(/True 1\s+True/);
     }, 240_000);
   });
 });
+
+/** Runs Python code in a container and returns what it printed (stdout and stderr, as the exec stream gives them). */
+async function pythonIn(containerId: string, code: string): Promise<string> {
+  const exec = await docker.getContainer(containerId).exec({ Cmd: ['python3', '-c', code], AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  return new Promise<string>((resolve) => {
+    let out = '';
+    stream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
+    stream.on('end', () => resolve(out));
+  });
+}
