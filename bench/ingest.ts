@@ -21,7 +21,7 @@ import { loadEmulatorConfig } from '../datalab/sensor-emulator/config.js';
 import { SensorEmulator } from '../datalab/sensor-emulator/emulator.js';
 import { loadIngestConfig } from '../datalab/sensor-ingest/config.js';
 import { startIngestService, type RunningIngester } from '../datalab/sensor-ingest/service.js';
-import { startBroker, type TestBroker } from '../tests/helpers/datalab-broker.js';
+import { startMosquitto, type MosquittoBroker } from '../tests/helpers/mosquitto.js';
 import { createDatabase, startPostgres } from '../tests/helpers/postgres.js';
 import { REPO } from './lib/hubs.js';
 import { envInt } from './lib/env.js';
@@ -48,7 +48,7 @@ interface Row {
 let dbCounter = 0;
 
 async function withIngester<T>(
-  broker: TestBroker,
+  broker: MosquittoBroker,
   postgresUrl: string,
   body: (start: () => Promise<RunningIngester>, latencies: number[], stored: () => number) => Promise<T>,
 ): Promise<T> {
@@ -84,7 +84,7 @@ async function withIngester<T>(
   return result;
 }
 
-function emulator(broker: TestBroker, clientId: string, rate: number, limit: number): SensorEmulator {
+function emulator(broker: MosquittoBroker, clientId: string, rate: number, limit: number): SensorEmulator {
   return new SensorEmulator(
     loadEmulatorConfig(
       {
@@ -116,7 +116,7 @@ function row(phase: string, offered: number | null, latencies: number[], seconds
   return { phase, offered, readings: s.count, storedPerSecond: Math.round(s.count / seconds), p50Ms: sig(s.p50), p99Ms: sig(s.p99), maxMs: sig(s.max) };
 }
 
-async function paced(broker: TestBroker, postgresUrl: string, rate: number): Promise<Row> {
+async function paced(broker: MosquittoBroker, postgresUrl: string, rate: number): Promise<Row> {
   const total = rate * SECONDS;
   return withIngester(broker, postgresUrl, async (start, latencies, stored) => {
     const service = await start();
@@ -132,7 +132,7 @@ async function paced(broker: TestBroker, postgresUrl: string, rate: number): Pro
   });
 }
 
-async function drain(broker: TestBroker, postgresUrl: string): Promise<Row> {
+async function drain(broker: MosquittoBroker, postgresUrl: string): Promise<Row> {
   return withIngester(broker, postgresUrl, async (start, latencies, stored) => {
     // First connection makes the persistent session and its subscription; then the ingester goes away.
     const first = await start();
@@ -154,7 +154,7 @@ async function drain(broker: TestBroker, postgresUrl: string): Promise<Row> {
 async function main(): Promise<void> {
   const machine = machineInfo();
   const postgres = await startPostgres({ database: 'bench' });
-  const broker = await startBroker();
+  const broker = await startMosquitto({ persistence: true });
   const rows: Row[] = [];
   try {
     await applyAccounts(broker.url, broker.admin, [

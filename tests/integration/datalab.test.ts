@@ -1,6 +1,6 @@
 /**
  * The DataLab pipeline against real services: Mosquitto 2 with the dynamic-security plugin (a broker of our own,
- * tests/helpers/datalab-broker.ts) and the run's PostgreSQL (tests/helpers/global-setup.ts). Each service logs in
+ * tests/helpers/mosquitto.ts) and the run's PostgreSQL (tests/helpers/global-setup.ts). Each service logs in
  * with its own least-privilege account made through the plugin's JSON API.
  */
 import { MongoClient } from 'mongodb';
@@ -14,12 +14,12 @@ import { parseReading, type Reading } from '../../datalab/readings.js';
 import { loadIngestConfig } from '../../datalab/sensor-ingest/config.js';
 import { startIngestService, type RunningIngester } from '../../datalab/sensor-ingest/service.js';
 import { PostgresSink } from '../../datalab/sensor-ingest/postgres-sink.js';
-import { mosquittoAvailable, startBroker, type TestBroker } from '../helpers/datalab-broker.js';
+import { mosquittoUnavailableReason, startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { ferretdbAvailable, startFerretDb } from '../helpers/ferretdb.js';
 import { requireService } from '../helpers/jupyter.js';
 import { createDatabase } from '../helpers/postgres.js';
 
-const haveMosquitto = requireService('mosquitto with the dynamic-security plugin', mosquittoAvailable());
+const haveMosquitto = requireService('mosquitto with the dynamic-security plugin', mosquittoUnavailableReason() === null);
 const postgresUrl = inject('postgresUrl');
 const havePostgres = requireService('postgres', postgresUrl !== null);
 const haveFerretDb = requireService('FerretDB 1.24, a MongoDB-wire server (scripts/setup-credentials.sh)', ferretdbAvailable());
@@ -27,7 +27,7 @@ const MONITOR = { username: 'svc-monitor', password: 'monitor-secret-1' };
 const EMULATOR = { username: 'svc-emulator', password: 'emulator-secret-1' };
 const INGESTER = { username: 'svc-ingester', password: 'ingester-secret-1' };
 
-function emulatorFor(broker: TestBroker, settings: Record<string, string>, clientId: string, events: EmulatorEvents = {}): SensorEmulator {
+function emulatorFor(broker: MosquittoBroker, settings: Record<string, string>, clientId: string, events: EmulatorEvents = {}): SensorEmulator {
   const config = loadEmulatorConfig(
     { MQTT_URL: broker.url, MQTT_USERNAME: EMULATOR.username, MQTT_PASSWORD: EMULATOR.password, MQTT_CLIENT_ID: clientId, ...settings },
     [],
@@ -36,10 +36,10 @@ function emulatorFor(broker: TestBroker, settings: Record<string, string>, clien
 }
 
 describe.runIf(haveMosquitto)('DataLab with real Mosquitto', () => {
-  let broker: TestBroker;
+  let broker: MosquittoBroker;
 
   beforeAll(async () => {
-    broker = await startBroker();
+    broker = await startMosquitto({ persistence: true });
     await applyAccounts(broker.url, broker.admin, [
       emulatorAccount(EMULATOR.username, EMULATOR.password),
       ingesterAccount(INGESTER.username, INGESTER.password),
