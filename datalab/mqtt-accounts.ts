@@ -5,7 +5,7 @@
  * Commands go as JSON to $CONTROL/dynamic-security/v1 (the admin made by `mosquitto_ctrl dynsec init` may do
  * that); applying them twice is harmless, so the compose file's init step can run on every start.
  */
-import mqtt from 'mqtt';
+import { DynsecClient } from '../hub/credentials/dynsec-client.js';
 
 export const DEAD_LETTER_TOPIC = 'deadletter/sensors';
 
@@ -54,25 +54,13 @@ export function accountCommands(account: ServiceAccount): Command[] {
 /** Errors that mean "already as wanted" for these commands. */
 const HARMLESS = /not found/i;
 
-const CONTROL = '$CONTROL/dynamic-security/v1';
-
 /** Sends the commands as the dynsec admin and fails on any error other than a missing role or client. */
 export async function applyAccounts(brokerUrl: string, admin: { username: string; password: string }, accounts: ServiceAccount[]): Promise<void> {
-  const client = await mqtt.connectAsync(brokerUrl, { ...admin, clean: true, reconnectPeriod: 0, connectTimeout: 10_000 });
+  const dynsec = new DynsecClient({ url: brokerUrl, username: admin.username, password: admin.password, timeoutMs: 10_000 });
   try {
-    const commands = accounts.flatMap(accountCommands).map((c, i) => ({ ...c, correlationData: String(i) }));
-    const response = new Promise<{ responses: { command: string; error?: string }[] }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer from the dynamic-security plugin within 10 s')), 10_000);
-      client.on('message', (_topic, payload) => {
-        clearTimeout(timer);
-        resolve(JSON.parse(payload.toString()) as { responses: { command: string; error?: string }[] });
-      });
-    });
-    await client.subscribeAsync(`${CONTROL}/response`, { qos: 1 });
-    await client.publishAsync(CONTROL, JSON.stringify({ commands }), { qos: 1 });
-    const failed = (await response).responses.filter((r) => r.error !== undefined && !HARMLESS.test(r.error));
+    const failed = (await dynsec.send(accounts.flatMap(accountCommands))).filter((r) => r.error !== undefined && !HARMLESS.test(r.error));
     if (failed.length > 0) throw new Error(`dynamic-security refused: ${failed.map((r) => `${r.command}: ${r.error}`).join('; ')}`);
   } finally {
-    await client.endAsync();
+    await dynsec.close();
   }
 }
