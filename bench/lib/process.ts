@@ -5,25 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRequest } from './http.js';
 
-/** A TCP port free on 127.0.0.1 right now (bound and released; the caller binds it promptly). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const address = server.address();
-      const port = address && typeof address === 'object' ? address.port : 0;
-      server.close((err) => (err ? reject(err) : port ? resolve(port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** The tests' free-port finder serves the benchmarks too. */
+export { freePort } from '../../tests/helpers/ports.js';
 
 export function isAlive(pid: number): boolean {
   try {
