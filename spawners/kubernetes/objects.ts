@@ -163,6 +163,9 @@ export function podManifest(id: ServerIdentity, s: PodSettings, storage: Storage
       ...(s.args.length ? { args: s.args } : {}),
       workingDir: s.homeMountPath,
       ports: [{ name: PORT_NAME, containerPort: s.notebookPort, protocol: 'TCP' }],
+      // Ready only once the server listens: a server that exits right after it starts is reported as the crash it
+      // is, not handed to the hub as ready (the kubelet calls a container without a probe ready when it runs).
+      readinessProbe: { tcpSocket: { port: PORT_NAME }, periodSeconds: 1, failureThreshold: 3 },
       envFrom: [{ secretRef: { name: id.names.secret } }],
       ...(Object.keys(resources).length ? { resources } : {}),
       securityContext: {

@@ -2,11 +2,12 @@
  * The test cluster's scheduler and kubelet in one: it watches the pods of a namespace on the real API server, binds
  * them to its one node (or marks them Unschedulable when their nodeSelector does not match it), runs each bound pod's
  * container on the Docker engine from the pod's own image, command, arguments, environment (resolved from the pod's
- * Secrets) and security context, mounts a Docker volume per PersistentVolumeClaim, reports status and events back,
- * and finishes graceful deletions as a kubelet does. Images are never pulled (no registry here): a missing one is
- * ErrImagePull, as a kubelet reports a failed pull.
+ * Secrets) and security context, mounts a Docker volume per PersistentVolumeClaim, runs TCP readiness probes, reports
+ * status and events back, and finishes graceful deletions as a kubelet does. Images are never pulled (no registry
+ * here): a missing one is ErrImagePull, as a kubelet reports a failed pull.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import Docker from 'dockerode';
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod, type V1PodStatus } from '@kubernetes/client-node';
 import { createLogger } from '../../hub/log.js';
@@ -168,12 +169,22 @@ export class PodRunner {
     const entry: Running = { container, restarts: 0 };
     this.running.set(uid, entry);
     await this.event(pod, 'Normal', 'Created', `Created container ${c.name}`);
+    const probePort = tcpProbePort(c);
     for (;;) {
       await container.start();
       const ip = (await container.inspect()).NetworkSettings.Networks.bridge?.IPAddress ?? '';
       await this.event(pod, 'Normal', 'Started', `Started container ${c.name}`);
-      await this.setContainerState(name, uid, c, { running: { startedAt: new Date() } }, true, entry.restarts, ip, `docker://${container.id}`);
-      const { StatusCode: code } = await container.wait() as { StatusCode: number };
+      const running = { running: { startedAt: new Date() } };
+      await this.setContainerState(name, uid, c, running, probePort === undefined, entry.restarts, ip, `docker://${container.id}`);
+      let exited = false;
+      const waited = (container.wait() as Promise<{ StatusCode: number }>).finally(() => (exited = true));
+      if (probePort !== undefined) {
+        while (!exited && !(await tcpOpen(ip, probePort))) await new Promise((r) => setTimeout(r, 100));
+        if (!exited && !this.stopped && this.running.get(uid) === entry) {
+          await this.setContainerState(name, uid, c, running, true, entry.restarts, ip, `docker://${container.id}`);
+        }
+      }
+      const { StatusCode: code } = await waited;
       if (this.stopped || this.running.get(uid) !== entry) return;
       const terminated = { exitCode: code, reason: code === 0 ? 'Completed' : 'Error', finishedAt: new Date() };
       const restart = spec.restartPolicy === 'Always' || (spec.restartPolicy !== 'Never' && code !== 0);
@@ -263,4 +274,24 @@ export class PodRunner {
     await entry.container.stop({ t: Math.min(graceSeconds, 5) }).catch(() => undefined);
     await entry.container.remove({ force: true }).catch(() => undefined);
   }
+}
+
+/** The port of a container's TCP readiness probe (a number, or the name of one of its ports). */
+function tcpProbePort(c: V1Container): number | undefined {
+  const port = c.readinessProbe?.tcpSocket?.port;
+  if (port === undefined) return undefined;
+  return typeof port === 'number' ? port : c.ports?.find((p) => p.name === port)?.containerPort ?? Number(port);
+}
+
+function tcpOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 500 });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
 }
