@@ -6,10 +6,11 @@
 /** Connection-scoped headers (RFC 9110 §7.6.1) that each hop sets for itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 /**
- * Transfer-Encoding stays on requests: the body is streamed as it arrives, and the header is what makes Node
- * chunk it upstream for every method.
+ * Request headers the upstream client sets itself: it keeps its connections alive, frames the body it streams
+ * (Content-Length when the client sent one, else chunked), and the client's `Expect: 100-continue` was already
+ * answered by this hop's server.
  */
-const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade']);
+const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'expect']);
 
 export interface ForwardedFor {
   /** The client's address. */
@@ -27,9 +28,8 @@ export interface RequestHeaders {
 }
 
 /**
- * The client's headers for the upstream request. For plain HTTP the hop-by-hop headers are dropped (the upstream
- * agent keeps its own connections alive, and Node chunks bodies itself); for upgrades `Connection` and `Upgrade`
- * stay, since they are the request. With `forwarded`, X-Forwarded-For/-Port/-Proto are appended to what a proxy
+ * The client's headers for the upstream request. For plain HTTP the hop-by-hop headers are dropped; for upgrades
+ * `Connection` and `Upgrade` stay, since they are the request. With `forwarded`, X-Forwarded-For/-Port/-Proto are appended to what a proxy
  * in front already set, and X-Forwarded-Host is set unless present.
  */
 export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarded: ForwardedFor | undefined): RequestHeaders {
@@ -77,6 +77,21 @@ export function clientResponseHeaders(raw: string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push(name, raw[i + 1]!);
+  }
+  return headers;
+}
+
+/**
+ * The same for a response whose headers arrive parsed (lower-case names, repeated headers as arrays), as a flat
+ * list for `writeHead`.
+ */
+export function clientResponseHeadersOf(parsed: Readonly<Record<string, string | string[] | undefined>>): string[] {
+  const headers: string[] = [];
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (typeof value === 'string') headers.push(name, value);
+    else for (const each of value) headers.push(name, each);
   }
   return headers;
 }

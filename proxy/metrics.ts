@@ -1,9 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteTable } from './routes.js';
 
-/** Upstream error codes worth telling apart; anything else is counted as `other`, to bound label cardinality. */
+/**
+ * Upstream error codes worth telling apart (the system's, and undici's for a target that closed the connection or
+ * timed out); anything else is counted as `other`, to bound label cardinality.
+ */
 const KNOWN_ERROR_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
 ]);
 
 export interface ProxyMetricsOptions {

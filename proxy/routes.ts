@@ -37,6 +37,8 @@ function splitSegments(path: string): string[] {
 
 /** Where and how a route's requests go, worked out once when the route is added instead of on every request. */
 export interface Upstream {
+  /** `scheme://host:port`: the key of the target's connection pool. */
+  origin: string;
   https: boolean;
   /** Without IPv6 brackets, as `http.request` wants it. */
   hostname: string;
@@ -48,6 +50,7 @@ export interface Upstream {
 function upstreamOf(target: URL): Upstream {
   const https = target.protocol === 'https:';
   return {
+    origin: target.origin,
     https,
     hostname: target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname,
     port: target.port ? Number(target.port) : https ? 443 : 80,

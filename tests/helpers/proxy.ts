@@ -1,4 +1,5 @@
 /** Helpers for proxy tests: echoing backends with websockets, and requests whose path is sent byte for byte. */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,9 @@ export interface Echo {
   url: string;
   method: string;
   headers: http.IncomingHttpHeaders;
+  /** Length and SHA-256 of the request body it received. */
+  bodyBytes: number;
+  bodySha256: string;
 }
 
 /** Answers every request with what it saw, and echoes websocket messages prefixed with its name. */
@@ -23,10 +27,16 @@ export async function startBackend(name: string): Promise<Backend> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '');
-    req.resume();
+    const hash = createHash('sha256');
+    let bodyBytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bodyBytes += chunk.length;
+      hash.update(chunk);
+    });
     req.on('end', () => {
+      const echo: Echo = { backend: name, url: req.url ?? '', method: req.method ?? '', headers: req.headers, bodyBytes, bodySha256: hash.digest('hex') };
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ backend: name, url: req.url, method: req.method, headers: req.headers }));
+      res.end(JSON.stringify(echo));
     });
   });
   const wss = new WebSocketServer({ server });

@@ -3,6 +3,7 @@
  * the CLI as a child process (`dist/proxy/main.js`, built by `npm run build` before tests).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -144,6 +145,38 @@ describe('proxy forwarding', () => {
     expect(echo.headers.host).toBe('hub.example.org');
   });
 
+  it('streams request bodies unchanged: chunked, with Content-Length, after Expect: 100-continue, and empty', async () => {
+    const body = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 31) % 251;
+    const sha = createHash('sha256').update(body).digest('hex');
+    const { hostname, port } = new URL(proxy.publicUrl);
+    const upload = (headers: Record<string, string>, parts: Buffer[]) =>
+      new Promise<Echo>((resolve, reject) => {
+        const req = http.request({ hostname, port, path: '/user/alice/api/contents/big.bin', method: 'PUT', headers, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString()) as Echo));
+        });
+        req.on('error', reject);
+        const send = () => {
+          for (const part of parts) req.write(part);
+          req.end();
+        };
+        if (headers.expect) req.once('continue', send);
+        else send();
+      });
+    const thirds = [body.subarray(0, 1_000_000), body.subarray(1_000_000, 2_500_000), body.subarray(2_500_000)];
+
+    const chunked = await upload({ 'transfer-encoding': 'chunked' }, thirds);
+    expect([chunked.bodyBytes, chunked.bodySha256]).toEqual([body.length, sha]);
+    const sized = await upload({ 'content-length': String(body.length) }, thirds);
+    expect([sized.bodyBytes, sized.bodySha256, sized.headers['content-length']]).toEqual([body.length, sha, String(body.length)]);
+    const continued = await upload({ 'content-length': String(body.length), expect: '100-continue' }, thirds);
+    expect([continued.bodyBytes, continued.bodySha256, continued.headers.expect]).toEqual([body.length, sha, undefined]);
+    const empty = await upload({ 'content-length': '0' }, []);
+    expect([empty.method, empty.bodyBytes]).toEqual(['PUT', 0]);
+  });
+
   it('treats %40 and @ as the same route', async () => {
     await addRoute(proxy, '/user/foo%40bar', alice.url);
     const res = await request(proxy.publicUrl, '/user/foo%40bar/tree');
@@ -239,6 +272,39 @@ describe('proxy forwarding', () => {
     await sleep(15);
     expect((await request(proxy.publicUrl, '/user/dead/api/status')).status).toBe(503);
     expect(await lastActivity(proxy, '/user/dead')).toBe(deadBefore);
+  });
+
+  it('streams a large answer to a slow reader unchanged, holding the target back meanwhile', async () => {
+    // Bigger than the kernel's socket buffers on the way, so the target can only finish once the reader reads.
+    const body = Buffer.alloc(48 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4096) body[i] = (i / 4096) % 256;
+    let targetFinishedAt = 0;
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+      res.on('finish', () => (targetFinishedAt = performance.now()));
+      res.end(body);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    await addRoute(proxy, '/user/large', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const { hostname, port } = new URL(proxy.publicUrl);
+    let resumedAt = 0;
+    const received = await new Promise<Buffer>((resolve, reject) => {
+      http.get({ hostname, port, path: '/user/large/file', agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.pause();
+        setTimeout(() => {
+          resumedAt = performance.now();
+          res.resume();
+        }, 500);
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    server.close();
+    expect(received.equals(body)).toBe(true);
+    expect(targetFinishedAt).toBeGreaterThan(resumedAt);
   });
 
   it('ends the client response when the target dies mid-body', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, rawResponseHead, upstreamRequestHeaders } from '../../proxy/headers.js';
+import { clientResponseHeaders, clientResponseHeadersOf, rawResponseHead, upstreamRequestHeaders } from '../../proxy/headers.js';
 
 const forwarded = { remoteAddress: '10.0.0.7', proto: 'http', defaultPort: '80' };
 
@@ -29,12 +29,12 @@ describe('upstream request headers', () => {
     ]);
   });
 
-  it('keeps Connection and Upgrade on websocket upgrades, and Transfer-Encoding on bodies', () => {
+  it('keeps Connection and Upgrade on websocket upgrades; leaves body framing and Expect to the upstream client', () => {
     expect(upstreamRequestHeaders(['Connection', 'Upgrade', 'Upgrade', 'websocket'], true, undefined).headers).toEqual([
       'Connection', 'Upgrade', 'Upgrade', 'websocket',
     ]);
-    const chunked = upstreamRequestHeaders(['Transfer-Encoding', 'chunked', 'Upgrade', 'h2c'], false, undefined);
-    expect(chunked).toEqual({ headers: ['Transfer-Encoding', 'chunked'], hasBody: true });
+    const chunked = upstreamRequestHeaders(['Transfer-Encoding', 'chunked', 'Upgrade', 'h2c', 'Expect', '100-continue', 'Accept', '*/*'], false, undefined);
+    expect(chunked).toEqual({ headers: ['Accept', '*/*'], hasBody: true });
     expect(upstreamRequestHeaders(['Content-Length', '0'], false, undefined).hasBody).toBe(false);
     expect(upstreamRequestHeaders(['Content-Length', '12'], false, undefined).hasBody).toBe(true);
   });
@@ -51,6 +51,12 @@ describe('client response headers', () => {
     expect(
       clientResponseHeaders(['Content-Type', 'text/plain', 'Transfer-Encoding', 'chunked', 'Connection', 'close', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']),
     ).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
+  });
+
+  it('does the same for parsed headers, one entry per repeated value', () => {
+    expect(
+      clientResponseHeadersOf({ 'content-type': 'text/plain', 'transfer-encoding': 'chunked', 'keep-alive': 'timeout=5', 'set-cookie': ['a=1', 'b=2'] }),
+    ).toEqual(['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
   });
 
   it('writes a raw response head', () => {
