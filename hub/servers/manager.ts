@@ -10,7 +10,7 @@ import { hashToken } from '../auth/tokens.js';
 import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
-import { waitForHttp } from './readiness.js';
+import { waitForHttp, waitForServer } from './readiness.js';
 import { resolveProfile } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
 
@@ -171,7 +171,8 @@ export class ServerManager {
       state = result.state;
       await store.servers.saveSpawnerState(row.id, state);
       progress.emit({ progress: 75, message: 'Server started, waiting for it to answer' });
-      await waitForHttp(result.url, prefix, this.options.httpTimeoutMs, signal);
+      const spawned = state;
+      await waitForServer(result.url, prefix, this.options.httpTimeoutMs, signal, () => spawner.poll(spawned));
       await proxy.addRoute(prefix, result.url, routeData(user.name, row.name));
       await store.servers.markRunning(row.id, result.url, state);
       metrics.spawnDuration.observe({ status: 'success' }, (performance.now() - started) / 1000);

@@ -1,4 +1,6 @@
 import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PollResult } from '../../spawners/spawner.js';
 
 const FAST_PROBE_MS = 20;
 const FAST_PROBE_PERIOD_MS = 10_000;
@@ -27,6 +29,35 @@ export async function waitForHttp(url: string, prefix: string, timeoutMs: number
     delay = Date.now() - started < FAST_PROBE_PERIOD_MS ? FAST_PROBE_MS : Math.min(delay * 2, 500);
   }
   throw new Error(`the server did not answer at ${target.pathname} within ${Math.round(timeoutMs / 1000)} s (${lastProblem})`);
+}
+
+/**
+ * `waitForHttp`, while asking the spawner every `pollEveryMs` whether the server still runs: one that exits before
+ * it answers fails the start at once with its exit code, instead of after the whole HTTP timeout. A poll that
+ * fails says nothing about the server and is ignored.
+ */
+export async function waitForServer(
+  url: string, prefix: string, timeoutMs: number, signal: AbortSignal, poll: () => Promise<PollResult>, pollEveryMs = 1000,
+): Promise<void> {
+  const done = new AbortController();
+  const both = AbortSignal.any([signal, done.signal]);
+  const exited = (async () => {
+    for (;;) {
+      await sleep(pollEveryMs, undefined, { signal: both });
+      const result = await poll().catch(() => null);
+      if (result && !result.running) {
+        throw new Error(`the server exited${result.exitCode === null ? '' : ` with code ${result.exitCode}`} before it answered`);
+      }
+    }
+  })();
+  const answered = waitForHttp(url, prefix, timeoutMs, both);
+  try {
+    await Promise.race([answered, exited]);
+  } finally {
+    done.abort();
+    // The loser rejects with the abort; it has nothing left to say.
+    await Promise.allSettled([answered, exited]);
+  }
 }
 
 function probe(target: URL, timeoutMs: number): Promise<number> {
