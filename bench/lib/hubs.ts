@@ -17,6 +17,15 @@ export const JH_CONFIG = join(REPO, 'bench/jupyterhub/jupyterhub_config.py');
 export const JH_BIN = '/usr/bin/jupyterhub';
 export const CHP_BIN = '/usr/bin/configurable-http-proxy';
 
+/** One log line as the summary counts it. */
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  http5xx: boolean;
+  /** JupyterHub: a CHP error caused by the start-up polls, counted apart. */
+  startupPoll?: boolean;
+}
+
 export interface LogSummary {
   lines: number;
   warnings: number;
@@ -146,7 +155,34 @@ export abstract class Hub {
     return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines - 1).join('\n');
   }
 
-  abstract summarizeLog(): LogSummary;
+  /** What one line of this hub's log says; undefined for lines that do not count (plain text, clean stops). */
+  protected abstract readLogLine(line: string): LogLine | undefined;
+
+  summarizeLog(): LogSummary {
+    const text = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+    const counts = new Map<string, number>();
+    const summary: LogSummary = { lines: 0, warnings: 0, errors: 0, http5xx: 0, top: [] };
+    let startupPolls = 0;
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      summary.lines++;
+      const read = this.readLogLine(line);
+      if (!read) continue;
+      if (read.startupPoll) {
+        startupPolls++;
+        continue;
+      }
+      if (read.http5xx) summary.http5xx++;
+      if (read.level === 'info') continue;
+      if (read.level === 'warn') summary.warnings++;
+      else summary.errors++;
+      const key = `${read.level.toUpperCase()} ${read.message}`.replace(/\d+(\.\d+)?/g, 'N').slice(0, 160);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    summary.top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([message, count]) => ({ message, count }));
+    if (startupPolls) summary.ignoredStartupPollErrors = startupPolls;
+    return summary;
+  }
 
   protected baseEnv(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
@@ -215,32 +251,19 @@ export class LabHub extends Hub {
     }
   }
 
-  summarizeLog(): LogSummary {
-    const text = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
-    const counts = new Map<string, number>();
-    let lines = 0;
-    let warnings = 0;
-    let errors = 0;
-    let http5xx = 0;
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      lines++;
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue; // the one-time setup link and other plain text
-      }
-      const level = Number(rec.level);
-      if (typeof rec.status === 'number' && rec.status >= 500) http5xx++;
-      if (level >= 40) {
-        if (level >= 50) errors++;
-        else warnings++;
-        const key = `${level >= 50 ? 'ERROR' : 'WARN'} ${String(rec.name ?? '')}: ${String(rec.msg ?? '')}`.replace(/\d+/g, 'N');
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
+  protected readLogLine(line: string): LogLine | undefined {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined; // the one-time setup link and other plain text
     }
-    return { lines, warnings, errors, http5xx, top: topOf(counts) };
+    const level = Number(rec.level);
+    return {
+      level: level >= 50 ? 'error' : level >= 40 ? 'warn' : 'info',
+      message: `${String(rec.name ?? '')}: ${String(rec.msg ?? '')}`,
+      http5xx: typeof rec.status === 'number' && rec.status >= 500,
+    };
   }
 }
 
@@ -285,44 +308,23 @@ export class JupyterHub extends Hub {
     return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
   }
 
-  summarizeLog(): LogSummary {
-    const text = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
-    const counts = new Map<string, number>();
-    let lines = 0;
-    let warnings = 0;
-    let errors = 0;
-    let http5xx = 0;
-    let startupPolls = 0;
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      lines++;
-      // Hub: `[W 2026-… JupyterHub app:123] message`; access log: `[I … log:186] 200 GET /hub/api (…) 1.35ms`.
-      // CHP: `04:39:16.951 [ConfigProxy] warn: …` (with colour codes).
-      const plain = line.replace(/\x1b\[[0-9;]*m/g, ''); // eslint-disable-line no-control-regex
-      const hub = /^\[([DIWEC]) [^\]]*\] (.*)$/.exec(plain);
-      const chp = /\[ConfigProxy\] (\w+): (.*)$/.exec(plain);
-      const level = hub ? hub[1] : chp ? ({ warn: 'W', error: 'E' } as Record<string, string>)[chp[2] ? chp[1]! : ''] ?? 'I' : 'I';
-      const msg = hub ? hub[2]! : chp ? chp[2]! : plain;
-      if (/^5\d\d (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /.test(msg)) http5xx++;
+  protected readLogLine(line: string): LogLine | undefined {
+    // Hub: `[W 2026-… JupyterHub app:123] message`; access log: `[I … log:186] 200 GET /hub/api (…) 1.35ms`.
+    // CHP: `04:39:16.951 [ConfigProxy] warn: …` (with colour codes).
+    const plain = line.replace(/\x1b\[[0-9;]*m/g, ''); // eslint-disable-line no-control-regex
+    const hub = /^\[([DIWEC]) [^\]]*\] (.*)$/.exec(plain);
+    const chp = /\[ConfigProxy\] (\w+): (.*)$/.exec(plain);
+    const letter = hub ? hub[1] : chp ? ({ warn: 'W', error: 'E' } as Record<string, string>)[chp[2] ? chp[1]! : ''] ?? 'I' : 'I';
+    const message = hub ? hub[2]! : chp ? chp[2]! : plain;
+    if (message.startsWith('Received signal SIGTERM')) return undefined; // logged at error level on every clean stop
+    return {
+      level: letter === 'W' ? 'warn' : letter === 'E' || letter === 'C' ? 'error' : 'info',
+      message,
+      http5xx: /^5\d\d (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /.test(message),
       // While the hub starts, CHP answers the benchmark's readiness polls with 404 and logs two errors for each.
-      if (chp && (/^404 GET \/hub\/api\s*$/.test(msg) || msg.startsWith('Failed to get custom error page'))) {
-        startupPolls++;
-        continue;
-      }
-      if (msg.startsWith('Received signal SIGTERM')) continue; // logged at error level on every clean stop
-      if (level === 'W' || level === 'E' || level === 'C') {
-        if (level === 'W') warnings++;
-        else errors++;
-        const key = `${level === 'W' ? 'WARN' : 'ERROR'} ${msg}`.replace(/\d+(\.\d+)?/g, 'N').slice(0, 160);
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
-    }
-    return { lines, warnings, errors, http5xx, top: topOf(counts), ignoredStartupPollErrors: startupPolls };
+      startupPoll: !!chp && (/^404 GET \/hub\/api\s*$/.test(message) || message.startsWith('Failed to get custom error page')),
+    };
   }
-}
-
-function topOf(counts: Map<string, number>, n = 5): { message: string; count: number }[] {
-  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, n).map(([message, count]) => ({ message, count }));
 }
 
 /** An admin user plus a generated (fast-hash) API token for it, made with the hub's service token. */
