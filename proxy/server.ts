@@ -120,7 +120,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
     void errorPages.reply(req, res, 503);
   };
 
-  /** Plain HTTP goes through undici's connection pools: a third of the CPU per request of `http.request`. */
+  /** Plain HTTP goes through undici's connection pools: about twice the requests per CPU second of `http.request`. */
   const forward = (req: http.IncomingMessage, res: http.ServerResponse, found: RouteMatch): void => {
     const route = found.route;
     const startedAt = performance.now();
@@ -156,7 +156,8 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
           // Like CHP, only successful answers count as activity: error floods must not keep an idle server alive.
           active = status < 300;
           if (active) route.touch();
-          res.writeHead(status, statusMessage, clientResponseHeadersOf(responseHeaders));
+          // An empty reason phrase becomes Node's standard one for the status.
+          res.writeHead(status, statusMessage || undefined, clientResponseHeadersOf(responseHeaders));
         },
         onResponseData(c, chunk) {
           if (active) route.touch();
