@@ -1,9 +1,9 @@
 /**
  * deploy/docker-compose.yml: checked by Debian's docker-compose, then brought up whole on the real engine with the
- * images scripts/setup-datalab.sh built (everything but MongoDB, which needs a registry and sits in a profile):
- * secrets generated on first start, the broker's accounts provisioned, readings flowing from the emulator to the
- * aggregates in PostgreSQL, and the hub starting a notebook container, reached through the proxy, on the network
- * that holds the broker and the database.
+ * images scripts/setup-datalab.sh built (no registry; MongoDB is the lab's FerretDB): secrets generated on first
+ * start, the broker's accounts provisioned, readings flowing from the emulator to the aggregates in PostgreSQL and
+ * the raw readings in FerretDB, and the hub starting a notebook container, reached through the proxy, on the
+ * network that holds the broker and the databases.
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -18,7 +18,10 @@ import { freePort } from '../helpers/ports.js';
 const run = promisify(execFile);
 const COMPOSE = '/usr/bin/docker-compose';
 const DEPLOY = join(import.meta.dirname, '../../deploy');
-const LAB_IMAGES = ['labhub/mosquitto:latest', 'labhub/postgres:latest', 'labhub/sensor-ingest:latest', 'labhub/sensor-emulator:latest', 'labhub/hub:latest', 'labhub/notebook-debian:latest'];
+const LAB_IMAGES = [
+  'labhub/mosquitto:latest', 'labhub/postgres:latest', 'labhub/ferretdb:latest', 'labhub/sensor-ingest:latest', 'labhub/sensor-emulator:latest',
+  'labhub/hub:latest', 'labhub/notebook-debian:latest',
+];
 
 const docker = new Docker();
 const haveCompose = requireService('docker-compose (Debian package)', (() => {
@@ -39,6 +42,17 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
     expect(stdout.trim().split('\n').sort()).toEqual(
       ['accounts', 'hub', 'init', 'mongodb', 'mosquitto', 'postgres', 'proxy', 'sensor-emulator', 'sensor-ingest'].sort(),
     );
+  });
+
+  it('puts a real MongoDB in FerretDB\'s place with docker-compose.mongodb.yml, with roles for the accounts', async () => {
+    const config = async (...files: string[]) => (await run(COMPOSE, [...files.flatMap((f) => ['-f', join(DEPLOY, f)]), 'config'])).stdout;
+    const lab = await config('docker-compose.yml');
+    expect(lab).toMatch(/^ {4}image: labhub\/ferretdb:latest$/m);
+    expect(lab).not.toMatch(/mongo:7/);
+    const withMongo = await config('docker-compose.yml', 'docker-compose.mongodb.yml');
+    expect(withMongo).toMatch(/^ {4}image: mongo:7$/m);
+    expect(withMongo).toMatch(/MONGO_INITDB_ROOT_PASSWORD_FILE: \/secrets\/mongodb$/m);
+    expect(withMongo).toMatch(/^ {6}MONGODB_GRANT_ROLES: "true"$/m);
   });
 
   describe.runIf(haveLab)('docker-compose up', () => {
@@ -70,7 +84,7 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       }
     }, 120_000);
 
-    it('generates its secrets, provisions the broker accounts and stores aggregates of the emulated readings', async () => {
+    it('generates its secrets, provisions the broker accounts and stores aggregates and raw readings', async () => {
       const { stdout: ps } = await compose('ps', '-a');
       expect(ps).toMatch(/_init_1\s.*Exit 0/);
       const aggregated = async (): Promise<number> => {
@@ -82,6 +96,16 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       const { stdout: health } = await compose('exec', '-T', 'sensor-ingest', 'node', '-e',
         "fetch('http://127.0.0.1:9464/healthz').then(async (r) => console.log(r.status, await r.text()))");
       expect(health).toMatch(/^200 .*"mqttConnected":true/);
+      // Raw readings in FerretDB, read with the lab's generated MongoDB URL through the ingester's own driver.
+      const rawCount = async (): Promise<number> => {
+        const { stdout } = await compose('exec', '-T', 'sensor-ingest', 'node', '--input-type=module', '-e', [
+          "import { readFileSync } from 'node:fs'; import { MongoClient } from 'mongodb';",
+          "const client = new MongoClient(readFileSync('/secrets/mongodb-url', 'utf8').trim());",
+          "console.log(await client.db('sensors').collection('readings').countDocuments()); await client.close();",
+        ].join(' ')).catch(() => ({ stdout: '0' }));
+        return Number(stdout.trim());
+      };
+      await expect.poll(rawCount, { timeout: 30_000, interval: 1000 }).toBeGreaterThan(50);
       // The secrets are in the volume, not in the services' environment.
       const { stdout: envOut } = await compose('exec', '-T', 'sensor-ingest', 'env');
       expect(envOut).toMatch(/MQTT_PASSWORD_FILE=\/secrets\/mqtt-ingester/);
