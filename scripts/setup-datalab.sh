@@ -6,6 +6,8 @@
 #   2. The lab's images, FROM labhub/debian:bookworm, with no registry:
 #        labhub/node:20                 the `node` that runs this script's npm (bookworm's nodejs is 18)
 #        labhub/mosquitto, labhub/postgres        images/mosquitto, images/postgres (Debian packages)
+#        labhub/ferretdb                images/ferretdb with the FerretDB binary scripts/setup-credentials.sh built
+#                                       ($LABHUB_FERRETDB), staged together in $STAGE/ferretdb
 #        labhub/sensor-emulator, labhub/sensor-ingest, labhub/hub   this repository's dist/ and production
 #                                       node_modules, staged in $STAGE
 #      Each carries a label org.labhub.build-hash (SHA-256 of what went into it plus its base image id) and is
@@ -65,7 +67,9 @@ build() {
   "$DOCKER" build --label "org.labhub.build-hash=$want" -f "$dockerfile" -t "$image" "$context" \
     >/tmp/labhub-datalab-build.log 2>&1 || { tail -n 40 /tmp/labhub-datalab-build.log >&2; die "docker build of $image failed"; }
   did+=("built $image ($why, $(($(date +%s) - T0)) s)")
+  built=1
 }
+built=0
 
 BASE_ID=$(image_id "$BASE_IMAGE")
 NODE_BIN=$(command -v node)
@@ -80,6 +84,18 @@ for svc in mosquitto postgres; do
   ctx="$REPO/images/$svc"
   build "labhub/$svc:latest" "$ctx/Dockerfile" "$ctx" "$( { hash_dir "$ctx"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)"
 done
+
+# FerretDB: the binary lives outside the repository, so it and images/ferretdb are copied into a context of their own.
+FERRETDB_BIN=${LABHUB_FERRETDB:-/opt/labhub/ferretdb/ferretdb}
+[ -x "$FERRETDB_BIN" ] || die "$FERRETDB_BIN missing: run scripts/setup-credentials.sh first"
+FERRETDB_HASH=$( { hash_dir "$REPO/images/ferretdb"; sha256sum <"$FERRETDB_BIN"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)
+if [ "$(label_of labhub/ferretdb:latest)" != "$FERRETDB_HASH" ]; then
+  rm -rf "$STAGE/ferretdb" && mkdir -p "$STAGE/ferretdb"
+  cp -a "$REPO/images/ferretdb/." "$STAGE/ferretdb/"
+  cp "$FERRETDB_BIN" "$STAGE/ferretdb/ferretdb"
+  build labhub/ferretdb:latest "$STAGE/ferretdb/Dockerfile" "$STAGE/ferretdb" "$FERRETDB_HASH"
+  rm -rf "$STAGE/ferretdb"
+fi
 
 # The app images share one staged app: compiled dist/, templates, production node_modules.
 NODE_ID=$(image_id "$NODE_IMAGE")
@@ -109,8 +125,9 @@ if [ ${#stale[@]} -gt 0 ]; then
     { tail -n 30 /tmp/labhub-datalab-prune.log >&2; die "npm prune failed"; }
   did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")
   for svc in "${stale[@]}"; do build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$(app_hash "$svc")"; done
-  "$DOCKER" image prune -f --filter "label=org.labhub.build-hash" >/dev/null 2>&1 || true
 fi
+# The builds they replaced, now untagged.
+[ "$built" = 0 ] || "$DOCKER" image prune -f --filter "label=org.labhub.build-hash" >/dev/null 2>&1 || true
 
 [ ${#did[@]} -gt 0 ] || did=("nothing to do")
 log "did: $(printf '%s; ' "${did[@]}" | sed 's/; $//')"

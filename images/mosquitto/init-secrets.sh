@@ -12,9 +12,11 @@ gen() {
     echo "generated $1"
   fi
 }
-for name in mqtt-admin mqtt-emulator mqtt-ingester postgres proxy-token; do gen "$name"; done
-# postgres-url: the password is base64 without / + =, so it needs no escaping in a URL.
+for name in mqtt-admin mqtt-emulator mqtt-ingester postgres mongodb proxy-token; do gen "$name"; done
+# The URLs: the passwords are base64 without / + =, so they need no escaping. `labhub` is the MongoDB server's
+# setup (or root) user, created with the password in `mongodb` on its first start.
 [ -s "$S/postgres-url" ] || echo "postgres://postgres:$(cat "$S/postgres")@postgres:5432/${POSTGRES_DB:-lab}" >"$S/postgres-url"
+[ -s "$S/mongodb-url" ] || echo "mongodb://labhub:$(cat "$S/mongodb")@mongodb:27017/?authSource=admin" >"$S/mongodb-url"
 # Readable by the services' users; the volume is mounted only into the lab's own services, never into notebooks.
 chmod 0755 "$S"
 chmod 0444 "$S"/*

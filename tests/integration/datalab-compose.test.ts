@@ -1,9 +1,9 @@
 /**
  * deploy/docker-compose.yml: checked by Debian's docker-compose, then brought up whole on the real engine with the
- * images scripts/setup-datalab.sh built (everything but MongoDB, which needs a registry and sits in a profile):
- * secrets generated on first start, the broker's accounts provisioned, readings flowing from the emulator to the
- * aggregates in PostgreSQL, and the hub starting a notebook container, reached through the proxy, on the network
- * that holds the broker and the database.
+ * images scripts/setup-datalab.sh built (no registry; MongoDB is the lab's FerretDB): secrets generated on first
+ * start, the broker's accounts provisioned, readings flowing from the emulator to the aggregates in PostgreSQL and
+ * the raw readings in FerretDB, the hub starting a notebook container, reached through the proxy, on the network
+ * that holds the broker and the databases; then a researcher in Chromium running the example notebook there.
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -12,13 +12,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { requireService } from '../helpers/jupyter.js';
+import { logIn, screenshot } from '../helpers/pages.js';
 import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 const COMPOSE = '/usr/bin/docker-compose';
 const DEPLOY = join(import.meta.dirname, '../../deploy');
-const LAB_IMAGES = ['labhub/mosquitto:latest', 'labhub/postgres:latest', 'labhub/sensor-ingest:latest', 'labhub/sensor-emulator:latest', 'labhub/hub:latest', 'labhub/notebook-debian:latest'];
+const LAB_IMAGES = [
+  'labhub/mosquitto:latest', 'labhub/postgres:latest', 'labhub/ferretdb:latest', 'labhub/sensor-ingest:latest', 'labhub/sensor-emulator:latest',
+  'labhub/hub:latest', 'labhub/notebook-debian:latest',
+];
+const NOTEBOOK = 'examples/datalab.ipynb';
 
 const docker = new Docker();
 const haveCompose = requireService('docker-compose (Debian package)', (() => {
@@ -32,6 +38,7 @@ const haveCompose = requireService('docker-compose (Debian package)', (() => {
 const engineUp = await docker.ping().then(() => true, () => false);
 const imagesBuilt = engineUp && (await Promise.all(LAB_IMAGES.map((i) => docker.getImage(i).inspect().then(() => true, () => false)))).every(Boolean);
 const haveLab = haveCompose && requireService(`Docker engine with the lab images ${LAB_IMAGES.join(', ')} (scripts/setup-datalab.sh)`, imagesBuilt);
+const haveChromium = haveLab && requireService('Chromium', chromiumAvailable());
 
 describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
   it('is a valid compose file with every service of the lab', async () => {
@@ -39,6 +46,17 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
     expect(stdout.trim().split('\n').sort()).toEqual(
       ['accounts', 'hub', 'init', 'mongodb', 'mosquitto', 'postgres', 'proxy', 'sensor-emulator', 'sensor-ingest'].sort(),
     );
+  });
+
+  it('puts a real MongoDB in FerretDB\'s place with docker-compose.mongodb.yml, with roles for the accounts', async () => {
+    const config = async (...files: string[]) => (await run(COMPOSE, [...files.flatMap((f) => ['-f', join(DEPLOY, f)]), 'config'])).stdout;
+    const lab = await config('docker-compose.yml');
+    expect(lab).toMatch(/^ {4}image: labhub\/ferretdb:latest$/m);
+    expect(lab).not.toMatch(/mongo:7/);
+    const withMongo = await config('docker-compose.yml', 'docker-compose.mongodb.yml');
+    expect(withMongo).toMatch(/^ {4}image: mongo:7$/m);
+    expect(withMongo).toMatch(/MONGO_INITDB_ROOT_PASSWORD_FILE: \/secrets\/mongodb$/m);
+    expect(withMongo).toMatch(/^ {6}MONGODB_GRANT_ROLES: "true"$/m);
   });
 
   describe.runIf(haveLab)('docker-compose up', () => {
@@ -70,7 +88,7 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       }
     }, 120_000);
 
-    it('generates its secrets, provisions the broker accounts and stores aggregates of the emulated readings', async () => {
+    it('generates its secrets, provisions the broker accounts and stores aggregates and raw readings', async () => {
       const { stdout: ps } = await compose('ps', '-a');
       expect(ps).toMatch(/_init_1\s.*Exit 0/);
       const aggregated = async (): Promise<number> => {
@@ -82,6 +100,16 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       const { stdout: health } = await compose('exec', '-T', 'sensor-ingest', 'node', '-e',
         "fetch('http://127.0.0.1:9464/healthz').then(async (r) => console.log(r.status, await r.text()))");
       expect(health).toMatch(/^200 .*"mqttConnected":true/);
+      // Raw readings in FerretDB, read with the lab's generated MongoDB URL through the ingester's own driver.
+      const rawCount = async (): Promise<number> => {
+        const { stdout } = await compose('exec', '-T', 'sensor-ingest', 'node', '--input-type=module', '-e', [
+          "import { readFileSync } from 'node:fs'; import { MongoClient } from 'mongodb';",
+          "const client = new MongoClient(readFileSync('/secrets/mongodb-url', 'utf8').trim());",
+          "console.log(await client.db('sensors').collection('readings').countDocuments()); await client.close();",
+        ].join(' ')).catch(() => ({ stdout: '0' }));
+        return Number(stdout.trim());
+      };
+      await expect.poll(rawCount, { timeout: 30_000, interval: 1000 }).toBeGreaterThan(50);
       // The secrets are in the volume, not in the services' environment.
       const { stdout: envOut } = await compose('exec', '-T', 'sensor-ingest', 'env');
       expect(envOut).toMatch(/MQTT_PASSWORD_FILE=\/secrets\/mqtt-ingester/);
@@ -114,7 +142,75 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       ].join('\n'));
       expect(probeOutput).toMatch(/True 1\s+True/);
     }, 240_000);
+
+    it.runIf(haveChromium)('lets a researcher log in, start a server and run the example notebook in Chromium', async () => {
+      const password = randomBytes(12).toString('hex');
+      const added = run(COMPOSE, ['-p', project, 'exec', '-T', 'hub', 'node', '/opt/labhub/dist/hub/main.js', 'users', 'add', 'ada', '--password-stdin'],
+        { cwd: DEPLOY, env, timeout: 60_000 });
+      added.child.stdin?.end(`${password}\n`);
+      expect((await added).stdout).toMatch(/added ada/);
+
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const base = `http://127.0.0.1:${port}`;
+        await logIn(page, base, 'ada', password);
+        await page.getByRole('button', { name: 'Start' }).click();
+        await page.waitForURL(/\/user\/ada\/(tree|lab)/, { timeout: 120_000 });
+
+        // Debian's image runs jupyterhub-singleuser 3.0 with the classic notebook; Cell > Run All, as a person would.
+        await page.goto(`${base}/user/ada/notebooks/${NOTEBOOK}`);
+        await page.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 60_000 });
+        await page.locator('#celllink').click();
+        await page.locator('#run_all_cells').click();
+        const allRan = () => page.evaluate(() => {
+          const { Jupyter } = globalThis as unknown as { Jupyter: { notebook: { get_cells(): Array<{ cell_type: string; input_prompt_number?: unknown }> } } };
+          return Jupyter.notebook.get_cells().every((c) => c.cell_type !== 'code' || typeof c.input_prompt_number === 'number');
+        });
+        await expect.poll(allRan, { timeout: 120_000, interval: 500 }).toBe(true);
+        await page.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 30_000 });
+
+        expect(await page.locator('.output_error, .output_stderr').allTextContents()).toEqual([]);
+        expect(await page.locator('.output_png img').count()).toBe(2);
+        expect(await page.locator('.output_html table.dataframe tbody tr').count()).toBeGreaterThan(1);
+        const printed = (await page.locator('.output_stdout').allTextContents()).join('');
+        expect(printed).toMatch(/\d+ raw readings in sensors\.readings/);
+
+        // The notebook logged in with ada's own leased accounts, never the lab's admin ones.
+        const leases = await (await api('GET', '/users/ada/credentials')).json() as Array<{ service: string; account: string }>;
+        const account = (service: string) => leases.find((l) => l.service === service)?.account ?? '(no lease)';
+        expect(account('postgres')).toMatch(/^lh_ada_[0-9a-f]{12}$/);
+        expect(printed).toContain(`mqtt      ${account('mqtt')}`);
+        expect(printed).toContain(`postgres  ${account('postgres')}`);
+        expect(printed).toContain(`mongodb   ${account('mongodb')}`);
+        expect(printed).toContain(`Querying as ${account('postgres')}`);
+
+        // The whole notebook in one picture: classic Jupyter scrolls inside #site, so the viewport grows to fit it.
+        const height = await page.evaluate(() => {
+          const { document } = globalThis as unknown as { document: { querySelector(s: string): { scrollHeight: number; offsetHeight: number } | null } };
+          return (document.querySelector('#notebook')?.scrollHeight ?? 0) + (document.querySelector('#header')?.offsetHeight ?? 0);
+        });
+        await page.setViewportSize({ width: 1280, height: Math.min(Math.max(height, 900), 8000) });
+        await screenshot(page, 'datalab-notebook');
+      } finally {
+        await browser.close();
+      }
+    }, 300_000);
   });
+});
+
+describe.runIf(haveLab)(`${NOTEBOOK} without a lab`, () => {
+  it('runs from top to bottom with no credentials at all, each cell saying what it skipped', async () => {
+    const { stdout } = await run('docker', [
+      'run', '--rm', '--network', 'none', 'labhub/notebook-debian:latest',
+      'sh', '-c', `cp ${NOTEBOOK} /tmp/run.ipynb && python3 -m nbconvert --to notebook --execute --stdout /tmp/run.ipynb 2>/dev/null`,
+    ], { timeout: 90_000, maxBuffer: 16 * 1024 * 1024 });
+    const outputs = (JSON.parse(stdout) as { cells: Array<{ outputs?: Array<{ output_type: string; name?: string; text?: string[] }> }> })
+      .cells.flatMap((c) => c.outputs ?? []);
+    expect(outputs.filter((o) => o.output_type === 'error' || o.name === 'stderr')).toEqual([]);
+    const printed = outputs.map((o) => (o.text ?? []).join('')).join('');
+    for (const service of ['mqtt', 'postgres', 'mongodb']) expect(printed).toContain(`Skipped: no ${service} credentials in this server`);
+  }, 120_000);
 });
 
 /** Runs Python code in a container and returns what it printed (stdout and stderr, as the exec stream gives them). */

@@ -78,7 +78,7 @@ describe('Docker names and notebook images (no engine needed)', () => {
     const libraries = (text: string) => /^# labhub-libraries: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/).sort() ?? [];
     const debian = read('notebook-debian');
     const production = read('notebook');
-    expect(libraries(debian)).toEqual(['ipykernel', 'notebook', 'paho-mqtt', 'pandas', 'psycopg2', 'pymongo']);
+    expect(libraries(debian)).toEqual(['ipykernel', 'matplotlib', 'notebook', 'paho-mqtt', 'pandas', 'psycopg2', 'pymongo']);
     expect(libraries(production)).toEqual(libraries(debian));
     for (const [text, installed] of [[debian, (lib: string) => `python3-${lib}`], [production, (lib: string) => lib]] as const) {
       const lines = instructions(text);

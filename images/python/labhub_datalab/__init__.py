@@ -8,6 +8,7 @@ first, the environment if there is no file) and returns connected clients:
     import labhub_datalab as lab
     for topic, payload in lab.sensors(limit=10): print(topic, payload)
     with lab.postgres() as conn: ...           # psycopg2, search_path = your schema, then the shared ones
+    lab.sql("select * from shared.sensor_minute limit 5")   # the rows as a pandas DataFrame
     db = lab.mongo()[lab.credentials("mongodb")["database"]]
 
 The accounts end when the server stops; restarting the server issues new ones.
@@ -18,7 +19,7 @@ import os
 import queue
 from urllib.parse import urlparse
 
-__all__ = ["credentials", "sensors", "mqtt_client", "postgres", "mongo", "CredentialsMissing"]
+__all__ = ["credentials", "sensors", "mqtt_client", "postgres", "sql", "mongo", "CredentialsMissing"]
 
 _ENV = {
     "mqtt": {"url": "LABHUB_MQTT_URL", "username": "LABHUB_MQTT_USERNAME", "password": "LABHUB_MQTT_PASSWORD"},
@@ -27,7 +28,8 @@ _ENV = {
     "mongodb": {"url": "LABHUB_MONGODB_URL", "username": "LABHUB_MONGODB_USERNAME",
                 "password": "LABHUB_MONGODB_PASSWORD", "database": "LABHUB_MONGODB_DATABASE"},
 }
-_LISTS = {"mqtt": {"subscribe": "LABHUB_MQTT_SUBSCRIBE", "publish": "LABHUB_MQTT_PUBLISH"}}
+_LISTS = {"mqtt": {"subscribe": "LABHUB_MQTT_SUBSCRIBE", "publish": "LABHUB_MQTT_PUBLISH"},
+          "mongodb": {"read_databases": "LABHUB_MONGODB_READ_DATABASES"}}
 
 
 class CredentialsMissing(RuntimeError):
@@ -102,6 +104,20 @@ def postgres(**kwargs):
     import psycopg2
 
     return psycopg2.connect(credentials("postgres")["url"], **kwargs)
+
+
+def sql(query, params=None):
+    """Runs one query with this server's PostgreSQL account and returns its rows as a pandas DataFrame."""
+    import pandas as pd
+
+    # A cursor rather than pandas.read_sql, which warns about connections that are not SQLAlchemy's.
+    conn = postgres()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return pd.DataFrame(cur.fetchall(), columns=[column[0] for column in cur.description])
+    finally:
+        conn.close()
 
 
 def mongo(**kwargs):
