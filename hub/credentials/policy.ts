@@ -27,7 +27,7 @@ export const policySchema = z.strictObject({
   }).prefault({}),
   mongodb: z.strictObject({
     /** Databases the account may read. */
-    read_databases: z.array(databaseName).default(['sensor']),
+    read_databases: z.array(databaseName).default(['sensors']),
     /** A database of the user's own (`user_<user>`) the account may read and write. */
     own_database: z.boolean().default(true),
   }).prefault({}),

@@ -18,11 +18,11 @@ import { configSchema } from '../../hub/config/schema.js';
 const DEFAULTS = policySchema.parse({});
 
 describe('credential policy', () => {
-  it('defaults to least privilege: sensors in, own topics out; shared schema read-only; sensor database read-only', () => {
+  it('defaults to least privilege: sensors in, own topics out; shared schema read-only; sensors database read-only', () => {
     const policy = resolvePolicy(DEFAULTS, [], 'alice');
     expect(policy.mqtt).toEqual({ subscribe: ['sensors/#'], publish: ['users/alice/#'] });
     expect(policy.postgres).toMatchObject({ read_schemas: ['shared'], own_schema: true });
-    expect(policy.mongodb).toEqual({ read_databases: ['sensor'], own_database: true });
+    expect(policy.mongodb).toEqual({ read_databases: ['sensors'], own_database: true });
   });
 
   it('lets a class override a key; several classes union their lists', () => {
@@ -104,14 +104,14 @@ describe('MongoDB broker command sequence', () => {
     ...broker.plan('alice'), user: 'alice', password: 'pw', expiresAt: new Date('2030-01-01T00:00:00Z'), policy: resolvePolicy(DEFAULTS, [], 'alice'),
   });
 
-  it('creates one admin-database user with read on the sensor database and readWrite on the user\'s own', async () => {
+  it('creates one admin-database user with read on the sensors database and readWrite on the user\'s own', async () => {
     const admin = fakeMongo();
     const broker = new MongoBroker(admin, { connectUrl: 'mongodb://mongo:27017/' });
     const req = request(broker);
     const delivery = await broker.issue(req);
     expect(admin.commands).toEqual([{
       createUser: req.account, pwd: 'pw',
-      roles: [{ role: 'read', db: 'sensor' }, { role: 'readWrite', db: 'user_alice' }],
+      roles: [{ role: 'read', db: 'sensors' }, { role: 'readWrite', db: 'user_alice' }],
     }]);
     expect(delivery.env.LABHUB_MONGODB_URL).toBe(`mongodb://${req.account}:pw@mongo:27017/?authSource=admin`);
     expect(delivery.env.LABHUB_MONGODB_DATABASE).toBe('user_alice');
