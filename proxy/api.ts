@@ -8,7 +8,7 @@ import https from 'node:https';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { ProxyMetrics } from './metrics.js';
 import { parseTarget, type RouteData, type RouteTable } from './routes.js';
-import type { TlsOptions } from './server.js';
+import { serverTlsOptions, type TlsOptions } from './server.js';
 
 export interface ApiOptions {
   routes: RouteTable;
@@ -45,7 +45,7 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 export function createApiServer(options: ApiServerOptions): http.Server | https.Server {
   const handler = createApiHandler(options);
-  return options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler);
+  return options.tls ? https.createServer(serverTlsOptions(options.tls), handler) : http.createServer(handler);
 }
 
 export function createApiHandler(options: ApiOptions): Handler {

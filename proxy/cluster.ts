@@ -18,13 +18,14 @@ import { createLogger, type Logger } from '../hub/log.js';
 import { createApiServer, type RouteChange } from './api.js';
 import { ProxyMetrics, routesGauge } from './metrics.js';
 import { RouteTable, type RouteData } from './routes.js';
-import { createProxyServer, type ProxyServerOptions } from './server.js';
+import { createProxyServer, type ProxyServerOptions, type TargetTlsOptions, type TlsOptions } from './server.js';
 
 /** Serializable settings a worker needs (TLS as PEM text). */
-export interface WorkerSettings extends Omit<ProxyServerOptions, 'routes' | 'metrics' | 'log' | 'tls'> {
+export interface WorkerSettings extends Omit<ProxyServerOptions, 'routes' | 'metrics' | 'log' | 'tls' | 'targetTls'> {
   ip: string;
   port: number;
-  tls?: { key: string; cert: string };
+  tls?: TlsOptions<string>;
+  targetTls?: TargetTlsOptions<string>;
   logLevel: string;
   processMetrics: boolean;
 }
@@ -57,7 +58,7 @@ export interface ClusterOptions {
   apiIp: string;
   apiPort: number;
   authToken?: string;
-  apiTls?: { key: string | Buffer; cert: string | Buffer };
+  apiTls?: TlsOptions;
   log: Logger;
 }
 

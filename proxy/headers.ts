@@ -12,6 +12,42 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  */
 const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'transfer-encoding', 'expect']);
 
+/** RFC 9110 `token`: what a header name may be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What Node's and undici's clients accept in a header value: Latin-1 without control characters but tab (so no CR, LF, NUL). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers the proxy frames or negotiates itself on each hop: a fixed value would break every request. */
+const NOT_CUSTOMIZABLE = new Set([...REQUEST_HOP_BY_HOP, 'content-length']);
+
+/** Fixed headers for every upstream request (CHP's `--custom-header`), prepared once for the request path. */
+export interface CustomHeaders {
+  /** Lower-case names: what the client or the proxy would send under them is replaced. */
+  names: ReadonlySet<string>;
+  /** Flat `[name, value, ...]`, in the order given, the last of a repeated name only. */
+  raw: readonly string[];
+}
+
+/** Why a custom header cannot be sent, or undefined when it can. */
+export function customHeaderProblem(name: string, value: string): string | undefined {
+  if (!TOKEN.test(name)) return `'${name}' is not a valid header name`;
+  if (NOT_CUSTOMIZABLE.has(name.toLowerCase())) return `'${name}' is set by the proxy itself on each hop`;
+  if (!FIELD_VALUE.test(value)) return `the value of '${name}' has a character no header can carry (a control character such as CR, LF or NUL, or one beyond Latin-1)`;
+  return undefined;
+}
+
+/** Throws on a header that `customHeaderProblem` refuses. */
+export function customHeaders(pairs: readonly (readonly [string, string])[]): CustomHeaders {
+  const byName = new Map<string, [string, string]>();
+  for (const [name, value] of pairs) {
+    const problem = customHeaderProblem(name, value);
+    if (problem) throw new TypeError(`custom header: ${problem}`);
+    const lower = name.toLowerCase();
+    byName.delete(lower);
+    byName.set(lower, [name, value]);
+  }
+  return { names: new Set(byName.keys()), raw: [...byName.values()].flat() };
+}
+
 export interface ForwardedFor {
   /** The client's address. */
   remoteAddress: string | undefined;
@@ -30,9 +66,11 @@ export interface RequestHeaders {
 /**
  * The client's headers for the upstream request. For plain HTTP the hop-by-hop headers are dropped; for upgrades
  * `Connection` and `Upgrade` stay, since they are the request. With `forwarded`, X-Forwarded-For/-Port/-Proto are appended to what a proxy
- * in front already set, and X-Forwarded-Host is set unless present.
+ * in front already set, and X-Forwarded-Host is set unless present. `custom` headers come last and win over all of
+ * these, as CHP's do.
  */
-export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarded: ForwardedFor | undefined): RequestHeaders {
+export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarded: ForwardedFor | undefined, custom?: CustomHeaders): RequestHeaders {
+  const replaced = custom?.names;
   const headers: string[] = [];
   let hasBody = false;
   let host: string | undefined;
@@ -47,6 +85,8 @@ export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarde
     if (lower === 'transfer-encoding') hasBody = true;
     else if (lower === 'content-length') hasBody ||= value !== '0';
     if (REQUEST_HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue;
+    if (lower === 'host') host = value;
+    if (replaced !== undefined && replaced.has(lower)) continue;
     if (forwarded && lower.startsWith('x-forwarded-')) {
       if (lower === 'x-forwarded-for') xfFor = join(xfFor, value);
       else if (lower === 'x-forwarded-port') xfPort = join(xfPort, value);
@@ -57,17 +97,15 @@ export function upstreamRequestHeaders(raw: string[], upgrade: boolean, forwarde
       }
       continue;
     }
-    if (lower === 'host') host = value;
     headers.push(name, value);
   }
   if (forwarded) {
-    headers.push(
-      'x-forwarded-for', join(xfFor, forwarded.remoteAddress ?? ''),
-      'x-forwarded-port', join(xfPort, portOf(host) ?? forwarded.defaultPort),
-      'x-forwarded-proto', join(xfProto, forwarded.proto),
-    );
-    if (!xfHost && host !== undefined) headers.push('x-forwarded-host', host);
+    if (!replaced?.has('x-forwarded-for')) headers.push('x-forwarded-for', join(xfFor, forwarded.remoteAddress ?? ''));
+    if (!replaced?.has('x-forwarded-port')) headers.push('x-forwarded-port', join(xfPort, portOf(host) ?? forwarded.defaultPort));
+    if (!replaced?.has('x-forwarded-proto')) headers.push('x-forwarded-proto', join(xfProto, forwarded.proto));
+    if (!xfHost && host !== undefined && !replaced?.has('x-forwarded-host')) headers.push('x-forwarded-host', host);
   }
+  if (custom !== undefined) for (let i = 0; i < custom.raw.length; i++) headers.push(custom.raw[i]!);
   return { headers, hasBody };
 }
 

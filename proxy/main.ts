@@ -2,19 +2,22 @@
  * The proxy as a process: `node dist/proxy/main.js [flags]`, with configurable-http-proxy's flags, so JupyterHub's
  * ConfigurableHTTPProxy and LabHub's hub can start either one. `startProxy` is the same thing in-process.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import type http from 'node:http';
 import type https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hub/log.js';
 import { availableParallelism } from 'node:os';
 import { createApiServer } from './api.js';
 import { isProxyWorker, runProxyWorker, startCluster } from './cluster.js';
+import { customHeaderProblem } from './headers.js';
 import { ProxyMetrics } from './metrics.js';
 import { RouteTable, parseTarget } from './routes.js';
-import { createProxyServer, type ProxyServerHandle, type ProxyServerOptions, type TlsOptions } from './server.js';
+import { createProxyServer, type Pem, type ProxyServerHandle, type ProxyServerOptions, type TargetTlsOptions, type TlsOptions } from './server.js';
 
 export interface StartProxyOptions extends Omit<ProxyServerOptions, 'routes' | 'metrics' | 'log'> {
   /** Public bind address; empty: every interface. */
@@ -110,8 +113,22 @@ Options:
   --error-target <url>        error pages from GET <url>/<code>?url=<request url>
   --ssl-key <file>            serve HTTPS with this key (needs --ssl-cert)
   --ssl-cert <file>           certificate for --ssl-key
+  --ssl-ca <file>             CA certificates (PEM) that client certificates must chain to
+  --ssl-request-cert          require a client certificate; clients without a valid one are refused
+  --ssl-reject-unauthorized   accepted as in CHP: refusing them is already what --ssl-request-cert does
   --api-ssl-key <file>        serve the API over HTTPS with this key (needs --api-ssl-cert)
   --api-ssl-cert <file>       certificate for --api-ssl-key
+  --api-ssl-ca <file>, --api-ssl-request-cert, --api-ssl-reject-unauthorized
+                              the same as --ssl-ca and the others, for the API
+  --client-ssl-key <file>     key of the client certificate shown to https targets (needs --client-ssl-cert)
+  --client-ssl-cert <file>    certificate for --client-ssl-key
+  --client-ssl-ca <file>      CA certificates (PEM) that https targets' certificates must chain to
+  --client-ssl-request-cert, --client-ssl-reject-unauthorized
+                              accepted as in CHP (JupyterHub passes them), no effect: targets are verified
+                              unless --insecure
+  --insecure                  do not verify https targets' certificates
+  --custom-header <name:value>
+                              set this header on every proxied request, replacing the client's (repeatable)
   --log-level <level>         trace, debug, info, warn, error, fatal or silent (default info)
   --timeout <ms>              idle timeout of incoming requests (default: none)
   --proxy-timeout <ms>        how long to wait for a target's response (default: none)
@@ -138,6 +155,19 @@ const CLI_OPTIONS = {
   'ssl-cert': { type: 'string' },
   'api-ssl-key': { type: 'string' },
   'api-ssl-cert': { type: 'string' },
+  'ssl-ca': { type: 'string' },
+  'ssl-request-cert': { type: 'boolean' },
+  'ssl-reject-unauthorized': { type: 'boolean' },
+  'api-ssl-ca': { type: 'string' },
+  'api-ssl-request-cert': { type: 'boolean' },
+  'api-ssl-reject-unauthorized': { type: 'boolean' },
+  'client-ssl-key': { type: 'string' },
+  'client-ssl-cert': { type: 'string' },
+  'client-ssl-ca': { type: 'string' },
+  'client-ssl-request-cert': { type: 'boolean' },
+  'client-ssl-reject-unauthorized': { type: 'boolean' },
+  insecure: { type: 'boolean' },
+  'custom-header': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   timeout: { type: 'string' },
   'proxy-timeout': { type: 'string' },
@@ -195,11 +225,95 @@ function urlFlag(name: string, value: string | undefined): string | undefined {
   return value;
 }
 
-function tlsFlags(keyFlag: string, certFlag: string, key: string | undefined, cert: string | undefined): TlsOptions | undefined {
-  if (key === undefined && cert === undefined) return undefined;
-  if (key === undefined) throw new UsageError(`--${certFlag} needs --${keyFlag}`);
-  if (cert === undefined) throw new UsageError(`--${keyFlag} needs --${certFlag}`);
-  return { key: readFlagFile(keyFlag, key), cert: readFlagFile(certFlag, cert) };
+/**
+ * HTTPS of the public server (`ssl`) or the API (`api-ssl`). The CA and client-certificate flags only mean something
+ * on an HTTPS server, so without its key and certificate they are refused rather than silently ignored.
+ */
+function servingTlsFlags(prefix: 'ssl' | 'api-ssl', flags: CliFlags): TlsOptions | undefined {
+  const key = flags[`${prefix}-key`];
+  const cert = flags[`${prefix}-cert`];
+  const requestCert = flags[`${prefix}-request-cert`];
+  const rejectUnauthorized = flags[`${prefix}-reject-unauthorized`];
+  if (key === undefined && cert === undefined) {
+    const needless = (['ca', 'request-cert', 'reject-unauthorized'] as const).find((flag) => flags[`${prefix}-${flag}`] !== undefined);
+    if (needless) throw new UsageError(`--${prefix}-${needless} needs --${prefix}-key and --${prefix}-cert`);
+    return undefined;
+  }
+  if (key === undefined) throw new UsageError(`--${prefix}-cert needs --${prefix}-key`);
+  if (cert === undefined) throw new UsageError(`--${prefix}-key needs --${prefix}-cert`);
+  if (rejectUnauthorized && !requestCert) throw new UsageError(`--${prefix}-reject-unauthorized needs --${prefix}-request-cert`);
+  // Left undefined unless given, Node's default applies: a server that requests certificates refuses bad ones (CHP's behaviour).
+  return { ...keyPairFlags(`${prefix}-key`, `${prefix}-cert`, key, cert), ca: caFlag(`${prefix}-ca`, flags[`${prefix}-ca`]), requestCert, rejectUnauthorized };
+}
+
+/**
+ * TLS towards https targets. `--client-ssl-request-cert` and `--client-ssl-reject-unauthorized` configure a server in
+ * CHP's options and nothing in its client, so they change nothing here either: targets are verified unless --insecure.
+ */
+function targetTlsFlags(flags: CliFlags): TargetTlsOptions | undefined {
+  const key = flags['client-ssl-key'];
+  const cert = flags['client-ssl-cert'];
+  const ca = flags['client-ssl-ca'];
+  if (flags.insecure && flags['client-ssl-reject-unauthorized']) {
+    throw new UsageError('--insecure turns off what --client-ssl-reject-unauthorized asks for; give one of them');
+  }
+  if (key === undefined && cert === undefined && ca === undefined && !flags.insecure) return undefined;
+  if (key === undefined && cert !== undefined) throw new UsageError('--client-ssl-cert needs --client-ssl-key');
+  if (cert === undefined && key !== undefined) throw new UsageError('--client-ssl-key needs --client-ssl-cert');
+  return {
+    ...(key !== undefined && cert !== undefined ? keyPairFlags('client-ssl-key', 'client-ssl-cert', key, cert) : {}),
+    ca: caFlag('client-ssl-ca', ca),
+    rejectUnauthorized: !flags.insecure,
+  };
+}
+
+/** Both files, checked to be a PEM key and certificate that belong together. */
+function keyPairFlags(keyFlag: string, certFlag: string, keyFile: string, certFile: string): { key: Buffer; cert: Buffer } {
+  const key = readFlagFile(keyFlag, keyFile);
+  const cert = readFlagFile(certFlag, certFile);
+  try {
+    tls.createSecureContext({ key, cert });
+  } catch (err) {
+    throw new UsageError(`--${keyFlag} '${keyFile}' and --${certFlag} '${certFile}' are not a PEM key and its certificate: ${(err as Error).message}`);
+  }
+  return { key, cert };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * A PEM bundle of one or more certificates (JupyterHub's trust bundles hold several). Checked here, since Node takes a
+ * file without any certificate silently and then trusts nothing.
+ */
+function caFlag(name: string, file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  const pem = readFlagFile(name, file);
+  const certificates = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (certificates.length === 0) throw new UsageError(`--${name}: '${file}' holds no PEM certificate`);
+  for (const certificate of certificates) {
+    try {
+      new X509Certificate(certificate);
+    } catch (err) {
+      throw new UsageError(`--${name}: '${file}' holds a certificate that cannot be read: ${(err as Error).message}`);
+    }
+  }
+  return pem;
+}
+
+/**
+ * `name:value`, each trimmed, as CHP reads them. Errors name the flag and the header but never echo the value: custom
+ * headers often carry a shared secret for the targets.
+ */
+function customHeaderFlags(values: string[] | undefined): [string, string][] | undefined {
+  return values?.map((text, index) => {
+    const colon = text.indexOf(':');
+    const name = text.slice(0, Math.max(colon, 0)).trim();
+    if (name === '') throw new UsageError(`--custom-header must be 'name:value' (number ${index + 1} of them has no name before a ':')`);
+    const value = text.slice(colon + 1).trim();
+    const problem = customHeaderProblem(name, value);
+    if (problem) throw new UsageError(`--custom-header: ${problem}`);
+    return [name, value];
+  });
 }
 
 function readFlagFile(name: string, file: string): Buffer {
@@ -228,8 +342,10 @@ function optionsFromFlags(flags: CliFlags, env: NodeJS.ProcessEnv): StartProxyOp
     apiPort,
     defaultTarget: urlFlag('default-target', flags['default-target']),
     errorTarget: urlFlag('error-target', flags['error-target']),
-    tls: tlsFlags('ssl-key', 'ssl-cert', flags['ssl-key'], flags['ssl-cert']),
-    apiTls: tlsFlags('api-ssl-key', 'api-ssl-cert', flags['api-ssl-key'], flags['api-ssl-cert']),
+    tls: servingTlsFlags('ssl', flags),
+    apiTls: servingTlsFlags('api-ssl', flags),
+    targetTls: targetTlsFlags(flags),
+    customHeaders: customHeaderFlags(flags['custom-header']),
     timeoutMs: msFlag('timeout', flags.timeout),
     proxyTimeoutMs: msFlag('proxy-timeout', flags['proxy-timeout']),
     keepAliveTimeoutMs: msFlag('keep-alive-timeout', flags['keep-alive-timeout']),
@@ -300,7 +416,7 @@ export async function runProxyCli(
 }
 
 function startProxyCluster(options: StartProxyOptions, workers: number, logLevel: string, log: Logger) {
-  const { ip = '', port = 8000, apiIp = '127.0.0.1', apiPort, authToken, apiTls, tls, processMetrics = false, log: _log, ...serverOptions } = options;
+  const { ip = '', port = 8000, apiIp = '127.0.0.1', apiPort, authToken, apiTls, tls, targetTls, processMetrics = false, log: _log, ...serverOptions } = options;
   return startCluster(
     {
       workers,
@@ -308,7 +424,8 @@ function startProxyCluster(options: StartProxyOptions, workers: number, logLevel
         ...serverOptions,
         ip,
         port,
-        tls: tls && { key: tls.key.toString(), cert: tls.cert.toString() },
+        tls: tls && { ...tls, key: tls.key.toString(), cert: tls.cert.toString(), ca: pemText(tls.ca) },
+        targetTls: targetTls && { ...targetTls, key: pemText(targetTls.key), cert: pemText(targetTls.cert), ca: pemText(targetTls.ca) },
         logLevel,
         processMetrics,
       },
@@ -321,6 +438,11 @@ function startProxyCluster(options: StartProxyOptions, workers: number, logLevel
     listen,
     serverUrl,
   );
+}
+
+/** Workers get their settings as JSON, where a Buffer would not survive. */
+function pemText(pem: Pem | undefined): string | undefined {
+  return pem?.toString();
 }
 
 function isEntryPoint(): boolean {

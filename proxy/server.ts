@@ -5,14 +5,35 @@ import { Readable, type Duplex } from 'node:stream';
 import { createLogger, type Logger } from '../hub/log.js';
 import { ProxyMetrics } from './metrics.js';
 import { Agent, type Dispatcher } from 'undici';
-import { clientResponseHeaders, clientResponseHeadersOf, rawResponseHead, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, clientResponseHeadersOf, customHeaders, rawResponseHead, upstreamRequestHeaders } from './headers.js';
 import { RouteTable, type Route, type RouteMatch, type UnroutableReason } from './routes.js';
 
 const HEALTH_PATH = '/_chp_healthz';
 
-export interface TlsOptions {
-  key: string | Buffer;
-  cert: string | Buffer;
+/** PEM text, or its bytes as read from a file. */
+export type Pem = string | Buffer;
+
+/** How a server (public or API) serves HTTPS; the fields are Node's `https.createServer` options of the same name. */
+export interface TlsOptions<P extends Pem = Pem> {
+  key: P;
+  cert: P;
+  /** CAs that client certificates must chain to (default: Node's root CAs); also completes the served chain. */
+  ca?: P;
+  /** Ask clients for a certificate. */
+  requestCert?: boolean;
+  /** With `requestCert`, refuse clients without a valid certificate. Node's default, as CHP leaves it: true. */
+  rejectUnauthorized?: boolean;
+}
+
+/** How the proxy connects to https targets (CHP's `--client-ssl-*` and `--insecure`). */
+export interface TargetTlsOptions<P extends Pem = Pem> {
+  /** Client certificate and its key, presented to targets that ask for one. */
+  key?: P;
+  cert?: P;
+  /** CAs that targets' certificates must chain to (default: Node's root CAs). */
+  ca?: P;
+  /** Verify targets' certificates; default true. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface ProxyServerOptions {
@@ -27,6 +48,10 @@ export interface ProxyServerOptions {
   errorTarget?: string;
   /** Serve HTTPS instead of HTTP. */
   tls?: TlsOptions;
+  /** TLS settings towards https targets: HTTP, websockets and the error target alike. */
+  targetTls?: TargetTlsOptions;
+  /** Set on every proxied request (HTTP and websocket), replacing any the client sent under the same name. */
+  customHeaders?: readonly (readonly [name: string, value: string])[];
   /** Add X-Forwarded-For/-Port/-Proto/-Host; default true. */
   xfwd?: boolean;
   /** Prefix the target's own path to the forwarded path; default true. */
@@ -80,12 +105,14 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
   const encrypted = options.tls !== undefined;
   const proxyTimeoutMs = options.proxyTimeoutMs;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const errorPages = new ErrorPages(options.errorTarget, log);
+  const custom = options.customHeaders?.length ? customHeaders(options.customHeaders) : undefined;
   const websockets = new Set<Duplex>();
-  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs }, keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS });
+  const targetTls = tlsConnectOptions(options.targetTls);
+  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs, ...targetTls }, keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS });
+  const errorPages = new ErrorPages(options.errorTarget, dispatcher, log);
   // Websocket upgrades go through node:http: each upgraded socket belongs to its websocket, never to a pool.
   const httpAgent = new TimedHttpAgent(connectTimeoutMs, {});
-  const httpsAgent = new TimedHttpsAgent(connectTimeoutMs, {});
+  const httpsAgent = new TimedHttpsAgent(connectTimeoutMs, targetTls);
 
   if (options.defaultTarget) routes.add('/', { target: options.defaultTarget });
 
@@ -103,7 +130,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
           defaultPort: encrypted ? '443' : '80',
         }
       : undefined;
-    return { path, ...upstreamRequestHeaders(req.rawHeaders, upgrade, forwarded) };
+    return { path, ...upstreamRequestHeaders(req.rawHeaders, upgrade, forwarded, custom) };
   };
 
   const onUpstreamError = (err: Error, req: http.IncomingMessage, res: http.ServerResponse, route: Route): void => {
@@ -300,7 +327,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
     }
   };
 
-  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, onRequest) : http.createServer(onRequest);
+  const server = options.tls ? https.createServer(serverTlsOptions(options.tls), onRequest) : http.createServer(onRequest);
   server.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
   // CHP --timeout: idle client sockets are cut after it (a timeout without a listener destroys the socket).
   if (options.timeoutMs) server.setTimeout(options.timeoutMs);
@@ -325,6 +352,19 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
       await dispatcher.destroy();
     },
   };
+}
+
+/** Node's options for an HTTPS server: only the fields `TlsOptions` names reach Node; undefined ones keep its defaults. */
+export function serverTlsOptions(tls: TlsOptions): https.ServerOptions {
+  const { key, cert, ca, requestCert, rejectUnauthorized } = tls;
+  return { key, cert, ca, requestCert, rejectUnauthorized };
+}
+
+/** `tls.connect` options for targets, shared by undici's pools and the websocket agent so both verify alike. */
+function tlsConnectOptions(tls: TargetTlsOptions | undefined): Pick<https.AgentOptions, 'key' | 'cert' | 'ca' | 'rejectUnauthorized'> {
+  if (!tls) return {};
+  const { key, cert, ca, rejectUnauthorized = true } = tls;
+  return { key, cert, ca, rejectUnauthorized };
 }
 
 /**
@@ -388,7 +428,8 @@ class TimedHttpsAgent extends https.Agent {
 class ErrorPages {
   private readonly base: string | undefined;
 
-  constructor(errorTarget: string | undefined, private readonly log: Logger) {
+  /** `dispatcher` is the targets' one: an https hub (JupyterHub's internal_ssl) wants the same client certificate. */
+  constructor(errorTarget: string | undefined, private readonly dispatcher: Dispatcher, private readonly log: Logger) {
     this.base = errorTarget && !errorTarget.endsWith('/') ? `${errorTarget}/` : errorTarget;
   }
 
@@ -398,10 +439,9 @@ class ErrorPages {
       const page = this.base ? await this.fetch(status, req.url ?? '/') : undefined;
       if (res.headersSent || res.destroyed) return;
       const body = page?.body ?? builtInPage(status);
-      res.writeHead(status, {
-        'content-type': page?.contentType ?? 'text/html; charset=utf-8',
-        'content-length': body.length,
-      });
+      const headers: http.OutgoingHttpHeaders = { 'content-type': page?.contentType ?? 'text/html; charset=utf-8', 'content-length': body.length };
+      if (page?.contentEncoding) headers['content-encoding'] = page.contentEncoding;
+      res.writeHead(status, headers);
       res.end(body);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not send an error page');
@@ -409,18 +449,34 @@ class ErrorPages {
     }
   }
 
-  private async fetch(status: number, url: string): Promise<{ body: Buffer; contentType: string | undefined } | undefined> {
+  private async fetch(status: number, url: string): Promise<ErrorPage | undefined> {
     const pageUrl = new URL(`${this.base}${status}`);
     pageUrl.searchParams.set('url', url);
     try {
-      const response = await fetch(pageUrl, { redirect: 'manual', signal: AbortSignal.timeout(ERROR_PAGE_TIMEOUT_MS) });
-      // fetch has already undone any content-encoding, so only the type is relayed.
-      return { body: Buffer.from(await response.arrayBuffer()), contentType: response.headers.get('content-type') ?? undefined };
+      const response = await this.dispatcher.request({
+        origin: pageUrl.origin,
+        path: `${pageUrl.pathname}${pageUrl.search}`,
+        method: 'GET',
+        signal: AbortSignal.timeout(ERROR_PAGE_TIMEOUT_MS),
+      });
+      const body = Buffer.from(await response.body.arrayBuffer());
+      // Relayed as received (CHP passes the same two headers on), so an encoded body keeps its encoding.
+      return { body, contentType: headerText(response.headers['content-type']), contentEncoding: headerText(response.headers['content-encoding']) };
     } catch (err) {
       this.log.warn({ status, err: (err as Error).message }, 'error target failed; using the built-in page');
       return undefined;
     }
   }
+}
+
+interface ErrorPage {
+  body: Buffer;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 const EXPLANATIONS: Record<number, string> = {

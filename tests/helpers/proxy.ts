@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
@@ -9,6 +10,8 @@ export interface Backend {
   url: string;
   /** `req.url` of every HTTP request it received. */
   requests: string[];
+  /** Headers of every websocket upgrade it accepted. */
+  upgrades: http.IncomingHttpHeaders[];
   close(): Promise<void>;
 }
 
@@ -22,10 +25,14 @@ export interface Echo {
   bodySha256: string;
 }
 
-/** Answers every request with what it saw, and echoes websocket messages prefixed with its name. */
-export async function startBackend(name: string): Promise<Backend> {
+/**
+ * Answers every request with what it saw, and echoes websocket messages prefixed with its name. With `tls` it serves
+ * HTTPS (and wss) with those server options.
+ */
+export async function startBackend(name: string, tls?: https.ServerOptions): Promise<Backend> {
   const requests: string[] = [];
-  const server = http.createServer((req, res) => {
+  const upgrades: http.IncomingHttpHeaders[] = [];
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests.push(req.url ?? '');
     const hash = createHash('sha256');
     let bodyBytes = 0;
@@ -38,14 +45,19 @@ export async function startBackend(name: string): Promise<Backend> {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(echo));
     });
-  });
+  };
+  const server = tls ? https.createServer(tls, onRequest) : http.createServer(onRequest);
   const wss = new WebSocketServer({ server });
-  wss.on('connection', (ws) => ws.on('message', (data) => ws.send(`${name}:${String(data)}`)));
+  wss.on('connection', (ws, req) => {
+    upgrades.push(req.headers);
+    ws.on('message', (data) => ws.send(`${name}:${String(data)}`));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    upgrades,
     async close() {
       for (const client of wss.clients) client.terminate();
       wss.close();
@@ -76,3 +88,18 @@ export function request(base: string, rawPath: string, options: { method?: strin
   });
 }
 
+
+/** An HTTPS request with these TLS client options; rejects when the server refuses the handshake. */
+export function httpsRequest(url: string, options: https.RequestOptions & { body?: string } = {}): Promise<RawResponse> {
+  const { body, ...requestOptions } = options;
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { agent: false, ...requestOptions }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -2,14 +2,11 @@
  * The proxy over real sockets: node http backends with a `ws` echo server, the CHP REST API, ChpProxyClient, and
  * the CLI as a child process (`dist/proxy/main.js`, built by `npm run build` before tests).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +14,10 @@ import WebSocket from 'ws';
 import { createLogger } from '../../hub/log.js';
 import { ChpProxyClient, ProxyApiError } from '../../proxy/chp-client.js';
 import { startProxy, type RunningProxy, type StartProxyOptions } from '../../proxy/main.js';
+import type { TargetTlsOptions, TlsOptions } from '../../proxy/server.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
-import { request, startBackend, type Backend, type Echo, type RawResponse } from '../helpers/proxy.js';
+import { httpsRequest, request, startBackend, type Backend, type Echo, type RawResponse } from '../helpers/proxy.js';
 
 const TOKEN = 'test-proxy-token-0123456789abcdef';
 const quiet = createLogger('test.proxy', { level: 'silent' });
@@ -460,32 +459,150 @@ describe('proxy errors and options', () => {
 });
 
 describe('proxy over TLS', () => {
+  let pki: TestPki;
+  /** What a client of the proxy trusts and shows: the test CA, and the client certificate it signed. */
+  let trusted: { ca: Buffer };
+  let withCert: { ca: Buffer; key: Buffer; cert: Buffer };
+  /** Serves with the CA's server certificate and asks for clients' certificates, as JupyterHub's internal_ssl does. */
+  let mutual: TlsOptions;
+  let targetCerts: TargetTlsOptions;
+  /** An https target that only lets in clients with a certificate from the test CA. */
+  let mtls: Backend;
+  /** An https target with a self-signed certificate. */
+  let stranger: Backend;
+
+  beforeAll(async () => {
+    pki = makeTestPki();
+    const server = { key: pki.read(pki.serverKey), cert: pki.read(pki.serverCert) };
+    trusted = { ca: pki.read(pki.ca) };
+    withCert = { ...trusted, key: pki.read(pki.clientKey), cert: pki.read(pki.clientCert) };
+    mutual = { ...server, ca: pki.read(pki.bundle), requestCert: true, rejectUnauthorized: true };
+    targetCerts = { key: withCert.key, cert: withCert.cert, ca: pki.read(pki.bundle) };
+    [mtls, stranger] = await Promise.all([
+      startBackend('mtls', mutual),
+      startBackend('stranger', { key: pki.read(pki.strangerKey), cert: pki.read(pki.strangerCert) }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([mtls?.close(), stranger?.close()]);
+    pki?.remove();
+  });
+
   it('serves HTTPS and its API over HTTPS, forwarding X-Forwarded-Proto https', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labhub-proxy-tls-'));
-    const keyFile = path.join(dir, 'key.pem');
-    const certFile = path.join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    const tls = { key: readFileSync(keyFile), cert: readFileSync(certFile) };
+    const tls = { key: pki.read(pki.serverKey), cert: pki.read(pki.serverCert) };
     const backend = await startBackend('tls');
     const proxy = await startTestProxy({ tls, apiTls: tls, defaultTarget: backend.url });
-    const get = (url: string, headers: Record<string, string> = {}) =>
-      new Promise<RawResponse>((resolve, reject) => {
-        https.get(url, { ca: tls.cert, headers, agent: false }, (res) => {
-          let body = '';
-          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        }).on('error', reject);
-      });
     try {
       expect(proxy.publicUrl).toMatch(/^https:/);
-      const echo = JSON.parse((await get(`${proxy.publicUrl}/hub/`)).body) as Echo;
+      const echo = JSON.parse((await httpsRequest(`${proxy.publicUrl}/hub/`, trusted)).body) as Echo;
       expect(echo).toMatchObject({ backend: 'tls', url: '/hub/' });
       expect(echo.headers['x-forwarded-proto']).toBe('https');
-      expect((await get(`${proxy.apiUrl}/api/routes`, auth)).status).toBe(200);
+      expect((await httpsRequest(`${proxy.apiUrl}/api/routes`, { ...trusted, headers: auth })).status).toBe(200);
     } finally {
       await proxy.close();
       await backend.close();
-      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('requires client certificates on the public port and the API when asked to (--ssl-*, --api-ssl-*)', async () => {
+    const backend = await startBackend('mutual');
+    const proxy = await startTestProxy({ tls: mutual, apiTls: mutual, defaultTarget: backend.url });
+    try {
+      await expect(httpsRequest(`${proxy.apiUrl}/api/routes`, { ...trusted, headers: auth })).rejects.toThrow();
+      await expect(httpsRequest(`${proxy.publicUrl}/hub/`, trusted)).rejects.toThrow();
+      await expect(
+        httpsRequest(`${proxy.apiUrl}/api/routes`, { ...trusted, key: pki.read(pki.strangerKey), cert: pki.read(pki.strangerCert), headers: auth }),
+      ).rejects.toThrow();
+      expect((await httpsRequest(`${proxy.apiUrl}/api/routes`, { ...withCert, headers: auth })).status).toBe(200);
+      expect((JSON.parse((await httpsRequest(`${proxy.publicUrl}/hub/`, withCert)).body) as Echo).backend).toBe('mutual');
+    } finally {
+      await proxy.close();
+      await backend.close();
+    }
+  });
+
+  it('shows its client certificate to https targets that require one, and gets 503 without it', async () => {
+    const proxy = await startTestProxy({ targetTls: targetCerts });
+    const without = await startTestProxy({ targetTls: { ca: targetCerts.ca } });
+    try {
+      for (const p of [proxy, without]) await addRoute(p, '/user/mtls', mtls.url);
+      const echo = JSON.parse((await request(proxy.publicUrl, '/user/mtls/api/status')).body) as Echo;
+      expect(echo).toMatchObject({ backend: 'mtls', url: '/user/mtls/api/status' });
+      expect(echo.headers['x-forwarded-proto']).toBe('http');
+      const refused = await request(without.publicUrl, '/user/mtls/api/status');
+      expect(refused.status).toBe(503);
+    } finally {
+      await Promise.all([proxy.close(), without.close()]);
+    }
+  });
+
+  it('proxies websockets to a wss target with its client certificate', async () => {
+    const proxy = await startTestProxy({ targetTls: targetCerts });
+    const without = await startTestProxy({ targetTls: { ca: targetCerts.ca } });
+    try {
+      for (const p of [proxy, without]) await addRoute(p, '/user/mtls', mtls.url);
+      const ws = await openWebsocket(`${proxy.publicUrl.replace('http', 'ws')}/user/mtls/api/kernels/k/channels`);
+      const reply = nextMessage(ws);
+      ws.send('over tls');
+      expect(await reply).toBe('mtls:over tls');
+      ws.close();
+      await expect(openWebsocket(`${without.publicUrl.replace('http', 'ws')}/user/mtls/api/kernels/k/channels`)).rejects.toThrow('status 503');
+    } finally {
+      await Promise.all([proxy.close(), without.close()]);
+    }
+  });
+
+  it('fetches error pages from an https error target with its client certificate', async () => {
+    const proxy = await startTestProxy({ targetTls: targetCerts, errorTarget: `${mtls.url}/hub/error` });
+    try {
+      const res = await request(proxy.publicUrl, '/nowhere');
+      expect(res.status).toBe(404);
+      expect(JSON.parse(res.body)).toMatchObject({ backend: 'mtls', url: '/hub/error/404?url=%2Fnowhere' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('refuses targets with certificates from an unknown CA (503), unless insecure', async () => {
+    const strict = await startTestProxy({ targetTls: { ca: targetCerts.ca } });
+    const defaults = await startTestProxy();
+    const insecure = await startTestProxy({ targetTls: { rejectUnauthorized: false } });
+    try {
+      for (const p of [strict, defaults, insecure]) await addRoute(p, '/user/stranger', stranger.url);
+      expect((await request(strict.publicUrl, '/user/stranger/')).status).toBe(503);
+      expect((await request(defaults.publicUrl, '/user/stranger/')).status).toBe(503);
+      await expect(openWebsocket(`${defaults.publicUrl.replace('http', 'ws')}/user/stranger/ws`)).rejects.toThrow('status 503');
+      expect((JSON.parse((await request(insecure.publicUrl, '/user/stranger/')).body) as Echo).backend).toBe('stranger');
+      const ws = await openWebsocket(`${insecure.publicUrl.replace('http', 'ws')}/user/stranger/ws`);
+      const reply = nextMessage(ws);
+      ws.send('anyway');
+      expect(await reply).toBe('stranger:anyway');
+      ws.close();
+    } finally {
+      await Promise.all([strict.close(), defaults.close(), insecure.close()]);
+    }
+  });
+});
+
+describe('custom headers', () => {
+  it('are set on every proxied request and websocket, replacing what the client sent', async () => {
+    const backend = await startBackend('custom');
+    const proxy = await startTestProxy({
+      defaultTarget: backend.url,
+      customHeaders: [['X-Hub-Secret', 's3cret'], ['X-Forwarded-Proto', 'https']],
+    });
+    try {
+      const echo = JSON.parse((await request(proxy.publicUrl, '/hub/', { headers: { 'x-hub-secret': 'forged' } })).body) as Echo;
+      expect(echo.headers['x-hub-secret']).toBe('s3cret');
+      expect(echo.headers['x-forwarded-proto']).toBe('https');
+      expect(echo.headers['x-forwarded-for']).toBe('127.0.0.1');
+      const ws = await openWebsocket(`${proxy.publicUrl.replace('http', 'ws')}/ws`);
+      ws.close();
+      expect(backend.upgrades.at(-1)?.['x-hub-secret']).toBe('s3cret');
+    } finally {
+      await proxy.close();
+      await backend.close();
     }
   });
 });
@@ -627,6 +744,19 @@ describe('proxy CLI (dist/proxy/main.js)', () => {
     return { code, stdout, stderr };
   }
 
+  /** The public and API URLs from the proxy's startup log line. */
+  function listening(child: ChildProcess): Promise<{ proxy: string; api: string }> {
+    let output = '';
+    return new Promise((resolve, reject) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const line = output.split('\n').find((l) => l.includes('proxy listening'));
+        if (line) resolve(JSON.parse(line) as { proxy: string; api: string });
+      });
+      child.once('exit', () => reject(new Error(`proxy exited early: ${output}`)));
+    });
+  }
+
   it('serves, takes routes over the API, and stops cleanly on SIGTERM', async () => {
     const backend = await startBackend('cli');
     const child = runCli(['--ip', '127.0.0.1', '--port', '0', '--api-port', '0', '--default-target', backend.url, '--log-level', 'info'], {
@@ -634,18 +764,10 @@ describe('proxy CLI (dist/proxy/main.js)', () => {
     });
     const exited = exitOf(child);
     try {
-      let output = '';
-      const listening = await new Promise<{ proxy: string; api: string }>((resolve, reject) => {
-        child.stderr!.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          const line = output.split('\n').find((l) => l.includes('proxy listening'));
-          if (line) resolve(JSON.parse(line) as { proxy: string; api: string });
-        });
-        child.once('exit', () => reject(new Error(`proxy exited early: ${output}`)));
-      });
-      expect((JSON.parse((await request(listening.proxy, '/hub/home')).body) as Echo).backend).toBe('cli');
-      expect((await request(listening.api, '/api/routes')).status).toBe(403);
-      const routes = JSON.parse((await request(listening.api, '/api/routes', { headers: auth })).body) as Record<string, { target: string }>;
+      const urls = await listening(child);
+      expect((JSON.parse((await request(urls.proxy, '/hub/home')).body) as Echo).backend).toBe('cli');
+      expect((await request(urls.api, '/api/routes')).status).toBe(403);
+      const routes = JSON.parse((await request(urls.api, '/api/routes', { headers: auth })).body) as Record<string, { target: string }>;
       expect(routes['/']?.target).toBe(backend.url);
       child.kill('SIGTERM');
       expect((await exited).code).toBe(0);
@@ -666,10 +788,90 @@ describe('proxy CLI (dist/proxy/main.js)', () => {
     [['--ssl-key', '/nonexistent/key.pem'], '--ssl-cert'],
     [['--ip', 'not an ip'], '--ip'],
     [['--host-routing'], '--host-routing'],
+    [['--custom-header', 'X-Hub'], '--custom-header'],
+    [['--custom-header', ':value'], '--custom-header'],
+    [['--custom-header', 'X Hub:1'], '--custom-header'],
+    [['--custom-header', 'X-Ok:1', '--custom-header', 'X-Hub:a\r\nX-Evil: 1'], '--custom-header'],
+    [['--custom-header', 'Content-Length:5'], '--custom-header'],
+    [['--custom-header'], '--custom-header'],
+    [['--ssl-ca', '/etc/hostname'], '--ssl-ca'],
+    [['--ssl-request-cert'], '--ssl-request-cert'],
+    [['--api-ssl-reject-unauthorized'], '--api-ssl-reject-unauthorized'],
+    [['--client-ssl-key', '/nonexistent/key.pem'], '--client-ssl-cert'],
+    [['--client-ssl-cert', '/nonexistent/cert.pem'], '--client-ssl-key'],
+    [['--client-ssl-ca', '/nonexistent/ca.pem'], '--client-ssl-ca'],
+    [['--insecure', '--client-ssl-reject-unauthorized'], '--insecure'],
   ])('exits 2 naming the flag for %j', async (args, flag) => {
     const { code, stderr } = await exitOf(runCli(args));
     expect(code).toBe(2);
     expect(stderr).toContain(flag);
+    expect(stderr).not.toContain('X-Evil');
+  });
+
+  describe('with TLS flags', () => {
+    let pki: TestPki;
+    let mtls: Backend;
+
+    beforeAll(async () => {
+      pki = makeTestPki();
+      mtls = await startBackend('cli-mtls', {
+        key: pki.read(pki.serverKey), cert: pki.read(pki.serverCert), ca: pki.read(pki.ca), requestCert: true, rejectUnauthorized: true,
+      });
+    });
+
+    afterAll(async () => {
+      await mtls?.close();
+      pki?.remove();
+    });
+
+    it.each([
+      [['--ssl-key', 'stranger.key', '--ssl-cert', 'server.pem'], '--ssl-key'],
+      [['--api-ssl-key', 'server.key', '--api-ssl-cert', 'ca.pem', '--api-ssl-ca', 'bundle.pem'], '--api-ssl-cert'],
+      [['--api-ssl-key', 'server.key', '--api-ssl-cert', 'server.pem', '--api-ssl-ca', 'server.key'], '--api-ssl-ca'],
+      [['--api-ssl-key', 'server.key', '--api-ssl-cert', 'server.pem', '--api-ssl-reject-unauthorized'], '--api-ssl-request-cert'],
+      [['--client-ssl-key', 'client.pem', '--client-ssl-cert', 'client.pem'], '--client-ssl-key'],
+      [['--client-ssl-key', 'client.key', '--client-ssl-cert', 'client.pem', '--client-ssl-ca', 'nowhere.pem'], '--client-ssl-ca'],
+    ])('exits 2 naming the flag for unusable files: %j', async (args, flag) => {
+      const { code, stderr } = await exitOf(runCli(args.map((arg) => (arg.startsWith('--') ? arg : path.join(pki.dir, arg)))));
+      expect(code).toBe(2);
+      expect(stderr).toContain(flag);
+    });
+
+    // JupyterHub's internal_ssl command line: mutual TLS on the API and towards targets.
+    it.each([1, 2])('serves the API to certificate holders only and reaches targets with its client certificate (%i worker(s))', async (workers) => {
+      const child = runCli(
+        [
+          '--ip', '127.0.0.1', '--port', '0', '--api-port', '0', '--log-level', 'info', '--workers', String(workers),
+          '--api-ssl-key', pki.serverKey, '--api-ssl-cert', pki.serverCert, '--api-ssl-ca', pki.bundle, '--api-ssl-request-cert', '--api-ssl-reject-unauthorized',
+          '--client-ssl-key', pki.clientKey, '--client-ssl-cert', pki.clientCert, '--client-ssl-ca', pki.bundle, '--client-ssl-request-cert', '--client-ssl-reject-unauthorized',
+          '--custom-header', 'X-Hub-Secret: s3cret', '--default-target', mtls.url,
+        ],
+        { CONFIGPROXY_AUTH_TOKEN: TOKEN },
+      );
+      const exited = exitOf(child);
+      try {
+        const urls = await listening(child);
+        expect(urls.api).toMatch(/^https:/);
+        const ca = pki.read(pki.ca);
+        await expect(httpsRequest(`${urls.api}/api/routes`, { ca, headers: auth })).rejects.toThrow();
+        const routes = await httpsRequest(`${urls.api}/api/routes`, { ca, key: pki.read(pki.clientKey), cert: pki.read(pki.clientCert), headers: auth });
+        expect(routes.status).toBe(200);
+        expect(JSON.parse(routes.body)).toMatchObject({ '/': { target: mtls.url } });
+        const echo = JSON.parse((await request(urls.proxy, '/hub/api')).body) as Echo;
+        expect(echo).toMatchObject({ backend: 'cli-mtls', url: '/hub/api' });
+        expect(echo.headers['x-hub-secret']).toBe('s3cret');
+        const ws = await openWebsocket(`${urls.proxy.replace('http', 'ws')}/api/kernels/k/channels`);
+        const reply = nextMessage(ws);
+        ws.send('wss');
+        expect(await reply).toBe('cli-mtls:wss');
+        ws.close();
+        expect(mtls.upgrades.at(-1)?.['x-hub-secret']).toBe('s3cret');
+        child.kill('SIGTERM');
+        expect((await exited).code).toBe(0);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
   });
 
   it('prints help', async () => {

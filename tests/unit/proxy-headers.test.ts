@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, clientResponseHeadersOf, rawResponseHead, upstreamRequestHeaders } from '../../proxy/headers.js';
+import { clientResponseHeaders, clientResponseHeadersOf, customHeaderProblem, customHeaders, rawResponseHead, upstreamRequestHeaders } from '../../proxy/headers.js';
 
 const forwarded = { remoteAddress: '10.0.0.7', proto: 'http', defaultPort: '80' };
 
@@ -43,6 +43,40 @@ describe('upstream request headers', () => {
     const { headers } = upstreamRequestHeaders(['Host', '[::1]:9000'], false, forwarded);
     expect(headers).toContain('9000');
     expect(upstreamRequestHeaders(['Host', '[::1]'], false, forwarded).headers).toContain('80');
+  });
+});
+
+describe('custom headers', () => {
+  it('replace what the client sent and what the proxy would add under the same names, and come last', () => {
+    const custom = customHeaders([['X-Hub', 'one'], ['X-Forwarded-Proto', 'https'], ['x-hub', 'two'], ['X-Empty', '']]);
+    const { headers } = upstreamRequestHeaders(
+      ['Host', 'hub.example.org', 'X-HUB', 'forged', 'X-Forwarded-Proto', 'gopher', 'Accept', '*/*'],
+      false,
+      forwarded,
+      custom,
+    );
+    expect(headers).toEqual([
+      'Host', 'hub.example.org', 'Accept', '*/*',
+      'x-forwarded-for', '10.0.0.7', 'x-forwarded-port', '80', 'x-forwarded-host', 'hub.example.org',
+      'X-Forwarded-Proto', 'https', 'x-hub', 'two', 'X-Empty', '',
+    ]);
+  });
+
+  it.each([
+    ['X Hub', 'v', 'not a valid header name'],
+    ['', 'v', 'not a valid header name'],
+    ['X-Hub', 'a\r\nX-Evil: 1', 'no header can carry'],
+    ['X-Hub', 'a\u0000b', 'no header can carry'],
+    ['X-Hub', '\u20ac', 'no header can carry'],
+    ['Content-Length', '5', 'set by the proxy'],
+    ['Connection', 'close', 'set by the proxy'],
+  ])('refuses %j: %j', (name, value, problem) => {
+    expect(customHeaderProblem(name, value)).toContain(problem);
+    expect(() => customHeaders([[name, value]])).toThrow(problem);
+  });
+
+  it('accepts tabs and Latin-1 in values', () => {
+    expect(customHeaderProblem('X-Hub', 'a\tb caf\u00e9')).toBeUndefined();
   });
 });
 
