@@ -52,29 +52,14 @@ fi
 
 # ---------------------------------------------------------------- images
 image_id() { "$DOCKER" image inspect -f '{{.Id}}' "$1"; }
-label_of() { "$DOCKER" image inspect -f '{{ index .Config.Labels "org.labhub.build-hash" }}' "$1" 2>/dev/null || true; }
-hash_dir() { (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); }
-
-# build IMAGE DOCKERFILE CONTEXT HASH: builds when the image's label differs from HASH.
-build() {
-  local image=$1 dockerfile=$2 context=$3 want=$4 have
-  have=$(label_of "$image")
-  [ "$have" = "$want" ] && return 0
-  local T0 why
-  T0=$(date +%s)
-  if [ -z "$have" ]; then why="missing"; else why="changed"; fi
-  log "building $image ($why; log: /tmp/labhub-datalab-build.log)"
-  "$DOCKER" build --label "org.labhub.build-hash=$want" -f "$dockerfile" -t "$image" "$context" \
-    >/tmp/labhub-datalab-build.log 2>&1 || { tail -n 40 /tmp/labhub-datalab-build.log >&2; die "docker build of $image failed"; }
-  did+=("built $image ($why, $(($(date +%s) - T0)) s)")
-  built=1
-}
-built=0
+# shellcheck source=lib/image-build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/image-build.sh"
+build() { build_if_changed "$1" "$2" "$3" "$4" /tmp/labhub-datalab-build.log; }
 
 BASE_ID=$(image_id "$BASE_IMAGE")
 NODE_BIN=$(command -v node)
 NODE_HASH=$( { "$NODE_BIN" --version; sha256sum <"$REPO/images/node/Dockerfile"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)
-if [ "$(label_of "$NODE_IMAGE")" != "$NODE_HASH" ]; then
+if [ "$(build_hash_of "$NODE_IMAGE")" != "$NODE_HASH" ]; then
   rm -rf "$STAGE/node" && mkdir -p "$STAGE/node"
   cp "$NODE_BIN" "$STAGE/node/node"
   build "$NODE_IMAGE" "$REPO/images/node/Dockerfile" "$STAGE/node" "$NODE_HASH"
@@ -89,7 +74,7 @@ done
 FERRETDB_BIN=${LABHUB_FERRETDB:-/opt/labhub/ferretdb/ferretdb}
 [ -x "$FERRETDB_BIN" ] || die "$FERRETDB_BIN missing: run scripts/setup-credentials.sh first"
 FERRETDB_HASH=$( { hash_dir "$REPO/images/ferretdb"; sha256sum <"$FERRETDB_BIN"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)
-if [ "$(label_of labhub/ferretdb:latest)" != "$FERRETDB_HASH" ]; then
+if [ "$(build_hash_of labhub/ferretdb:latest)" != "$FERRETDB_HASH" ]; then
   rm -rf "$STAGE/ferretdb" && mkdir -p "$STAGE/ferretdb"
   cp -a "$REPO/images/ferretdb/." "$STAGE/ferretdb/"
   cp "$FERRETDB_BIN" "$STAGE/ferretdb/ferretdb"
@@ -106,7 +91,7 @@ app_hash() {
 }
 stale=()
 for svc in sensor-emulator sensor-ingest hub; do
-  [ "$(label_of "labhub/$svc:latest")" = "$(app_hash "$svc")" ] || stale+=("$svc")
+  [ "$(build_hash_of "labhub/$svc:latest")" = "$(app_hash "$svc")" ] || stale+=("$svc")
 done
 if [ ${#stale[@]} -gt 0 ]; then
   T0=$(date +%s)
@@ -126,8 +111,7 @@ if [ ${#stale[@]} -gt 0 ]; then
   did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")
   for svc in "${stale[@]}"; do build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$(app_hash "$svc")"; done
 fi
-# The builds they replaced, now untagged.
-[ "$built" = 0 ] || "$DOCKER" image prune -f --filter "label=org.labhub.build-hash" >/dev/null 2>&1 || true
+prune_replaced_builds
 
 [ ${#did[@]} -gt 0 ] || did=("nothing to do")
 log "did: $(printf '%s; ' "${did[@]}" | sed 's/; $//')"

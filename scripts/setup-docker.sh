@@ -65,7 +65,8 @@ if ! answers; then
 fi
 
 image_exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
-label_of() { "$DOCKER" image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+# shellcheck source=lib/image-build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/image-build.sh"
 
 # ---------------------------------------------------------------- base image
 if ! image_exists "$BASE_IMAGE"; then
@@ -98,19 +99,9 @@ fi
 # ---------------------------------------------------------------- notebook image
 [ -f "$NB_DOCKERFILE" ] || die "$NB_DOCKERFILE not found"
 BASE_ID=$("$DOCKER" image inspect -f '{{.Id}}' "$BASE_IMAGE")
-WANT=$( { (cd "$NB_CONTEXT" && find . -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); echo "$BASE_ID"; } |
-  sha256sum | cut -d' ' -f1)
-HAVE=$(label_of "$NB_IMAGE" org.labhub.build-hash)
-if [ "$HAVE" != "$WANT" ]; then
-  T0=$(date +%s)
-  if [ -z "$HAVE" ]; then why="missing"; else why="context or base changed (${HAVE:0:12} -> ${WANT:0:12})"; fi
-  log "building $NB_IMAGE ($why; log: /tmp/labhub-docker-build.log)"
-  "$DOCKER" build --label "org.labhub.build-hash=$WANT" -t "$NB_IMAGE" -f "$NB_DOCKERFILE" "$NB_CONTEXT" >/tmp/labhub-docker-build.log 2>&1 ||
-    { tail -n 40 /tmp/labhub-docker-build.log >&2; die "docker build of $NB_IMAGE failed"; }
-  # The previous build, now untagged, is ours to delete (only dangling images carrying our label).
-  "$DOCKER" image prune -f --filter "label=org.labhub.image=notebook-debian" >/dev/null 2>&1 || true
-  did+=("built $NB_IMAGE ($why, $(($(date +%s) - T0)) s)")
-fi
+build_if_changed "$NB_IMAGE" "$NB_DOCKERFILE" "$NB_CONTEXT" "$( { hash_dir "$NB_CONTEXT"; echo "$BASE_ID"; } | sha256sum | cut -d' ' -f1)" \
+  /tmp/labhub-docker-build.log
+prune_replaced_builds
 
 # ---------------------------------------------------------------- summary
 [ ${#did[@]} -gt 0 ] || did=("nothing to do")
