@@ -32,7 +32,7 @@ export interface WorkerSettings extends Omit<ProxyServerOptions, 'routes' | 'met
 
 type ToWorker =
   | { type: 'load'; routes: [string, RouteData, number][] }
-  | { type: 'change'; seq: number; change: RouteChange }
+  | { type: 'changes'; seq: number; changes: RouteChange[] }
   | { type: 'activity'; seq: number }
   | { type: 'close' };
 
@@ -159,21 +159,40 @@ export async function startCluster(options: ClusterOptions, listen: (server: net
       });
     });
 
-  const broadcast = (change: RouteChange): Promise<void> => {
+  /**
+   * Changes made in one turn of the event loop (the API serves many requests at once when a hub re-syncs) go to the
+   * workers as one message and one acknowledgement each; every change's promise resolves when its batch is applied.
+   */
+  let batch: { changes: RouteChange[]; resolvers: (() => void)[] } | undefined;
+  const flush = () => {
+    const { changes, resolvers } = batch!;
+    batch = undefined;
+    const resolve = () => {
+      for (const r of resolvers) r();
+    };
     const id = ++seq;
     const waiting = new Set(loaded);
-    if (waiting.size === 0) return Promise.resolve();
+    if (waiting.size === 0) return resolve();
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      for (const worker of waiting) {
+        log.error({ pid: worker.process.pid }, 'proxy worker did not apply a route change in time; replacing it');
+        worker.process.kill('SIGKILL');
+      }
+      resolve();
+    }, ACK_TIMEOUT_MS);
+    pending.set(id, { waiting, resolve, timer });
+    for (const worker of waiting) worker.send({ type: 'changes', seq: id, changes } satisfies ToWorker);
+  };
+  const broadcast = (change: RouteChange): Promise<void> => {
+    if (loaded.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        for (const worker of waiting) {
-          log.error({ pid: worker.process.pid }, 'proxy worker did not apply a route change in time; replacing it');
-          worker.process.kill('SIGKILL');
-        }
-        resolve();
-      }, ACK_TIMEOUT_MS);
-      pending.set(id, { waiting, resolve, timer });
-      for (const worker of waiting) worker.send({ type: 'change', seq: id, change } satisfies ToWorker);
+      if (!batch) {
+        batch = { changes: [], resolvers: [] };
+        setImmediate(flush);
+      }
+      batch.changes.push(change);
+      batch.resolvers.push(resolve);
     });
   };
 
@@ -269,9 +288,11 @@ export function runProxyWorker(): void {
         });
         proxy.server.listen(port, ip || undefined, () => send({ type: 'listening', port: (proxy.server.address() as net.AddressInfo).port }));
         break;
-      case 'change':
-        if (message.change.op === 'add') routes.add(message.change.path, message.change.data);
-        else routes.remove(message.change.path);
+      case 'changes':
+        for (const change of message.changes) {
+          if (change.op === 'add') routes.add(change.path, change.data);
+          else routes.remove(change.path);
+        }
         send({ type: 'ack', seq: message.seq });
         break;
       case 'activity': {
