@@ -188,7 +188,8 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
         },
         onResponseData(c, chunk) {
           if (active) route.touch();
-          if (!res.write(chunk)) {
+          // Chunks undici had already parsed can still arrive after a pause: one drain listener is enough.
+          if (!res.write(chunk) && !c.paused) {
             c.pause();
             res.once('drain', resume);
           }
