@@ -7,11 +7,11 @@
  * here): a missing one is ErrImagePull, as a kubelet reports a failed pull.
  */
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import Docker from 'dockerode';
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod, type V1PodStatus } from '@kubernetes/client-node';
 import { createLogger } from '../../hub/log.js';
 import { ResourceCache } from '../../spawners/kubernetes/cache.js';
+import { portAnswers } from './processes.js';
 
 export const RUNNER_NODE = 'labhub-test-node';
 const NODE_LABELS: Record<string, string> = { 'kubernetes.io/hostname': RUNNER_NODE, 'kubernetes.io/os': 'linux', 'labhub.test/node': 'true' };
@@ -179,7 +179,7 @@ export class PodRunner {
       let exited = false;
       const waited = (container.wait() as Promise<{ StatusCode: number }>).finally(() => (exited = true));
       if (probePort !== undefined) {
-        while (!exited && !(await tcpOpen(ip, probePort))) await new Promise((r) => setTimeout(r, 100));
+        while (!exited && !(await portAnswers(probePort, ip))) await new Promise((r) => setTimeout(r, 100));
         if (!exited && !this.stopped && this.running.get(uid) === entry) {
           await this.setContainerState(name, uid, c, running, true, entry.restarts, ip, `docker://${container.id}`);
         }
@@ -281,17 +281,4 @@ function tcpProbePort(c: V1Container): number | undefined {
   const port = c.readinessProbe?.tcpSocket?.port;
   if (port === undefined) return undefined;
   return typeof port === 'number' ? port : c.ports?.find((p) => p.name === port)?.containerPort ?? Number(port);
-}
-
-function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port, timeout: 500 });
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.once('timeout', () => done(false));
-  });
 }

@@ -1,11 +1,17 @@
 import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 
-function portAnswers(port: number): Promise<boolean> {
+/** Whether host:port accepts a TCP connection within 500 ms. */
+export function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
+    const socket = connect({ port, host, timeout: 500 });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
   });
 }
 
