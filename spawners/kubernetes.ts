@@ -26,7 +26,7 @@ import {
   COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest,
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
-import { checkProfileOption, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
+import { checkProfileOption, isClassProfile, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
 
 export interface KubernetesSpawnerOptions {
@@ -230,13 +230,12 @@ export class KubernetesSpawner implements Spawner {
   }
 
   checkOptions(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void {
-    checkProfileOption(this.profiles, request.profile?.id.includes('/') ? {} : request.userOptions);
+    checkProfileOption(this.profiles, isClassProfile(request.profile) ? {} : request.userOptions);
   }
 
   /** Everything start() would create for a request, without creating it (tests, diagnostics). */
   manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions' | 'profile'>) {
-    // A class profile (`<class>/<slug>`, resolved by the hub) replaces the choice among the spawner's own profiles.
-    const classChosen = request.profile?.id.includes('/') ?? false;
+    const classChosen = isClassProfile(request.profile);
     const chosen = settingsFor(this.pod, classChosen ? [] : this.profiles, classChosen ? {} : request.userOptions, request.user.groups);
     const settings: PodSettings = withClassProfile({ ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) }, request.profile);
     const { profile } = chosen;

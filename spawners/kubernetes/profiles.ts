@@ -51,6 +51,11 @@ export function settingsFor(base: PodSettings, profiles: readonly Profile[], use
   return profile ? { settings: deepMerge(base, profile.overrides), profile } : { settings: base };
 }
 
+/** Whether the hub resolved a class profile (`<class>/<slug>`), which replaces any choice among the spawner's own. */
+export function isClassProfile(profile: ServerProfile | undefined): boolean {
+  return profile?.id.includes('/') ?? false;
+}
+
 /**
  * A class profile the hub resolved (SpawnRequest.profile) over the pod's settings: its image, CPU and memory as
  * limits and requests, and its shared volumes as read-only mounts of existing claims of the same name.
