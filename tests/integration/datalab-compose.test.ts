@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { requireService } from '../helpers/jupyter.js';
 import { logIn, screenshot } from '../helpers/pages.js';
+import { execIn } from '../helpers/containers.js';
 import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
@@ -129,7 +130,7 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
         .toBe(200);
       const [notebook] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${hubId}`] } });
       expect(notebook).toBeDefined();
-      const python = (code: string) => pythonIn(notebook!.Id, code);
+      const python = async (code: string) => (await execIn(notebook!.Id, ['python3', '-c', code])).output;
       expect(await python("import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'))"))
         .toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
 
@@ -212,14 +213,3 @@ describe.runIf(haveLab)(`${NOTEBOOK} without a lab`, () => {
     for (const service of ['mqtt', 'postgres', 'mongodb']) expect(printed).toContain(`Skipped: no ${service} credentials in this server`);
   }, 120_000);
 });
-
-/** Runs Python code in a container and returns what it printed (stdout and stderr, as the exec stream gives them). */
-async function pythonIn(containerId: string, code: string): Promise<string> {
-  const exec = await docker.getContainer(containerId).exec({ Cmd: ['python3', '-c', code], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({});
-  return new Promise<string>((resolve) => {
-    let out = '';
-    stream.on('data', (chunk: Buffer) => (out += chunk.toString('latin1')));
-    stream.on('end', () => resolve(out));
-  });
-}

@@ -28,6 +28,7 @@ import {
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 import { Browser, REPO, api, eventually, landInServer } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
+import { execIn as exec } from '../helpers/containers.js';
 import { freePort } from '../helpers/ports.js';
 
 const IMAGE = 'labhub/notebook-debian:latest';
@@ -251,25 +252,6 @@ async function startAndWait(spawner: DockerSpawner, rec: Recorded): Promise<{ ur
   const ms = Math.round(performance.now() - t0);
   readyTimes.push(ms);
   return { ...result, ms };
-}
-
-async function exec(containerId: string, cmd: string[]): Promise<{ exitCode: number | null; output: string }> {
-  const e = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let i = 0; i + 8 <= raw.length;) {
-    const size = raw.readUInt32BE(i + 4);
-    out += raw.subarray(i + 8, i + 8 + size).toString('utf8');
-    i += 8 + size;
-  }
-  return { exitCode: (await e.inspect()).ExitCode, output: out.trim() };
 }
 
 const containerExists = (idOrName: string) => docker.getContainer(idOrName).inspect().then(() => true, () => false);

@@ -1,0 +1,27 @@
+/** Commands run inside containers on the real Docker engine. */
+import Docker from 'dockerode';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+/**
+ * Runs `cmd` in a running container and returns its exit code and what it printed (stdout and stderr, in order,
+ * trimmed). The exec stream is Docker's multiplexed one: 8-byte frame headers (stream, size) before each chunk.
+ */
+export async function execIn(containerId: string, cmd: string[]): Promise<{ exitCode: number | null; output: string }> {
+  const e = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await e.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const raw = Buffer.concat(chunks);
+  let out = '';
+  for (let i = 0; i + 8 <= raw.length;) {
+    const size = raw.readUInt32BE(i + 4);
+    out += raw.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  return { exitCode: (await e.inspect()).ExitCode, output: out.trim() };
+}
