@@ -31,7 +31,7 @@ import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
-import { notRunningHandler, serverPages } from './pages/servers.js';
+import { serverPages, userUrlAtHub } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
@@ -70,7 +70,10 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   if (s.kind === 'instant') return new InstantSpawner();
   if (s.kind === 'docker') return createDockerSpawner(config, log);
   if (s.kind === 'kubernetes') return createKubernetesSpawner(config, log);
-  if (process.getuid?.() !== 0 || !s.run_as_system_users) {
+  if (process.getuid?.() === 0 && s.run_as_system_users && !s.allow_root) {
+    log.warn('local spawner under a root hub: each server runs as the system account named like its user, so a user ' +
+      'without one cannot start a server; create accounts (useradd --create-home NAME), or use the Docker spawner (spawner.kind: docker)');
+  } else if (process.getuid?.() !== 0 || !s.run_as_system_users) {
     log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
       'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');
   }
@@ -299,7 +302,7 @@ export function buildApp(ctx: HubContext): Express {
   pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), adminPages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
-  app.all('/user/{*rest}', notRunningHandler(ctx));
+  app.all('/user/{*rest}', userUrlAtHub());
   app.use((_req, res) => void res.status(404).send(errorPage(404, 'Nothing is served at this address.')));
   app.use(pageErrorHandler(ctx.log));
   return app;

@@ -88,6 +88,7 @@ export class ServerManager {
     }
     const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
+    await this.deps.spawner.checkUser?.({ name: user.name, admin: Boolean(user.admin), groups: [] });
     const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
