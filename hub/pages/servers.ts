@@ -82,7 +82,7 @@ export function serverPages(ctx: HubContext): Router {
     checkFormXsrf(ctx, req, res);
     const { user, server } = await target(req, res, 'servers');
     const row = await store.servers.get(user.id, server);
-    const next = nextInServer(formField(req, 'next', 4096), user.name, server);
+    const next = afterStart(formField(req, 'next', 4096), user.name, server);
     if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
     if (row?.status !== 'starting') {
       try {
@@ -93,7 +93,8 @@ export function serverPages(ctx: HubContext): Router {
         throw err;
       }
     }
-    res.redirect(303, pendingUrl(user.name, server, next));
+    // From an admin page, the admin stays there and follows the start in the list.
+    res.redirect(303, adminReturnPath(next) ?? pendingUrl(user.name, server, next));
   });
 
   router.get(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, (_req, res) => res.redirect(302, '/hub/home'));
@@ -109,7 +110,7 @@ export function serverPages(ctx: HubContext): Router {
   router.get(['/spawn-pending/:user', '/spawn-pending/:user/:server'], login, async (req, res) => {
     const { user, server } = await target(req, res, 'read:servers');
     const row = await store.servers.get(user.id, server);
-    const next = nextInServer(typeof req.query.next === 'string' ? req.query.next : '', user.name, server);
+    const next = afterStart(typeof req.query.next === 'string' ? req.query.next : '', user.name, server);
     if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
     if (row?.status !== 'starting' && !row?.last_error) return res.redirect(302, '/hub/home');
     res.send(renderPage('spawn-pending.njk', {
@@ -216,8 +217,14 @@ function pendingUrl(user: string, server: string, next: string): string {
   return `/hub/spawn-pending/${serverPath(user, server)}${next ? `?next=${encodeURIComponent(next)}` : ''}`;
 }
 
-/** `next` when it is a path inside the given server (so a start can land back where the user was), else ''. */
-function nextInServer(next: string, user: string, server: string): string {
+/**
+ * Where a start goes once the server is ready: a path inside that server (so the user lands back where they were
+ * going), or the admin page the start came from (an admin starting someone's server stays on the list instead of
+ * opening it); anything else is ''.
+ */
+function afterStart(next: string, user: string, server: string): string {
+  const admin = adminReturnPath(next);
+  if (admin) return admin;
   const prefix = serverPrefix(user, server);
   const safe = validateNextUrl(next, 'hub.invalid');
   return safe.startsWith(prefix) || `${safe}/` === prefix ? safe : '';

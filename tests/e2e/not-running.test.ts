@@ -11,7 +11,7 @@ import { expectAccessible, logIn, screenshot } from '../helpers/pages.js';
  * the session cookie is scoped to /hub/, so the hub sends the browser on to /hub/user/<name>/…, which shows the
  * not-running page (424) with a start button and lands back on the same path once the server is up. Never a
  * redirect loop. Covers a stopped server, one stopped by a culler through the API, a failed start, another user's
- * name, a named server, and a browser that is not logged in.
+ * name, a named server, and a browser that is not logged in; and an admin starting a user's server from the list.
  */
 const singleuser = findSingleuser(3);
 const ready = requireService('Chromium', chromiumAvailable()) && requireService('jupyterhub-singleuser 3.x', singleuser !== null);
@@ -144,6 +144,25 @@ describe.skipIf(!ready)('a server that is not running, in Chromium', () => {
       expect(await other.locator('main').textContent()).toContain('Your server is not running');
     } finally {
       await fresh.close();
+    }
+  });
+
+  it('keeps an admin who starts a user\'s server from the users list on the list, following the start there', async () => {
+    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const admin = await adminContext.newPage();
+    try {
+      await logIn(admin, hub.url, 'boss', PASSWORD);
+      await admin.goto(`${hub.url}/hub/admin/users?q=bob`);
+      await admin.getByRole('button', { name: "Start bob's server" }).click();
+      await admin.waitForURL(/\/hub\/admin\/users\?q=bob/);
+      // The row follows the start and the list reloads when it is ready: an Open link, never a consent page.
+      await admin.getByRole('link', { name: "Open bob's server" }).waitFor({ timeout: 60_000 });
+      expect(new URL(admin.url()).pathname).toBe('/hub/admin/users');
+      expect(await admin.locator('tr', { hasText: 'bob' }).locator('.status').textContent()).toBe('running');
+      await expectAccessible(admin);
+    } finally {
+      await adminContext.close();
+      await api(hub.url, token, 'DELETE', '/users/bob/server');
     }
   });
 
