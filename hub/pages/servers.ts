@@ -74,6 +74,7 @@ export function serverPages(ctx: HubContext): Router {
     const message = typeof req.query.error === 'string' ? req.query.error.slice(0, 300) : '';
     res.send(renderPage('home.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected,
+      specsApplied: appliesProfileResources(ctx.spawner.kind),
     }));
   });
 
@@ -228,6 +229,11 @@ function afterStart(next: string, user: string, server: string): string {
   const prefix = serverPrefix(user, server);
   const safe = validateNextUrl(next, 'hub.invalid');
   return safe.startsWith(prefix) || `${safe}/` === prefix ? safe : '';
+}
+
+/** Whether a spawner puts a class profile's image, limits and shared volume into effect (containers and pods do; local processes cannot). */
+export function appliesProfileResources(spawnerKind: string): boolean {
+  return spawnerKind === 'docker' || spawnerKind === 'kubernetes';
 }
 
 /** How the progress page names a server: "your server", "your server lab1", "bea's server". */

@@ -89,7 +89,9 @@ export class ServerManager {
     const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
     await this.deps.spawner.checkUser?.({ name: user.name, admin: Boolean(user.admin), groups: [] });
-    const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
+    // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
+    const applied = profile && profile.id !== 'default' && userOptions.profile === undefined ? { ...userOptions, profile: profile.id } : userOptions;
+    const row = await store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
       const existing = await store.servers.get(user.id, serverName);

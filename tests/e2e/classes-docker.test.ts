@@ -86,6 +86,8 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
     const csp = watchCsp(page);
     await logIn(page, hub.url, 'cleo', 'test-password');
     expect(await page.getByRole('radio', { name: /Python \(DataLab\)/ }).isChecked()).toBe(true);
+    // Containers apply the profile, so the page lists what it gives.
+    expect(await page.locator('.profile-specs').first().textContent()).toMatch(/CPU[\s\S]*memory/);
     await page.getByRole('button', { name: 'Start' }).click();
     await page.waitForURL(/\/hub\/spawn-pending\/cleo$|\/user\/cleo\//);
     await page.waitForURL(/\/user\/cleo\/(tree|lab)/, { timeout: 90_000 });

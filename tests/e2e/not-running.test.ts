@@ -147,6 +147,23 @@ describe.skipIf(!ready)('a server that is not running, in Chromium', () => {
     }
   });
 
+  it('records the class default profile on a start through the API, and says the local spawner does not apply its limits', async () => {
+    const properties = { profiles: [{ slug: 'py', display_name: 'Python', image: 'labhub/notebook-debian:latest', cpu_limit: 1, mem_limit: '1G' }], default_profile: 'py' };
+    expect((await api(hub.url, token, 'POST', '/groups/bio', { users: ['ana'] })).status).toBe(201);
+    expect((await api(hub.url, token, 'PUT', '/groups/bio/properties', properties)).status).toBe(200);
+    try {
+      expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/ana/server')).status);
+      const model = (await api(hub.url, token, 'GET', '/users/ana')).body as { servers: Record<string, { user_options: Record<string, unknown> }> };
+      expect(model.servers['']?.user_options).toEqual({ profile: 'bio/py' });
+      await page.goto(`${hub.url}/hub/home`);
+      expect(await page.locator('.profiles .hint').textContent()).toContain('not applied');
+      expect(await page.locator('.profile-specs').count()).toBe(0);
+    } finally {
+      await api(hub.url, token, 'DELETE', '/users/ana/server');
+      await api(hub.url, token, 'DELETE', '/groups/bio');
+    }
+  });
+
   it('keeps an admin who starts a user\'s server from the users list on the list, following the start there', async () => {
     const adminContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const admin = await adminContext.newPage();
