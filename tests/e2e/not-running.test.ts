@@ -177,6 +177,12 @@ describe.skipIf(!ready)('a server that is not running, in Chromium', () => {
       expect(new URL(admin.url()).pathname).toBe('/hub/admin/users');
       expect(await admin.locator('tr', { hasText: 'bob' }).locator('.status').textContent()).toBe('running');
       await expectAccessible(admin);
+      // Another user at bob's running server: his server sends her to the hub's login, which refuses with a page.
+      const refused = await page.goto(`${hub.url}/user/bob/tree`);
+      expect(refused!.status()).toBe(403);
+      expect(refused!.headers()['content-type']).toMatch(/^text\/html/);
+      expect(await page.locator('main').textContent()).toContain('ana is not allowed to access this server');
+      await expectAccessible(page);
     } finally {
       await adminContext.close();
       await api(hub.url, token, 'DELETE', '/users/bob/server');
