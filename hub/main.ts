@@ -2,7 +2,8 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, publicOrigin } from './config/load.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { forgetRunningHub, linkOrigin, recordRunningHub } from './running-hub.js';
 import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
@@ -129,11 +130,13 @@ async function start(config: LabHubConfig, io: Io): Promise<number> {
     // Loaded here so that the other commands do not pay for the whole hub's start-up.
     const { startHub } = await import('./app.js');
     const hub = await startHub(config);
+    recordRunningHub(config);
     if (hub.setupUrl) {
       io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
     }
     await stopRequested;
     hub.ctx.log.info('shutting down; running servers keep running');
+    forgetRunningHub(config);
     await hub.close({ stopProxy: true });
     return 0;
   } finally {
@@ -206,7 +209,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
     return withStore(config, async (store) => {
       if (!(await store.users.byName(name))) await store.users.create(name, { admin: Boolean(values.admin) });
       const code = await createOneTimeLink({ store }, name, Boolean(values.admin), INVITATION_TTL_S);
-      io.stdout.write(`${publicOrigin(config)}/hub/invite?code=${code}\n`);
+      io.stdout.write(`${linkOrigin(config)}/hub/invite?code=${code}\n`);
       return 0;
     });
   }
