@@ -33,6 +33,7 @@ import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
 import { serverPages, userUrlAtHub } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
+import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
@@ -299,7 +300,7 @@ export function buildApp(ctx: HubContext): Express {
 
   const pages = express.Router();
   pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), adminPages(ctx));
+  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
   app.all('/user/{*rest}', userUrlAtHub());

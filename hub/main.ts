@@ -26,6 +26,8 @@ Commands:
   users add <name> [--admin] [--password-stdin]
   users invite <name> [--admin]
                             print a one-time link (valid 7 days) where the user sets a password
+  users passwd <name> --password-stdin
+                            set a native account's password; its sessions and one-time links end
   users list
   users remove <name>
   token <name> [--scopes a,b] [--expires-in SECONDS] [--note TEXT]
@@ -186,17 +188,30 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
+  const passwordFromStdin = async (): Promise<string> => {
+    const password = await readStdin(io.stdin);
+    if (passwordRejection(password) || password.length < config.authenticator.minimum_password_length) {
+      throw new UsageError(`password refused: at least ${config.authenticator.minimum_password_length} characters, not blank`);
+    }
+    return hashPassword(password);
+  };
+  if (sub === 'passwd') {
+    const name = checkedName(raw);
+    if (!values['password-stdin']) throw new UsageError('users passwd reads the new password from standard input: add --password-stdin');
+    const passwordHash = await passwordFromStdin();
+    return withStore(config, async (store) => {
+      const user = await store.users.byName(name);
+      if (!user) throw new CliError(`no such user: ${name}`);
+      await store.users.update(user.id, { passwordHash });
+      await store.invitations.deleteForUser(user.name);
+      await store.users.rotateCookieId(user.id);
+      io.stdout.write(`password of ${name} set; its sessions and one-time links have ended\n`);
+      return 0;
+    });
+  }
   if (sub === 'add') {
     const name = checkedName(raw);
-    let passwordHash: string | null = null;
-    if (values['password-stdin']) {
-      const password = await readStdin(io.stdin);
-      const rejected = passwordRejection(password);
-      if (rejected || password.length < config.authenticator.minimum_password_length) {
-        throw new UsageError(`password refused: at least ${config.authenticator.minimum_password_length} characters, not blank`);
-      }
-      passwordHash = await hashPassword(password);
-    }
+    const passwordHash = values['password-stdin'] ? await passwordFromStdin() : null;
     return withStore(config, async (store) => {
       if (await store.users.byName(name)) throw new CliError(`user ${name} already exists`);
       await store.users.create(name, { admin: Boolean(values.admin), passwordHash });
@@ -225,7 +240,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
-  throw new UsageError('users takes add, invite, list or remove');
+  throw new UsageError('users takes add, invite, passwd, list or remove');
 }
 
 async function token(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
