@@ -29,6 +29,7 @@ import { groupsRouter } from './api/groups.js';
 import { credentialsRouter } from './api/credentials.js';
 import { proxyRouter } from './api/proxy.js';
 import { authorizationsRouter } from './api/authorizations.js';
+import { shutdownRouter } from './api/shutdown.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
@@ -66,6 +67,8 @@ export interface HubOptions {
   log?: Logger;
   /** Replaces the configured spawner (tests and benchmarks). */
   spawner?: Spawner;
+  /** Called by `POST /shutdown`; the caller stops the hub (labhub start does). */
+  onShutdownRequest?: HubContext['requestShutdown'];
 }
 
 function createSpawner(config: LabHubConfig, log: Logger): Spawner {
@@ -153,7 +156,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator, authState, proxy, metrics, log, hubUrl, credentials,
+    authenticator, authState, proxy, metrics, log, hubUrl, credentials, requestShutdown: options.onShutdownRequest,
   };
 
   await syncConfigState(ctx);
@@ -276,7 +279,7 @@ export function buildApp(ctx: HubContext): Express {
   });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
-    authorizationsRouter());
+    authorizationsRouter(), shutdownRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import { forgetRunningHub, linkOrigin, recordRunningHub } from './running-hub.js';
+import type { ShutdownRequest } from './context.js';
 import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
@@ -124,26 +125,33 @@ function flagOverrides(values: Record<string, string | boolean | undefined>): Re
 async function start(config: LabHubConfig, io: Io): Promise<number> {
   // Handlers go in before anything starts: a signal that arrives mid-start-up must still shut down cleanly,
   // or the detached proxy would outlive the hub and keep the public port.
-  let requestStop: () => void = () => undefined;
-  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
-  process.on('SIGINT', requestStop);
-  process.on('SIGTERM', requestStop);
+  // A signal stops the hub and the proxy it started; POST /shutdown says what to stop.
+  let requestStop: (request?: ShutdownRequest) => void = () => undefined;
+  const stopRequested = new Promise<ShutdownRequest | undefined>((resolve) => (requestStop = resolve));
+  const onSignal = () => requestStop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     // Loaded here so that the other commands do not pay for the whole hub's start-up.
     const { startHub } = await import('./app.js');
-    const hub = await startHub(config);
+    const hub = await startHub(config, { onShutdownRequest: (request) => requestStop(request) });
     recordRunningHub(config);
     if (hub.setupUrl) {
       io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
     }
-    await stopRequested;
-    hub.ctx.log.info('shutting down; running servers keep running');
+    const { proxy = true, servers = false } = (await stopRequested) ?? {};
+    if (servers) {
+      hub.ctx.log.info('shutting down; stopping every server first');
+      await hub.ctx.servers.stopAll(30_000);
+    } else {
+      hub.ctx.log.info('shutting down; running servers keep running');
+    }
     forgetRunningHub(config);
-    await hub.close({ stopProxy: true });
+    await hub.close({ stopProxy: proxy });
     return 0;
   } finally {
-    process.off('SIGINT', requestStop);
-    process.off('SIGTERM', requestStop);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -364,6 +364,15 @@ export class ServerManager {
     return { added, removed };
   }
 
+  /** Stops every server (a shutdown asked to take them along); one that fails to stop does not keep the others. */
+  async stopAll(waitMs: number): Promise<void> {
+    const rows = await this.deps.store.servers.active();
+    await Promise.allSettled(rows.map(async (row) => {
+      const user = await this.deps.store.users.byId(row.user_id);
+      if (user) await this.stop(user, row.name, waitMs);
+    }));
+  }
+
   /** Stops polling and waits for spawns in flight; running servers keep running across a hub restart. */
   async close(): Promise<void> {
     if (this.pollTimer) clearTimeout(this.pollTimer);

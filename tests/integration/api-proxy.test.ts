@@ -3,8 +3,8 @@ import { api, HubProcess } from '../helpers/hub.js';
 import { apiCall, validateResponse } from '../helpers/openapi.js';
 
 /**
- * `GET/POST /hub/api/proxy` and the removed `POST /authorizations/token`, against a real hub and its proxy, with
- * JupyterHub's models and scopes.
+ * `GET/POST /hub/api/proxy`, `POST /shutdown` and the removed `POST /authorizations/token`, against a real hub and
+ * its proxy, with JupyterHub's models and scopes.
  */
 describe('the proxy through the REST API', () => {
   const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy' } });
@@ -62,5 +62,52 @@ describe('the proxy through the REST API', () => {
     const res = await apiCall(hub.url, 'POST', '/authorizations/token', { token: admin, body: { username: 'dora', password: 'x' } });
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ status: 404, message: expect.stringContaining('/hub/api/users/:user/tokens') });
+  });
+});
+
+describe('POST /shutdown', () => {
+  const hubs: HubProcess[] = [];
+  const started = async () => {
+    const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy' } });
+    hubs.push(hub);
+    await hub.start();
+    expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
+    return { hub, token: (await hub.cli(['token', 'admin'])).stdout.trim() };
+  };
+  const exited = (hub: HubProcess) => new Promise<number | null>((resolve) => {
+    if (hub.child!.exitCode !== null) resolve(hub.child!.exitCode);
+    else hub.child!.once('exit', (code) => resolve(code));
+  });
+  const proxyAnswers = (hub: HubProcess) => fetch(`http://127.0.0.1:${hub.apiPort}/api/routes`, { headers: { authorization: `token ${hub.proxyToken()}` } })
+    .then((r) => r.ok, () => false);
+
+  afterAll(async () => {
+    for (const hub of hubs) await hub.cleanup();
+  });
+
+  it('needs the shutdown scope and a valid body, then answers 202 and stops the hub and its proxy', async () => {
+    const { hub, token } = await started();
+    expect((await hub.cli(['users', 'add', 'eli'])).status).toBe(0);
+    const plain = (await hub.cli(['token', 'eli'])).stdout.trim();
+    expect((await apiCall(hub.url, 'POST', '/shutdown', { token: plain })).status).toBe(403);
+    const bad = await apiCall(hub.url, 'POST', '/shutdown', { token, body: { proxy: 'yes' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ status: 400, message: expect.stringContaining('proxy') });
+    expect((await apiCall(hub.url, 'POST', '/shutdown', { token, body: { everything: true } })).status).toBe(400);
+    expect(hub.child!.exitCode).toBeNull();
+
+    const res = await apiCall(hub.url, 'POST', '/shutdown', { token, body: { servers: true } });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ message: 'Shutting down Hub' });
+    expect(await exited(hub)).toBe(0);
+    expect(hub.output).toMatch(/stopping every server first/);
+    expect(await proxyAnswers(hub)).toBe(false);
+  });
+
+  it('leaves the proxy running with {proxy: false}', async () => {
+    const { hub, token } = await started();
+    expect((await apiCall(hub.url, 'POST', '/shutdown', { token, body: { proxy: false } })).status).toBe(202);
+    expect(await exited(hub)).toBe(0);
+    expect(await proxyAnswers(hub)).toBe(true);
   });
 });
