@@ -157,12 +157,20 @@ export function userUrlAtHub() {
 const MAX_ROUTE_REDIRECTS = 3;
 const REDIRECTS_PARAM = 'redirects';
 
-/** `/user/<name>/[<server>/]…` as asked for, without our own redirect counter. */
-function userPathOf(req: Request): { path: string; redirects: number } {
-  const url = new URL(req.originalUrl.replace(/^\/hub/, ''), 'http://hub.invalid');
-  const redirects = Number(url.searchParams.get(REDIRECTS_PARAM) ?? 0);
-  url.searchParams.delete(REDIRECTS_PARAM);
-  return { path: `${url.pathname}${url.search}`, redirects: Number.isInteger(redirects) && redirects > 0 ? redirects : 0 };
+/**
+ * `/user/<name>/[<server>/]…` as asked for, byte for byte (no URL parser resolving `..` into another path), without
+ * our own redirect counter; null when it is not such a path.
+ */
+function userPathOf(req: Request): { path: string; redirects: number } | null {
+  const raw = req.originalUrl.slice('/hub'.length);
+  const question = raw.indexOf('?');
+  const pathname = question < 0 ? raw : raw.slice(0, question);
+  if (!pathname.startsWith('/user/') || pathname.startsWith('/user//')) return null;
+  const params = new URLSearchParams(question < 0 ? '' : raw.slice(question + 1));
+  const redirects = Number(params.get(REDIRECTS_PARAM) ?? 0);
+  params.delete(REDIRECTS_PARAM);
+  const search = params.toString();
+  return { path: `${pathname}${search ? `?${search}` : ''}`, redirects: Number.isInteger(redirects) && redirects > 0 ? redirects : 0 };
 }
 
 /**
@@ -175,8 +183,9 @@ function userPage(ctx: HubContext) {
     const active = res.locals.session!;
     const segments = req.path.split('/').filter(Boolean);
     const name = normalizeUsername(decodeSafe(segments[1] ?? ''));
-    const { path, redirects } = userPathOf(req);
-    const user = name ? await ctx.store.users.byName(name) : undefined;
+    const asked = userPathOf(req);
+    const { path, redirects } = asked ?? { path: '', redirects: 0 };
+    const user = name && asked ? await ctx.store.users.byName(name) : undefined;
     const candidate = segments[2] === undefined ? '' : decodeSafe(segments[2]);
     const server = user && ctx.config.allow_named_servers && candidate && validateServerName(candidate) === null
       && (await ctx.store.servers.get(user.id, candidate)) ? candidate : '';
