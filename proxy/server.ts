@@ -3,6 +3,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { createLogger, type Logger } from '../hub/log.js';
+import { isApiRequest } from './api-requests.js';
 import { ProxyMetrics } from './metrics.js';
 import { Agent, type Dispatcher } from 'undici';
 import { clientResponseHeaders, clientResponseHeadersOf, customHeaders, rawResponseHead, upstreamRequestHeaders } from './headers.js';
@@ -437,7 +438,7 @@ class ErrorPages {
   /** Never rejects: the error path must not become an error of its own (jupyterhub #900). */
   async reply(req: http.IncomingMessage, res: http.ServerResponse, status: number): Promise<void> {
     try {
-      if (wantsJson(req)) {
+      if (isApiRequest(req.url ?? '', req.headers.accept)) {
         const body = Buffer.from(JSON.stringify({ status, message: EXPLANATIONS[status] ?? 'The proxy could not complete this request.' }));
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
         res.end(body);
@@ -491,15 +492,6 @@ const EXPLANATIONS: Record<number, string> = {
   404: 'Nothing is served at this address.',
   503: 'The server for this address is not responding. It may be starting up or stopped.',
 };
-
-/**
- * API clients (JupyterHub's REST API under /hub/api/, a server's /api/) read `{status, message}`, as JupyterHub and
- * Jupyter answer their own errors, whichever process refuses the request; browsers get a page.
- */
-function wantsJson(req: http.IncomingMessage): boolean {
-  const path = (req.url ?? '').split('?', 1)[0]!;
-  return /(^|\/)api(\/|$)/i.test(path) || (req.headers.accept ?? '').includes('application/json');
-}
 
 function builtInPage(status: number): Buffer {
   const title = `${status} ${http.STATUS_CODES[status] ?? 'Error'}`;

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import { HttpError, publicMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { renderPage } from './render.js';
+import { isApiRequest } from '../../proxy/api-requests.js';
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed', 413: 'Too large',
@@ -20,8 +21,7 @@ export function proxyErrorPage(req: Request, res: Response): void {
     ? 'The server did not answer. It may be starting or stopping; try again in a moment, or restart it from your home page.'
     : status === 404 ? 'Nothing is served at this address.' : 'Something went wrong on the way to your server.';
   // CHP passes the refused request's URL: an API client gets JupyterHub's JSON error, not a page.
-  const refused = typeof req.query.url === 'string' ? req.query.url.split('?', 1)[0]! : '';
-  if (/(^|\/)api(\/|$)/i.test(refused)) {
+  if (typeof req.query.url === 'string' && isApiRequest(req.query.url, undefined)) {
     res.status(status).json({ status, message });
     return;
   }

@@ -12,6 +12,7 @@ import { adminReturnPath, serverActions, serverPath } from './admin-layout.js';
 import { offeredProfiles } from '../classes/profiles.js';
 import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
+import { isApiRequest } from '../../proxy/api-requests.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -133,11 +134,6 @@ export function serverPages(ctx: HubContext): Router {
   return router;
 }
 
-/** A request for /user/… that asks for JSON: it gets JupyterHub's 424 answer instead of a page or a redirect. */
-function wantsJson(req: Request): boolean {
-  return /\/api(\/|$)/.test(req.path) || req.get('accept')?.includes('application/json') === true;
-}
-
 /**
  * A request for /user/<name>/… reached the hub: no route, so that server is not running (or the proxy lost its
  * route). The session cookie is scoped to /hub/, so the hub cannot tell who asks here: browsers go on to the same
@@ -145,7 +141,7 @@ function wantsJson(req: Request): boolean {
  */
 export function userUrlAtHub() {
   return (req: Request, res: Response) => {
-    if (wantsJson(req)) {
+    if (isApiRequest(req.path, req.get('accept'))) {
       res.status(424).json({ status: 424, message: `The server at ${req.path.slice(0, 200)} is not running. Start it from /hub/home.` });
       return;
     }
