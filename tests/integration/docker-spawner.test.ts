@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../hub/app.js';
 import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
+import { accountKey as key } from '../helpers/accounts.js';
 import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
   parseDockerState, type DockerSpawnerOptions,
@@ -45,7 +46,6 @@ const HUB_ID = `test-${RUN}`;
 const PREFIX = `labhub-t${RUN}`;
 const logger = createLogger('test.docker-spawner', { level: 'error' });
 const readyTimes: number[] = [];
-
 describe('Docker names and notebook images (no engine needed)', () => {
   it('escapes user and server names into a collision-free, Docker- and DNS-safe alphabet', () => {
     expect(escapeDockerName('alice')).toBe('alice');
@@ -53,12 +53,11 @@ describe('Docker names and notebook images (no engine needed)', () => {
     expect(escapeDockerName('a-b')).toBe('a-2db');
     expect(escapeDockerName('a.b_c@d')).toBe('a-2eb-5fc-40d');
     expect(escapeDockerName('é')).toBe('-c3-a9');
-    expect(containerName('labhub', 'alice', '')).toBe('labhub-alice');
-    expect(containerName('labhub', 'alice', 'gpu')).toBe('labhub-alice--gpu');
-    expect(homeVolumeName('labhub', 'a.b')).toBe('labhub-home-a-2eb');
-    // The separator `--` cannot come from escaping: (user "x", server "41") and (user "xA") differ.
-    expect(containerName('p', 'x', '41')).not.toBe(containerName('p', 'xA', ''));
-    expect(containerName('p', 'x-', 'y')).not.toBe(containerName('p', 'x', '-y'));
+    const alice = { uid: 'aaaaaaaaaaaa' };
+    expect(containerName('labhub', alice, '')).toBe('labhub-u_aaaaaaaaaaaa');
+    expect(containerName('labhub', alice, 'gpu')).toBe('labhub-u_aaaaaaaaaaaa--gpu');
+    expect(homeVolumeName('labhub', alice)).toBe('labhub-home-u_aaaaaaaaaaaa');
+    expect(homeVolumeName('labhub', { ...alice, legacyName: 'a.b' })).toBe('labhub-home-a-2eb');
     const names = ['a', 'a-', 'a--', '-a', 'a-2d', 'A', '-41', 'a.b', 'a_b', 'ab', 'a b', 'x'.repeat(60), 'x'.repeat(61), `${'é'.repeat(30)}1`, `${'é'.repeat(30)}2`];
     const escaped = names.map(escapeDockerName);
     expect(new Set(escaped).size).toBe(names.length);
@@ -69,8 +68,10 @@ describe('Docker names and notebook images (no engine needed)', () => {
       expect(e.endsWith('-')).toBe(false);
     }
     const pairs = new Set<string>();
-    for (const u of names) for (const s of ['', ...names]) pairs.add(containerName('p', u, s));
-    expect(pairs.size).toBe(names.length * (names.length + 1));
+    for (const u of ['aaaaaaaaaaaa', 'aaaaaaaaaaab']) for (const s of ['', ...names]) pairs.add(containerName('p', { uid: u }, s));
+    expect(pairs.size).toBe(2 * (names.length + 1));
+    // No uid-named volume is ever a legacy account's: escaped names have no `_`.
+    for (const n of [...names, 'u_aaaaaaaaaaaa']) expect(homeVolumeName('p', { uid: 'aaaaaaaaaaaa', legacyName: n })).not.toBe(homeVolumeName('p', { uid: 'aaaaaaaaaaaa' }));
   });
 
   it('lints both notebook Dockerfiles and keeps their DataLab libraries in step', () => {
@@ -114,15 +115,17 @@ describe('Docker names and notebook images (no engine needed)', () => {
   });
 
   it('templates extra volumes with escaped names that cannot reach another user\'s path', () => {
-    expect(expandVolumeTemplate('/srv/lab/{username}/{servername}', 'alice', '')).toBe('/srv/lab/alice/default');
+    const as = (name: string) => ({ name, uid: 'aaaaaaaaaaaa' });
+    expect(expandVolumeTemplate('/srv/lab/{username}/{servername}', as('alice'), '')).toBe('/srv/lab/alice/default');
+    expect(expandVolumeTemplate('/srv/lab/{uid}', as('alice'), '')).toBe('/srv/lab/u_aaaaaaaaaaaa');
     for (const evil of ['../bob', 'a/../../etc', '..', 'bob/x', 'Bob', 'bob\u0000']) {
-      const out = expandVolumeTemplate('/srv/lab/{username}', evil, 'x');
+      const out = expandVolumeTemplate('/srv/lab/{username}', as(evil), 'x');
       expect(out.startsWith('/srv/lab/')).toBe(true);
       expect(out.slice('/srv/lab/'.length)).toMatch(/^[a-z0-9-]+$/);
       expect(isSafeMountPath(out)).toBe(true);
     }
-    expect(expandVolumeTemplate('/srv/lab/{username}', '../bob', '')).not.toBe(expandVolumeTemplate('/srv/lab/{username}', 'bob', ''));
-    expect(() => expandVolumeTemplate('/srv/{home}', 'alice', '')).toThrow(/unknown field/);
+    expect(expandVolumeTemplate('/srv/lab/{username}', as('../bob'), '')).not.toBe(expandVolumeTemplate('/srv/lab/{username}', as('bob'), ''));
+    expect(() => expandVolumeTemplate('/srv/{home}', as('alice'), '')).toThrow(/unknown field/);
     for (const bad of ['relative', '/', '/a/../b', '/a/./b', '/a//b', '/a:/b']) expect(isSafeMountPath(bad), bad).toBe(false);
     expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: '/srv/lab/{username}', target: '/data' }] })).toThrow(/type: bind/);
     expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: 'v', target: '/home/../etc' }] })).toThrow(/target/);
@@ -134,7 +137,7 @@ describe('Docker names and notebook images (no engine needed)', () => {
     const profile = { id: 'bio101/python', image: 'class/image:1', cpuLimit: 0.5, memLimit: 256 * 1024 ** 2, sharedVolumes: [{ volume: 'bio101-materials', mountPath: '/home/jovyan/shared/bio101' }] };
     expect(s.resolveImage({ userOptions: {}, profile })).toBe('class/image:1');
     expect(() => s.resolveImage({ userOptions: { image: 'other:1' }, profile })).toThrow(/sets the image/);
-    const request = { user: { name: 'alice', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/alice/', env: {}, profile };
+    const request = { user: { name: 'alice', uid: 'aaaaaaaaaaaa', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/alice/', env: {}, profile };
     const options = s.createOptions(request, 'class/image:1', null);
     expect(options.HostConfig).toMatchObject({ Memory: 256 * 1024 ** 2, NanoCpus: 5e8 });
     expect(options.HostConfig?.Mounts).toContainEqual({ Type: 'volume', Source: 'bio101-materials', Target: '/home/jovyan/shared/bio101', ReadOnly: true });
@@ -225,7 +228,7 @@ function spawnRequest(hub: FakeHub, user: string, options: { server?: string; us
   const saved: SpawnerState[] = [];
   const abort = new AbortController();
   const request: SpawnRequest = {
-    user: { name: user, admin: false, groups: [] },
+    user: { name: user, ...key(user), admin: false, groups: [] },
     serverName: server,
     prefix: server ? `/user/${user}/${server}/` : `/user/${user}/`,
     env: hubEnv(hub, user, server),
@@ -308,7 +311,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     alice = await startAndWait(spawner, rec);
     const state = parseDockerState(alice.state)!;
     aliceId = state.containerId;
-    expect(state.name).toBe(`${PREFIX}-alice`);
+    expect(state.name).toBe(`${containerName(PREFIX, key('alice'), '')}`);
     expect(rec.saved).toEqual([alice.state]);
     expect(existedAtSave).toBe(true);
     expect(runningAtSave).toBe(false);
@@ -316,7 +319,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     const res = await fetch(`${alice.url}/user/alice/api`);
     expect(res.status).toBe(200);
     expect(await res.json()).toHaveProperty('version');
-    expect(rec.events.map((e) => e.message)).toEqual(expect.arrayContaining([`Creating container ${PREFIX}-alice`, `Starting container ${PREFIX}-alice`]));
+    expect(rec.events.map((e) => e.message)).toEqual(expect.arrayContaining([`Creating container ${containerName(PREFIX, key('alice'), '')}`, `Starting container ${containerName(PREFIX, key('alice'), '')}`]));
     // jupyterhub-singleuser checks the hub's version at start: the container reached the hub on the gateway.
     await eventually(async () => hub.requests.includes('GET /hub/api'), 15_000);
   });
@@ -333,7 +336,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(info.HostConfig.NanoCpus).toBe(1.5e9);
     expect(info.HostConfig.Binds ?? []).toEqual([]);
     expect(info.Mounts).toHaveLength(1);
-    expect(info.Mounts[0]).toMatchObject({ Type: 'volume', Name: `${PREFIX}-home-alice`, Destination: '/home/jovyan', RW: true });
+    expect(info.Mounts[0]).toMatchObject({ Type: 'volume', Name: `${homeVolumeName(PREFIX, key('alice'))}`, Destination: '/home/jovyan', RW: true });
     expect(JSON.stringify(info.Mounts)).not.toContain('docker.sock');
     expect(info.Config.Labels).toMatchObject({ 'org.labhub.hub': HUB_ID, 'org.labhub.user': 'alice', 'org.labhub.server': '' });
     expect(info.Config.Env).toContain('JUPYTERHUB_SERVICE_URL=http://0.0.0.0:8888/user/alice/');
@@ -357,7 +360,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(stopMs).toBeLessThan(5000); // tini forwards SIGTERM: no 10 s wait for SIGKILL
     expect(await containerExists(aliceId)).toBe(false);
     expect(await spawner.poll(alice.state)).toEqual({ running: false, exitCode: null });
-    const volume = await docker.getVolume(`${PREFIX}-home-alice`).inspect();
+    const volume = await docker.getVolume(`${homeVolumeName(PREFIX, key('alice'))}`).inspect();
     expect(volume.Labels).toMatchObject({ 'org.labhub.hub': HUB_ID, 'org.labhub.user': 'alice' });
     await spawner.stop(alice.state); // already gone: tolerated
 
@@ -378,7 +381,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(await getStatus(`${carol.url}/user/carol/api`)).toBe(200);
     expect(await getStatus(`${bob.url}/user/carol/api`)).toBe(404);
     const mounts = await Promise.all([b, c].map(async (s) => (await docker.getContainer(s.containerId).inspect()).Mounts[0]?.Name));
-    expect(mounts).toEqual([`${PREFIX}-home-bob`, `${PREFIX}-home-carol`]);
+    expect(mounts).toEqual([`${homeVolumeName(PREFIX, key('bob'))}`, `${homeVolumeName(PREFIX, key('carol'))}`]);
     await Promise.all([spawner.stop(bob.state), spawner.stop(carol.state)]);
     expect(await containerExists(b.containerId)).toBe(false);
     expect(await containerExists(c.containerId)).toBe(false);
@@ -387,7 +390,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
   it('a named server gets its own container and shares the user\'s home volume', async () => {
     const named = await startAndWait(spawner, spawnRequest(hub, 'alice', { server: 'gpu' }));
     const s = parseDockerState(named.state)!;
-    expect(s.name).toBe(`${PREFIX}-alice--gpu`);
+    expect(s.name).toBe(`${containerName(PREFIX, key('alice'), 'gpu')}`);
     expect((await exec(s.containerId, ['cat', '/home/jovyan/notes.txt'])).output).toBe('kept-across-restarts');
     expect(await getStatus(`${named.url}/user/alice/gpu/api`)).toBe(200);
     await spawner.stop(named.state, { now: true });
@@ -430,7 +433,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     await expect(missing.start(rec.request)).rejects.toThrow(/is not on the Docker engine and the pull policy is "never"/);
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(rec.saved).toEqual([]);
-    expect(await containerExists(`${PREFIX}-dave`)).toBe(false);
+    expect(await containerExists(`${containerName(PREFIX, key('dave'), '')}`)).toBe(false);
   });
 
   it('an engine that does not answer fails the spawn fast with the engine address in the message', async () => {
@@ -462,12 +465,12 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
   });
 
   it('replaces a stale container of its own under the same name, but never someone else\'s', async () => {
-    const stale = await docker.createContainer({ name: `${PREFIX}-grace`, Image: IMAGE, Labels: { 'org.labhub.hub': HUB_ID }, Cmd: ['true'] });
+    const stale = await docker.createContainer({ name: `${containerName(PREFIX, key('grace'), '')}`, Image: IMAGE, Labels: { 'org.labhub.hub': HUB_ID }, Cmd: ['true'] });
     const started = await startAndWait(spawner, spawnRequest(hub, 'grace'));
     expect(await containerExists(stale.id)).toBe(false);
     await spawner.stop(started.state, { now: true });
 
-    const foreign = await docker.createContainer({ name: `${PREFIX}-heidi`, Image: IMAGE, Labels: { 'org.labhub.hub': `${HUB_ID}-other` }, Cmd: ['true'] });
+    const foreign = await docker.createContainer({ name: `${containerName(PREFIX, key('heidi'), '')}`, Image: IMAGE, Labels: { 'org.labhub.hub': `${HUB_ID}-other` }, Cmd: ['true'] });
     try {
       await expect(spawner.start(spawnRequest(hub, 'heidi').request)).rejects.toMatchObject({ status: 409 });
       expect(await containerExists(foreign.id)).toBe(true);
