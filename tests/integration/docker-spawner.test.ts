@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../hub/app.js';
 import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
+import { sql } from 'kysely';
+import { migrator, openDatabase } from '../../hub/db/database.js';
 import { accountKey as key } from '../helpers/accounts.js';
 import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
@@ -257,6 +259,15 @@ async function startAndWait(spawner: DockerSpawner, rec: Recorded): Promise<{ ur
   return { ...result, ms };
 }
 
+/** Creates a volume of this run (labelled, so cleanupEngine removes it) and runs a root shell script over it at /m. */
+async function seedVolume(name: string, script: string): Promise<void> {
+  await docker.createVolume({ Name: name, Labels: { 'org.labhub.hub': HUB_ID } });
+  const seeded = await docker.createContainer({ Image: IMAGE, User: '0:0', Cmd: ['sh', '-c', script], HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/m' }] } });
+  await seeded.start();
+  await seeded.wait();
+  await seeded.remove();
+}
+
 const containerExists = (idOrName: string) => docker.getContainer(idOrName).inspect().then(() => true, () => false);
 const ourContainers = () => docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${HUB_ID}`] } });
 
@@ -398,11 +409,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
 
   it('mounts templated extra volumes and a read-only class volume, and hands secret files to the notebook user only', async () => {
     const classVolume = `${PREFIX}-class-materials`;
-    await docker.createVolume({ Name: classVolume, Labels: { 'org.labhub.hub': HUB_ID } });
-    const seeded = await docker.createContainer({ Image: IMAGE, User: '0:0', Cmd: ['sh', '-c', 'echo lecture-1 > /m/notes.txt'], HostConfig: { Mounts: [{ Type: 'volume', Source: classVolume, Target: '/m' }] } });
-    await seeded.start();
-    await seeded.wait();
-    await seeded.remove();
+    await seedVolume(classVolume, 'echo lecture-1 > /m/notes.txt');
     const withExtras = new DockerSpawner({ ...options(), volumes: [{ source: `${PREFIX}-scratch-{username}`, target: '/scratch' }] });
     const rec = spawnRequest(hub, 'kim');
     rec.request.profile = { id: 'bio101/python', memLimit: 300 * 1024 ** 2, cpuLimit: 0.5, sharedVolumes: [{ volume: classVolume, mountPath: '/home/jovyan/shared/bio101' }] };
@@ -657,6 +664,9 @@ function followStream(stream: NodeJS.ReadableStream): Promise<void> {
   });
 }
 
+/** The name the release before uids gave olga's home volume (`<prefix>-home-<escaped name>`) in the end-to-end hub. */
+const OLGAS_OLD_VOLUME = `${PREFIX}-e2e-home-${escapeDockerName('olga')}`;
+
 describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
   let hub: Hub;
   let base = '';
@@ -668,6 +678,12 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
     spawner = new DockerSpawner({ image: IMAGE, pullPolicy: 'never', hubId: HUB_ID, namePrefix: `${PREFIX}-e2e`, logger, memLimit: '1g', pidsLimit: 512 });
     const gateway = (await spawner.gatewayAddress())!;
     dataDir = mkdtempSync(join(tmpdir(), 'labhub-docker-e2e-'));
+    // A state DB from the release before uids, with olga, and the home volume that release gave her.
+    const old = openDatabase({ sqlitePath: join(dataDir, 'labhub.sqlite') });
+    expect((await migrator(old.db, old.dialect).migrateTo('003-credentials')).error).toBeUndefined();
+    await sql`insert into users (name, admin, created, cookie_id) values ('olga', 0, '2026-01-01T00:00:00.000Z', 'c')`.execute(old.db);
+    await old.close();
+    await seedVolume(OLGAS_OLD_VOLUME, 'echo from-the-old-release > /m/kept.txt && chown -R 1000:1000 /m');
     const [port, hubPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     base = `http://127.0.0.1:${port}`;
     const config = loadConfig({
@@ -692,7 +708,7 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
   });
 
   afterAll(async () => {
-    for (const u of ['alice', 'bob']) await api(base, serviceToken, 'DELETE', `/users/${u}/server`).catch(() => undefined);
+    for (const u of ['alice', 'bob', 'olga', 'carl']) await api(base, serviceToken, 'DELETE', `/users/${u}/server`).catch(() => undefined);
     await hub?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
@@ -737,5 +753,39 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
       await eventually(async () => !(await containerExists(byUser[u]!.Id)), 15_000);
     }
     expect((await alice.request('/user/alice/api/status')).status).toBe(424);
+  });
+  /** Starts a user's default server through the API and answers its container once it is ready. */
+  async function startedContainer(user: string): Promise<Docker.ContainerInfo> {
+    const started = await api(base, serviceToken, 'POST', `/users/${user}/server`);
+    expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
+    await eventually(async () => ((await api(base, serviceToken, 'GET', `/users/${user}`)).body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready, 90_000, 50);
+    const [container] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${HUB_ID}`, `org.labhub.user=${user}`] } });
+    return container!;
+  }
+  const homeOf = (c: Docker.ContainerInfo) => c.Mounts.find((m) => m.Destination === '/home/jovyan')!.Name!;
+  const volumeExists = (name: string) => docker.getVolume(name).inspect().then(() => true, () => false);
+
+  it('after the upgrade, an account from before uids still mounts the home volume it had', async () => {
+    const container = await startedContainer('olga');
+    expect(homeOf(container)).toBe(OLGAS_OLD_VOLUME);
+    expect((await exec(container.Id, ['cat', '/home/jovyan/kept.txt'])).output).toBe('from-the-old-release');
+    expect((await api(base, serviceToken, 'DELETE', '/users/olga/server')).status).toBe(204);
+  });
+
+  it('a deleted account\'s successor of the same name gets a fresh, empty home; purge removes the volume', async () => {
+    expect((await api(base, serviceToken, 'POST', '/users/carl')).status).toBe(201);
+    const first = await startedContainer('carl');
+    expect((await exec(first.Id, ['sh', '-c', 'echo carl-1 > /home/jovyan/mine.txt'])).exitCode).toBe(0);
+    // Deleting stops the server; without purge the home volume stays, out of every later account's reach.
+    expect((await api(base, serviceToken, 'DELETE', '/users/carl')).status).toBe(204);
+    expect(await containerExists(first.Id)).toBe(false);
+    expect(await volumeExists(homeOf(first))).toBe(true);
+
+    expect((await api(base, serviceToken, 'POST', '/users/carl')).status).toBe(201);
+    const second = await startedContainer('carl');
+    expect(homeOf(second)).not.toBe(homeOf(first));
+    expect((await exec(second.Id, ['sh', '-c', 'test -e /home/jovyan/mine.txt && echo found || echo absent'])).output).toBe('absent');
+    expect((await api(base, serviceToken, 'DELETE', '/users/carl?purge=true')).status).toBe(204);
+    expect(await volumeExists(homeOf(second))).toBe(false);
   });
 });
