@@ -16,8 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../hub/log.js';
 import { eventually } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
-import { homeDirName, LocalSpawner, type LocalSpawnerOptions } from '../../spawners/local.js';
+import { homeDirName, LocalSpawner, uidDirName, type LocalSpawnerOptions } from '../../spawners/local.js';
 import { accountKey as key } from '../helpers/accounts.js';
+import { oauthClientId } from '../../hub/servers/naming.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 
 const SINGLEUSER = ([3, 5] as const).map((major) => {
@@ -76,7 +77,7 @@ function hubEnv(hub: FakeHub, user: string): Record<string, string> {
   const scopes = JSON.stringify([`access:servers!server=${user}/`, `access:servers!user=${user}`]);
   return {
     JUPYTERHUB_API_TOKEN: hub.serverToken,
-    JUPYTERHUB_CLIENT_ID: `jupyterhub-user-${user}`,
+    JUPYTERHUB_CLIENT_ID: oauthClientId(key(user).uid, ''),
     JUPYTERHUB_API_URL: api,
     JUPYTERHUB_USER: user,
     JUPYTERHUB_SERVER_NAME: '',
@@ -407,7 +408,7 @@ describe.runIf(isRoot && SINGLEUSER[0]!.available)('LocalSpawner as root with a 
       // No --allow-root for a server that does not run as root; the log is hub-owned, outside the user's reach.
       const cmdline = (await fsp.readFile(`/proc/${state.pid}/cmdline`, 'utf8')).split('\0');
       expect(cmdline).not.toContain('--allow-root');
-      const logFile = path.join(dataDir, 'logs', name, 'labhub.log');
+      const logFile = path.join(dataDir, 'logs', uidDirName(key(name)), 'labhub.log');
       expect((await fsp.stat(logFile)).uid).toBe(0);
       expect(await local.poll(result.state)).toEqual({ running: true });
       await local.stop(result.state);
