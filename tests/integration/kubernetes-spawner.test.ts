@@ -103,6 +103,12 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
     const second = await spawner.start(request('bob'));
     expect(await (await answer(`${second.url}/note.txt`)).text()).toBe('kept\n');
     await spawner.stop(second.state, { now: true });
+    // Purging the deleted account removes its home PVC.
+    expect(await spawner.removeUserData({ name: 'bob', ...key('bob') })).toEqual([`PersistentVolumeClaim ${names('bob').pvc}`]);
+    // Gone, or terminating: this control plane has no controller to lift the pvc-protection finalizer.
+    const claim = await cluster.core.readNamespacedPersistentVolumeClaim({ name: names('bob').pvc, namespace })
+      .then((c) => (c.metadata?.deletionTimestamp ? 'terminating' : 'present'), (e: { code?: number }) => (e.code === 404 ? 'gone' : 'error'));
+    expect(['gone', 'terminating']).toContain(claim);
   });
 
   it('fails within seconds on an image that cannot be pulled, with the reason, and deletes the pod', async () => {

@@ -173,6 +173,19 @@ describe('LocalSpawner.prepareLaunch', () => {
     expect(plan.env.JUPYTERHUB_SERVICE_URL).toBe('http://127.0.0.1:4000/user/carol/gpu/');
   });
 
+  it('removeUserData removes a purged account\'s home and log directories, and nothing of another account', async () => {
+    const local = make({ hubUid: 1000 });
+    const [gone, kept] = [request('gone').req, request('kept').req];
+    for (const req of [gone, kept]) await local.prepareLaunch(req, 4000);
+    await fsp.mkdir(path.join(dataDir, 'logs', uidDirName(gone.user)), { recursive: true });
+    expect(await local.removeUserData(gone.user)).toEqual([
+      `directory ${path.join(dataDir, 'users', homeDirName(gone.user))}`, `directory ${path.join(dataDir, 'logs', uidDirName(gone.user))}`,
+    ]);
+    await expect(fsp.stat(path.join(dataDir, 'users', homeDirName(gone.user)))).rejects.toThrow(/ENOENT/);
+    expect((await fsp.stat(path.join(dataDir, 'users', homeDirName(kept.user)))).isDirectory()).toBe(true);
+    expect(await local.removeUserData(gone.user)).toEqual([]);
+  });
+
   it('runAsSystemUsers: false keeps a root hub in hub-user mode', async () => {
     const local = make({ hubUid: 0, allowRoot: true, runAsSystemUsers: false, lookupAccount: async () => bob(1500) });
     expect((await local.prepareLaunch(request('bob').req, 4000)).mode).toBe('hub-user');
