@@ -6,6 +6,7 @@ import { USER_UID } from '../../hub/db/user-uid.js';
 import { identifierSlug, userDataNames } from '../../hub/credentials/names.js';
 import { policySchema, resolvePolicy } from '../../hub/credentials/policy.js';
 import { oauthClientId } from '../../hub/servers/naming.js';
+import { singleUserEnvironment } from '../../hub/servers/environment.js';
 import { containerName, homeVolumeName } from '../../spawners/docker.js';
 import { serverNames } from '../../spawners/kubernetes/names.js';
 import { homeDirName, uidDirName } from '../../spawners/local.js';
@@ -71,15 +72,21 @@ describe('one identity per account', () => {
   it('a renamed account keeps its uid, so its data follows it', async () => {
     const user = await store.users.create('bob');
     const renamed = await store.users.update(user.id, { name: 'robert' });
+    expect(renamed.uid).toMatch(USER_UID);
     expect(renamed.uid).toBe(user.uid);
   });
 
   it('user j\'s server smith and user j-smith\'s default server get different OAuth client ids', async () => {
     const j = await store.users.create('j');
     const jSmith = await store.users.create('j-smith');
-    expect(oauthClientId(j.uid, 'smith')).not.toBe(oauthClientId(jSmith.uid, ''));
+    // What each server is told its client id is (and uses as its cookie name).
+    const clientOf = (user: UserRow, server: string) => singleUserEnvironment({
+      user: user.name, uid: user.uid, server, apiToken: 't', hubConnectUrl: 'http://hub:8081', accessScopes: [], clientAllowedScopes: [],
+    }).JUPYTERHUB_CLIENT_ID;
+    expect(clientOf(j, 'smith')).not.toBe(clientOf(jSmith, ''));
+    expect(clientOf(j, 'smith')).toBe(oauthClientId(j.uid, 'smith'));
     // The prefix jupyterhub-singleuser expects stays.
-    expect(oauthClientId(j.uid, 'smith')).toMatch(/^jupyterhub-user-/);
+    expect(clientOf(j, 'smith')).toMatch(/^jupyterhub-user-/);
   });
 
   it('no new account can take a name an account from before uids kept, whatever the two are called', async () => {
