@@ -127,7 +127,7 @@ async function serverCredentials(hub: HubProcess, token: string, user: string): 
 
 /** The account as the hub's state DB holds it: what per-user names derive from. */
 function accountOf(hub: HubProcess, name: string): AccountOwner {
-  const sqlite = new SQLite(join(hub.dataDir, 'labhub.sqlite'), { readonly: true });
+  const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
   const row = sqlite.prepare('select name, uid, legacy_name from users where name = ?').get(name) as { name: string; uid: string; legacy_name: string | null };
   sqlite.close();
   return { name: row.name, uid: row.uid, legacyName: row.legacy_name };
@@ -178,7 +178,7 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     const raw = JSON.stringify(listed);
     expect(raw).not.toContain(alice.mqtt.password);
     expect(raw).not.toContain(alice.postgres.password);
-    const sqlite = new SQLite(join(hub.dataDir, 'labhub.sqlite'), { readonly: true });
+    const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
     const dump = JSON.stringify(sqlite.prepare('select * from credential_leases').all());
     sqlite.close();
     expect(dump).not.toContain(alice.mqtt.password);
@@ -434,7 +434,7 @@ describe.skipIf(!available)('a hub killed between issuing credentials and starti
   afterAll(() => hub?.cleanup());
 
   function leaseRows(): Array<{ id: number; service: string; account: string; status: string }> {
-    const sqlite = new SQLite(join(hub.dataDir, 'labhub.sqlite'), { readonly: true });
+    const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
     try {
       return sqlite.prepare('select id, service, account, status from credential_leases').all() as Array<{ id: number; service: string; account: string; status: string }>;
     } finally {

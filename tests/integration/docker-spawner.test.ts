@@ -23,6 +23,7 @@ import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
 import { sql } from 'kysely';
 import { migrator, openDatabase } from '../../hub/db/database.js';
+import { sqlitePathOf } from '../../hub/db/open-state.js';
 import { accountKey as key } from '../helpers/accounts.js';
 import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
@@ -679,7 +680,7 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
     const gateway = (await spawner.gatewayAddress())!;
     dataDir = mkdtempSync(join(tmpdir(), 'labhub-docker-e2e-'));
     // A state DB from the release before uids, with olga, and the home volume that release gave her.
-    const old = openDatabase({ sqlitePath: join(dataDir, 'labhub.sqlite') });
+    const old = openDatabase({ sqlitePath: sqlitePathOf(loadConfig({ env: { LABHUB_DATA_DIR: dataDir } }))! });
     expect((await migrator(old.db, old.dialect).migrateTo('003-credentials')).error).toBeUndefined();
     await sql`insert into users (name, admin, created, cookie_id) values ('olga', 0, '2026-01-01T00:00:00.000Z', 'c')`.execute(old.db);
     await old.close();

@@ -151,7 +151,7 @@ describe('LocalSpawner.prepareLaunch', () => {
   });
 
   it('root hub, no account: refuses unless allowRoot, then runs in <dataDir>/users/<escaped legacy name> with --allow-root', async () => {
-    await expect(make({ hubUid: 0, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000)).rejects.toThrow(/will not run notebook servers as root/);
+    await expect(make({ hubUid: 0, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000)).rejects.toThrow(/no system account named .*never as root/);
     const { req } = request('Zoë');
     const legacy = { ...req.user, legacyName: 'Zoë' };
     const plan = await make({ hubUid: 0, allowRoot: true, lookupAccount: async () => null }).prepareLaunch({ ...req, user: legacy }, 4000);
