@@ -109,6 +109,16 @@ describe('MongoDB broker command sequence', () => {
     ...broker.plan(ALICE), user: 'alice', password: 'pw', expiresAt: new Date('2030-01-01T00:00:00Z'), policy: resolvePolicy(DEFAULTS, [], 'alice', ALICE.uid),
   });
 
+  it('drops the user\'s own database only when a deleted account is purged', async () => {
+    const admin = fakeMongo();
+    const broker = new MongoBroker(admin, { connectUrl: 'mongodb://mongo:27017/' });
+    expect(await broker.removeUser(ALICE, { purge: false })).toEqual([]);
+    expect(admin.commands).toEqual([]);
+    const { mongoDatabase } = userDataNames(ALICE);
+    expect(await broker.removeUser(ALICE, { purge: true })).toEqual([`MongoDB database ${mongoDatabase}`]);
+    expect(admin.commands).toEqual([{ dropDatabase: mongoDatabase }]);
+  });
+
   it('creates one admin-database user with read on the sensors database and readWrite on the user\'s own', async () => {
     const admin = fakeMongo();
     const broker = new MongoBroker(admin, { connectUrl: 'mongodb://mongo:27017/' });
