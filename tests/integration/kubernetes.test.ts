@@ -178,8 +178,9 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     await hub.start();
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: orphan, namespace }).then(() => false, () => true)), 30_000);
     const user = await api(hub.url, token, 'GET', '/users/dora');
-    expect((user.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready).toBe(true);
-    expect((await cluster.core.readNamespacedPod({ name: `${hubId}-dora`, namespace })).status!.phase).toBe('Running');
+    const server = (user.body as { servers: Record<string, { ready: boolean; state: { pod_name: string } }> }).servers[''];
+    expect(server?.ready).toBe(true);
+    expect((await cluster.core.readNamespacedPod({ name: server!.state.pod_name, namespace })).status!.phase).toBe('Running');
     expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
   });
 
