@@ -25,6 +25,7 @@ import { sql } from 'kysely';
 import { migrator, openDatabase } from '../../hub/db/database.js';
 import { sqlitePathOf } from '../../hub/db/open-state.js';
 import { accountKey as key } from '../helpers/accounts.js';
+import { oauthClientId } from '../../hub/servers/naming.js';
 import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
   parseDockerState, type DockerSpawnerOptions,
@@ -203,7 +204,7 @@ function hubEnv(hub: FakeHub, user: string, server = ''): Record<string, string>
   const apiUrl = `${hub.url}/hub/api`;
   return {
     JUPYTERHUB_API_TOKEN: randomBytes(16).toString('hex'),
-    JUPYTERHUB_CLIENT_ID: `jupyterhub-user-${user}`,
+    JUPYTERHUB_CLIENT_ID: oauthClientId(key(user).uid, server),
     JUPYTERHUB_API_URL: apiUrl,
     JUPYTERHUB_ACTIVITY_URL: `${apiUrl}/users/${user}/activity`,
     JUPYTERHUB_USER: user,
