@@ -1,10 +1,12 @@
 /**
  * DockerSpawner: each notebook server is a container on a Docker engine (JupyterHub's DockerSpawner), on dockerode.
  *
- * - Names (docs/docker.md): container `<prefix>-<user>` for the default server, `<prefix>-<user>--<server>` for a
- *   named one; home volume `<prefix>-home-<user>`, where `<user>`/`<server>` are escaped by escapeDockerName()
- *   (collision-free, only [a-z0-9-], at most 49 characters).
- * - Labels `<labelPrefix>.hub` (this hub's id), `.user`, `.server` (raw names): orphans are found by label.
+ * - Names (docs/docker.md): container `<prefix>-u_<uid>` for the default server, `<prefix>-u_<uid>--<server>` for
+ *   a named one; home volume `<prefix>-home-u_<uid>`, from the account's immutable uid, so no later account of the
+ *   same name finds them. `<server>` is escaped by escapeDockerName() (collision-free, only [a-z0-9-]). Accounts from
+ *   before uids keep their home volume `<prefix>-home-<escaped name>`; escaped names never contain `_`, so the two
+ *   forms cannot meet.
+ * - Labels `<labelPrefix>.hub` (this hub's id), `.user`, `.server` (raw names), `.uid`: orphans are found by label.
  * - Hardened by default: not privileged, every capability dropped, `no-new-privileges`, user 1000:1000, no host path
  *   and no Docker socket mounted; memory, CPU and pids limits when configured.
  * - The home directory is a named volume per user, mounted at /home/jovyan. Docker copies the image's directory
@@ -24,9 +26,10 @@ import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
+import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
-import type { PollResult, ServerProfile, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import type { PollResult, ServerProfile, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 import { redactedTail } from './redact.js';
 import { containerHubEnv } from './container-env.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
@@ -34,8 +37,8 @@ import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 export type PullPolicy = 'never' | 'if-not-present' | 'always';
 
 /**
- * An extra mount from the admin's configuration. `{username}` and `{servername}` in `source` and `target` become the
- * escaped names (escapeDockerName: only [a-z0-9-.], never `/` nor `..`), so a user name cannot reach another path.
+ * An extra mount from the admin's configuration. `{uid}` in `source` and `target` becomes `u_<uid>`, `{username}` and
+ * `{servername}` the escaped names (escapeDockerName: only [a-z0-9-.], never `/` nor `..`), so a user name cannot reach another path.
  */
 export interface VolumeSpec {
   /** A volume name, or an absolute host path when `type` is `bind`. */
@@ -154,12 +157,17 @@ export function escapeDockerName(name: string): string {
   return out;
 }
 
-export function containerName(prefix: string, user: string, server: string): string {
-  return server ? `${prefix}-${escapeDockerName(user)}--${escapeDockerName(server)}` : `${prefix}-${escapeDockerName(user)}`;
+/** The uid's part of a name: `u_` marks it, as `_` never occurs in an escaped name. */
+function uidPart(user: UserKey): string {
+  return `u_${checkedUid(user.uid)}`;
 }
 
-export function homeVolumeName(prefix: string, user: string): string {
-  return `${prefix}-home-${escapeDockerName(user)}`;
+export function containerName(prefix: string, user: UserKey, server: string): string {
+  return server ? `${prefix}-${uidPart(user)}--${escapeDockerName(server)}` : `${prefix}-${uidPart(user)}`;
+}
+
+export function homeVolumeName(prefix: string, user: UserKey): string {
+  return user.legacyName ? `${prefix}-home-${escapeDockerName(user.legacyName)}` : `${prefix}-home-${uidPart(user)}`;
 }
 
 /**
@@ -188,12 +196,16 @@ export function parseDockerState(state: SpawnerState | null | undefined): Docker
 
 const TEMPLATE_FIELD = /\{(\w+)\}/g;
 
-/** Fills `{username}` and `{servername}` with escaped names; any other `{field}` is an error. */
-export function expandVolumeTemplate(template: string, user: string, server: string): string {
+/**
+ * Fills `{uid}` (the account's immutable id), `{username}` and `{servername}` (escaped names); any other `{field}` is
+ * an error. A volume named from `{username}` is found again by a later account of the same name; `{uid}` never is.
+ */
+export function expandVolumeTemplate(template: string, user: UserKey & { name: string }, server: string): string {
   return template.replace(TEMPLATE_FIELD, (_, field: string) => {
-    if (field === 'username') return escapeDockerName(user);
+    if (field === 'uid') return uidPart(user);
+    if (field === 'username') return escapeDockerName(user.name);
     if (field === 'servername') return server ? escapeDockerName(server) : 'default';
-    throw new Error(`unknown field {${field}} in volume ${JSON.stringify(template)}: use {username} or {servername}`);
+    throw new Error(`unknown field {${field}} in volume ${JSON.stringify(template)}: use {uid}, {username} or {servername}`);
   });
 }
 
@@ -204,7 +216,7 @@ export function isSafeMountPath(p: string): boolean {
 }
 
 function checkVolumeSpec(v: VolumeSpec): void {
-  const probe = (t: string) => expandVolumeTemplate(t, 'probe', '');
+  const probe = (t: string) => expandVolumeTemplate(t, { name: 'probe', uid: 'aaaaaaaaaaaa' }, '');
   if (!isSafeMountPath(probe(v.target))) throw new Error(`volume target ${JSON.stringify(v.target)} must be an absolute path without . or .. segments`);
   if (v.type === 'bind') {
     if (!isSafeMountPath(probe(v.source))) throw new Error(`bind source ${JSON.stringify(v.source)} must be an absolute host path without . or .. segments`);
@@ -529,12 +541,12 @@ export class DockerSpawner implements Spawner {
   /** The home volume, the admin's extra volumes (templated for this user) and the profile's class volumes. */
   private mounts(request: Pick<SpawnRequest, 'user' | 'serverName' | 'profile'>): Docker.MountSettings[] {
     const { user, serverName } = request;
-    const mounts: Docker.MountSettings[] = [{ Type: 'volume', Source: homeVolumeName(this.namePrefix, user.name), Target: this.homeMountPath }];
+    const mounts: Docker.MountSettings[] = [{ Type: 'volume', Source: homeVolumeName(this.namePrefix, user), Target: this.homeMountPath }];
     for (const v of this.volumes) {
       mounts.push({
         Type: v.type ?? 'volume',
-        Source: expandVolumeTemplate(v.source, user.name, serverName),
-        Target: expandVolumeTemplate(v.target, user.name, serverName),
+        Source: expandVolumeTemplate(v.source, user, serverName),
+        Target: expandVolumeTemplate(v.target, user, serverName),
         ReadOnly: v.readOnly ?? false,
       });
     }
@@ -544,7 +556,7 @@ export class DockerSpawner implements Spawner {
 
   /** The create options for a request's container (exposed for tests and diagnostics). */
   createOptions(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'profile' | 'secretFiles'>, image: string, imageInfo: Docker.ImageInspectInfo | null): Docker.ContainerCreateOptions {
-    const name = containerName(this.namePrefix, request.user.name, request.serverName);
+    const name = containerName(this.namePrefix, request.user, request.serverName);
     const env = this.containerEnv(request, image);
     const { profile } = request;
     const memory = profile?.memLimit ?? this.memory;
@@ -564,6 +576,7 @@ export class DockerSpawner implements Spawner {
       Labels: {
         [this.label('hub')]: this.hubId,
         [this.label('user')]: request.user.name,
+        [this.label('uid')]: request.user.uid,
         [this.label('server')]: request.serverName,
         ...(profile ? { [this.label('profile')]: profile.id } : {}),
       },
@@ -588,12 +601,12 @@ export class DockerSpawner implements Spawner {
     const { image, info } = await this.prepare(request);
     const options = this.createOptions(request, image, info);
     const name = options.name!;
-    const volume = homeVolumeName(this.namePrefix, user.name);
+    const volume = homeVolumeName(this.namePrefix, user);
     const log = { user: user.name, server: serverName, container: name };
 
     // Creating an existing volume is a no-op; creating it here (rather than letting `create` do it) labels it.
     await this.call(`create volume ${volume}`, (s) => this.docker.createVolume({
-      Name: volume, Labels: { [this.label('hub')]: this.hubId, [this.label('user')]: user.name }, abortSignal: s,
+      Name: volume, Labels: { [this.label('hub')]: this.hubId, [this.label('user')]: user.name, [this.label('uid')]: user.uid }, abortSignal: s,
     } as Docker.VolumeCreateOptions), signal);
     await this.removeStale(name, signal);
 
@@ -643,7 +656,7 @@ export class DockerSpawner implements Spawner {
   private async prepareFilesystem(container: Docker.Container, name: string, request: Pick<SpawnRequest, 'user' | 'serverName' | 'secretFiles'>, signal: AbortSignal): Promise<void> {
     const files = secretFileEntries(request.secretFiles);
     const volumeRoots = this.volumes.filter((v) => (v.type ?? 'volume') === 'volume' && !v.readOnly)
-      .map((v) => expandVolumeTemplate(v.target, request.user.name, request.serverName));
+      .map((v) => expandVolumeTemplate(v.target, request.user, request.serverName));
     if (!files.length && !volumeRoots.length) return;
     const [uid, gid] = this.user.split(':').map((n) => (/^\d+$/.test(n ?? '') ? Number(n) : 0));
     const owner = { uid: uid ?? 0, gid: gid ?? uid ?? 0 };
@@ -728,6 +741,26 @@ export class DockerSpawner implements Spawner {
       });
     }
     this.log.info({ container: s.name, removed: this.removeOnStop }, 'container stopped');
+  }
+
+  /**
+   * The account's home volume (and the admin's extra volumes named from `{uid}`), when an admin purges a deleted
+   * account; its containers are gone already. A volume still in use is an error, not skipped.
+   */
+  async removeUserData(user: UserKey & { name: string }): Promise<string[]> {
+    const volumes = [homeVolumeName(this.namePrefix, user), ...this.volumes
+      .filter((v) => (v.type ?? 'volume') === 'volume' && v.source.includes('{uid}'))
+      .map((v) => expandVolumeTemplate(v.source, user, ''))];
+    const removed: string[] = [];
+    for (const volume of new Set(volumes)) {
+      const gone = await this.call(`remove volume ${volume}`, (s) => this.docker.getVolume(volume).remove({ abortSignal: s })).then(() => false, (err: unknown) => {
+        if (dockerStatus(err) === 404) return true;
+        throw new HttpError(500, `Docker could not remove the volume ${volume}: ${dockerMessage(err)}`);
+      });
+      if (!gone) removed.push(`Docker volume ${volume}`);
+    }
+    this.log.info({ user: user.name, removed }, 'removed the data of a deleted user');
+    return removed;
   }
 
   /** Every container on the engine labelled as this hub's (running or not). */

@@ -1,9 +1,9 @@
 /**
  * KubernetesSpawner: each notebook server is a pod (JupyterHub's KubeSpawner), on @kubernetes/client-node.
  *
- * - Names on KubeSpawner's "safe" scheme (kubernetes/names.ts): pod and Secret `<prefix>-<user>[--<server>]`, home
- *   PVC `<prefix>-home-<user>`. Labels carry this hub's id, the component and label-safe user/server names;
- *   annotations the raw names.
+ * - Names from the account's immutable uid (kubernetes/names.ts): pod and Secret `<prefix>--<uid>[--<server>]`,
+ *   home PVC `<prefix>-home--<uid>` (accounts from before uids keep `<prefix>-home-<user>`). Labels carry this hub's
+ *   id, the component, the uid and label-safe user/server names; annotations the raw names.
  * - The server's whole environment, API token included, is a per-pod Secret read with envFrom: the pod spec holds no
  *   secret value. The Secret is created first, then the pod, then the Secret gets an owner reference to the pod so
  *   the garbage collector deletes it with the pod; stop() deletes it too.
@@ -21,13 +21,13 @@ import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import { containerHubEnv } from './container-env.js';
 import { ResourceCache } from './kubernetes/cache.js';
-import { serverNames } from './kubernetes/names.js';
+import { homeClaimName, serverNames } from './kubernetes/names.js';
 import {
-  COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest,
+  COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest, UID_LABEL,
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
 import { checkProfileOption, isClassProfile, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
-import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 
 export interface KubernetesSpawnerOptions {
   /** Default: `kubeconfigPath`, else KUBECONFIG / ~/.kube/config / the in-cluster service account. */
@@ -239,7 +239,10 @@ export class KubernetesSpawner implements Spawner {
     const chosen = settingsFor(this.pod, classChosen ? [] : this.profiles, classChosen ? {} : request.userOptions, request.user.groups);
     const settings: PodSettings = withClassProfile({ ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) }, request.profile);
     const { profile } = chosen;
-    const id: ServerIdentity = { hubId: this.hubId, user: request.user.name, server: request.serverName, names: serverNames(this.namePrefix, request.user.name, request.serverName) };
+    const id: ServerIdentity = {
+      hubId: this.hubId, user: request.user.name, uid: request.user.uid, server: request.serverName,
+      names: serverNames(this.namePrefix, request.user, request.serverName),
+    };
     const env = {
       ...containerHubEnv(request.env, {
         hubConnectUrl: this.hubConnectUrl, port: settings.notebookPort, prefix: request.prefix,
@@ -435,6 +438,31 @@ export class KubernetesSpawner implements Spawner {
       if (apiStatus(err) !== 404) throw err;
     })));
     return orphans;
+  }
+
+  /**
+   * When an admin purges a deleted account: its home PVC and any Secret of this hub still labelled with its uid
+   * (its pods are gone already; the garbage collector or stop() removes their Secrets, this is the safety net).
+   */
+  async removeUserData(user: UserKey & { name: string }): Promise<string[]> {
+    const ns = this.namespace;
+    const removed: string[] = [];
+    const pvc = homeClaimName(this.namePrefix, user);
+    await this.call(`delete persistentvolumeclaims ${pvc}`, () => this.core.deleteNamespacedPersistentVolumeClaim({ name: pvc, namespace: ns }))
+      .then(() => removed.push(`PersistentVolumeClaim ${pvc}`), (err: unknown) => {
+        if (apiStatus(err) !== 404) throw this.refused('delete the home volume', err);
+      });
+    const selector = `${HUB_LABEL}=${this.hubId},${UID_LABEL}=${user.uid}`;
+    const secrets = await this.call('list secrets', () => this.core.listNamespacedSecret({ namespace: ns, labelSelector: selector }));
+    for (const secret of secrets.items) {
+      const name = secret.metadata!.name!;
+      await this.call(`delete secrets ${name}`, () => this.core.deleteNamespacedSecret({ name, namespace: ns }))
+        .then(() => removed.push(`Secret ${name}`), (err: unknown) => {
+          if (apiStatus(err) !== 404) throw this.refused('delete a Secret', err);
+        });
+    }
+    this.log.info({ user: user.name, removed }, 'removed the data of a deleted user');
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -4,10 +4,11 @@
  * Two ways to run a server:
  * - **system user** (hub runs as root and a system account with the user's name exists, uid >= minUid): the server
  *   runs as that account (uid, gid and, with `setpriv`, its supplementary groups), HOME/USER/LOGNAME/SHELL set, in
- *   its home directory. Output goes to `<dataDir>/logs/<escaped name>/labhub[-<server>].log` (hub-owned, so a user
+ *   its home directory. Output goes to `<dataDir>/logs/@<uid>/labhub[-<server>].log` (hub-owned, so a user
  *   cannot point it somewhere else with a symlink).
- * - **hub user** (otherwise): the server runs as the hub's own account in `<dataDir>/users/<escaped name>`
- *   (created 0700), HOME set to that directory. Output goes to `.labhub[-<server>].log` in it. When that account is
+ * - **hub user** (otherwise): the server runs as the hub's own account in `<dataDir>/users/@<uid>` (created 0700),
+ *   named from the account's immutable uid so a later account of the same name starts empty; an account from before
+ *   uids keeps `<dataDir>/users/<escaped name>` (escapeName never makes `@`). HOME is set to that directory. Output goes to `.labhub[-<server>].log` in it. When that account is
  *   root this needs `allowRoot` (and jupyter's `--allow-root`, added automatically): every user's code would run as
  *   root on the hub's machine.
  *
@@ -22,9 +23,10 @@ import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
-import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState } from './spawner.js';
+import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 import { redactedTail } from './redact.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 
@@ -114,6 +116,16 @@ export function escapeName(name: string): string {
   }
   if (out.length > 200) out = `${out.slice(0, 150)}--${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
   return out;
+}
+
+/** `@<uid>`: the file name of an account's directories (logs, secrets); `@` never occurs in an escaped name. */
+export function uidDirName(user: UserKey): string {
+  return `@${checkedUid(user.uid)}`;
+}
+
+/** The file name of an account's home under `<dataDir>/users/`: `@<uid>`, or the escaped legacy name it was created under. */
+export function homeDirName(user: UserKey): string {
+  return user.legacyName ? escapeName(user.legacyName) : uidDirName(user);
 }
 
 /** Validates a state read back from the DB; null if it does not describe a process this spawner could own. */
@@ -370,7 +382,6 @@ export class LocalSpawner implements Spawner {
   async prepareLaunch(request: SpawnRequest, port: number): Promise<LaunchPlan> {
     const { user, serverName, prefix } = request;
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`invalid prefix ${JSON.stringify(prefix)}`);
-    const userDirName = escapeName(user.name);
     const logName = serverName ? `labhub-${escapeName(serverName)}.log` : 'labhub.log';
     const bindIp = this.ip === '' ? '0.0.0.0' : this.ip;
     const serviceUrl = `http://${hostForUrl(bindIp)}:${port}${prefix}`;
@@ -389,7 +400,7 @@ export class LocalSpawner implements Spawner {
       if (!home?.isDirectory()) {
         throw new HttpError(500, `The home directory of ${user.name} (${account.home}) does not exist.`);
       }
-      const logDir = path.join(this.dataDir, 'logs', userDirName);
+      const logDir = this.logDirOf(user);
       await fsp.mkdir(logDir, { recursive: true, mode: 0o700 });
       Object.assign(env, { HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell });
       const setpriv = await this.setpriv();
@@ -403,7 +414,7 @@ export class LocalSpawner implements Spawner {
           }
         : { mode: 'system-user', argv: command, cwd: account.home, logFile: path.join(logDir, logName), uid: account.uid, gid: account.gid };
     } else {
-      const dir = path.join(this.dataDir, 'users', userDirName);
+      const dir = this.homeDirOf(user);
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       const st = await fsp.lstat(dir);
       if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
@@ -422,12 +433,36 @@ export class LocalSpawner implements Spawner {
     return { ...plan, env, ...(secretsDir ? { secretsDir } : {}) };
   }
 
+  /** The home of a server run as the hub's account. */
+  private homeDirOf(user: UserKey): string {
+    return path.join(this.dataDir, 'users', homeDirName(user));
+  }
+
+  private logDirOf(user: UserKey): string {
+    return path.join(this.dataDir, 'logs', uidDirName(user));
+  }
+
+  /**
+   * When an admin purges a deleted account: its home under the data directory and its log directory. A system
+   * account's own home is the system's, never removed here.
+   */
+  async removeUserData(user: UserKey & { name: string }): Promise<string[]> {
+    const removed: string[] = [];
+    for (const dir of [this.homeDirOf(user), this.logDirOf(user)]) {
+      if (!(await fsp.lstat(dir).catch(() => null))) continue;
+      await fsp.rm(dir, { recursive: true, force: true });
+      removed.push(`directory ${dir}`);
+    }
+    this.log.info({ user: user.name, removed }, 'removed the data of a deleted user');
+    return removed;
+  }
+
   /**
    * Where a server's secret files go: under the hub's data directory when the server runs as the hub's account;
    * under SYSTEM_SECRETS_ROOT for a system account, which cannot traverse the hub's 0700 data directory.
    */
-  private secretsDirOf(user: string, server: string, account: SystemAccount | null): string {
-    const leaf = `${escapeName(user)}--${server ? `server-${escapeName(server)}` : 'default'}`;
+  private secretsDirOf(user: UserKey, server: string, account: SystemAccount | null): string {
+    const leaf = `${uidDirName(user)}--${server ? `server-${escapeName(server)}` : 'default'}`;
     return path.join(account ? SYSTEM_SECRETS_ROOT : path.join(this.dataDir, 'secrets'), leaf);
   }
 
@@ -442,7 +477,7 @@ export class LocalSpawner implements Spawner {
   private async writeSecretFiles(request: Pick<SpawnRequest, 'user' | 'serverName' | 'secretFiles'>, account: SystemAccount | null): Promise<string | null> {
     const entries = secretFileEntries(request.secretFiles);
     if (!entries.length) return null;
-    const dir = this.secretsDirOf(request.user.name, request.serverName, account);
+    const dir = this.secretsDirOf(request.user, request.serverName, account);
     await fsp.mkdir(path.dirname(dir), { recursive: true, mode: account ? 0o711 : 0o700 });
     await fsp.rm(dir, { recursive: true, force: true });
     await fsp.mkdir(dir, { mode: 0o700 });

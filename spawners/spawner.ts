@@ -13,7 +13,17 @@ export interface ProgressEvent {
   message: string;
 }
 
-export interface SpawnUser {
+/**
+ * Which account a per-user object belongs to. Spawners name homes, containers, pods and Secrets from `uid` (never
+ * reused, unlike names); `legacyName` is set for accounts from before uids, whose persistent objects (home volume,
+ * PVC, directory) keep the names they were created under.
+ */
+export interface UserKey {
+  uid: string;
+  legacyName?: string | null;
+}
+
+export interface SpawnUser extends UserKey {
   name: string;
   admin: boolean;
   groups: string[];
@@ -90,6 +100,11 @@ export interface Spawner {
   checkUser?(user: SpawnRequest['user']): Promise<void>;
   /** Slow preparation that must not count against the start timeout (pulling an image); progress goes to the spawn. */
   prepare?(request: Pick<SpawnRequest, 'userOptions' | 'profile' | 'signal' | 'progress'>): Promise<unknown>;
+  /**
+   * When an admin deletes an account and purges its data (its servers are already stopped): removes the user's
+   * persistent objects (home volume, PVC, home directory). Returns what it removed, for the admin.
+   */
+  removeUserData?(user: UserKey & { name: string }): Promise<string[]>;
   /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
   removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

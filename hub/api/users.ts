@@ -6,6 +6,7 @@ import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList } from '../auth/scopes.js';
 import { userModel } from './models.js';
+import { removeUser, type UserRemoval } from '../users/removal.js';
 import { createOneTimeLink, INVITATION_TTL_S } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
@@ -24,6 +25,8 @@ const bulkCreateBody = z.strictObject({
   usernames: z.array(z.string().max(1024)).min(1).max(100_000),
   admin: z.boolean().default(false),
 });
+
+const deleteQuery = z.object({ purge: z.enum(['true', 'false', '1', '0']).optional() });
 
 const createBody = z.strictObject({ admin: z.boolean().default(false) }).nullable().optional();
 
@@ -155,11 +158,16 @@ export function usersRouter(ctx: HubContext): Router {
     res.json(model);
   });
 
+  /**
+   * 204 as in JupyterHub. LabHub's `?purge=true` also removes the user's data (schema, database, home volume or
+   * PVC); without it that data is kept, unreachable by any later account. What was removed is logged.
+   */
   router.delete('/users/:name', async (req, res) => {
     const name = usernameFrom(req.params.name!);
     const requester = await authz.require(res.locals.requester ?? null, ['delete:users'], { user: name });
+    const { purge } = parseInput(deleteQuery, req.query, 'query');
     const user = await existingUser(name);
-    await deleteUser(ctx, requester, user);
+    await deleteUser(ctx, requester, user, { purge: purge === 'true' || purge === '1' });
     res.status(204).end();
   });
 
@@ -205,18 +213,15 @@ export function usersRouter(ctx: HubContext): Router {
   return router;
 }
 
-/** Deletes a user after stopping their servers (the REST API and the admin page); nobody deletes themselves. */
-export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow): Promise<void> {
+/** Deletes a user and what they held (hub/users/removal.ts), for the REST API and the admin page; nobody deletes themselves. */
+export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow, options: { purge: boolean }): Promise<UserRemoval> {
   if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
   if (user.admin) requireAdmin(requester, 'delete an admin');
-  for (const server of (await ctx.store.servers.forUsers([user.id])).get(user.id) ?? []) {
-    if (server.status === 'stopped') continue;
-    if ((await ctx.servers.stop(user, server.name, 30_000)) === 'pending') throw new HttpError(400, `${user.name}'s server is still stopping; try again`);
-  }
-  // Leases outlive the user row; any revocation that fails here is retried by the sweeper.
-  await ctx.credentials.revokeUser(user.name);
-  await ctx.store.users.delete(user.id);
-  ctx.log.info({ user: user.name, by: requester.name }, 'user deleted');
+  const result = await removeUser(ctx, user, options);
+  const entry = { user: user.name, uid: user.uid, by: requester.name, purge: options.purge, removed: result.removed, failed: result.failed };
+  if (result.failed.length) ctx.log.error(entry, 'user deleted; some of their data could not be removed');
+  else ctx.log.info(entry, 'user deleted');
+  return result;
 }
 
 /** Only admins grant admin, edit admins or delete admins: a scope to edit users is not enough. */

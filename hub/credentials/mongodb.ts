@@ -1,11 +1,13 @@
 import { MongoClient, MongoServerError, type Document } from 'mongodb';
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './broker.js';
-import { accountName, identifierSlug } from './names.js';
+import { accountName, userDataNames, type AccountOwner } from './names.js';
 import { accountVariables, withAccount } from './urls.js';
 
 /** The one call the broker makes: a command on the `admin` database. */
 export interface MongoAdmin {
   command(command: Document): Promise<Document>;
+  /** Drops a database (a command on that database, not on `admin`). */
+  dropDatabase(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,9 @@ export function mongoAdmin(adminUrl: string, timeoutMs: number): MongoAdmin {
   const client = new MongoClient(adminUrl, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
   return {
     command: (command) => client.db('admin').command(command, { timeoutMS: timeoutMs }),
+    dropDatabase: async (name) => {
+      await client.db(name).dropDatabase({ timeoutMS: timeoutMs });
+    },
     close: () => client.close(),
   };
 }
@@ -41,8 +46,8 @@ export class MongoBroker implements CredentialBroker {
 
   constructor(private readonly admin: MongoAdmin, private readonly options: MongoBrokerOptions) {}
 
-  plan(user: string): AccountPlan {
-    return { account: accountName('labhub', user, '-'), revokeData: { database: `user_${identifierSlug(user)}` } };
+  plan(owner: AccountOwner): AccountPlan {
+    return { account: accountName('labhub', owner.name, '-'), revokeData: { database: userDataNames(owner).mongoDatabase } };
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {
@@ -75,6 +80,14 @@ export class MongoBroker implements CredentialBroker {
     await this.admin.command({ killAllSessionsByPattern: [{ users: [{ user: plan.account, db: 'admin' }] }] }).catch((err: unknown) => {
       if (!(err instanceof MongoServerError && err.code === COMMAND_NOT_FOUND)) throw err;
     });
+  }
+
+  /** Accounts are per lease and already revoked; what is left is the user's own database, dropped only when purging. */
+  async removeUser(owner: AccountOwner, { purge }: { purge: boolean }): Promise<string[]> {
+    if (!purge) return [];
+    const { mongoDatabase } = userDataNames(owner);
+    await this.admin.dropDatabase(mongoDatabase);
+    return [`MongoDB database ${mongoDatabase}`];
   }
 
   close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './broker.js';
-import { accountName } from './names.js';
+import { accountName, type AccountOwner } from './names.js';
 import { accountVariables } from './urls.js';
 import type { DynsecClient, DynsecCommand } from './dynsec-client.js';
 
@@ -21,8 +21,8 @@ export class MqttBroker implements CredentialBroker {
 
   constructor(private readonly dynsec: DynsecClient, private readonly options: MqttBrokerOptions) {}
 
-  plan(user: string): AccountPlan {
-    return { account: accountName('labhub', user, '-'), revokeData: {} };
+  plan(owner: AccountOwner): AccountPlan {
+    return { account: accountName('labhub', owner.name, '-'), revokeData: {} };
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { checkedUid } from '../db/user-uid.js';
 
 /**
  * A form of a hub username that is safe as a database identifier part: lower-case letters, digits and `_`.
@@ -8,6 +9,35 @@ export function identifierSlug(user: string, maxLength = 24): string {
   const cleaned = user.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, maxLength);
   if (cleaned === user) return cleaned;
   return `${cleaned}_${createHash('sha256').update(user).digest('hex').slice(0, 6)}`;
+}
+
+/** The account a per-user object belongs to: its immutable id, and for accounts from before ids the name their objects were made under. */
+export interface AccountOwner {
+  name: string;
+  uid: string;
+  legacyName?: string | null;
+}
+
+/** What a user owns at the data services and keeps across servers. */
+export interface UserDataNames {
+  /** NOLOGIN PostgreSQL role owning the user's schema; every lease of the user is a member of it. */
+  postgresOwner: string;
+  postgresSchema: string;
+  mongoDatabase: string;
+}
+
+/**
+ * Names from the uid: `labhub_user_<uid>`, schema and database `home_<uid>`. Accounts from before uids keep their
+ * username-derived names (`labhub_owner_<slug>`, `u_<slug>`, `user_<slug>`); no uid-derived name can equal one of
+ * those (different prefixes), so a new account never reaches an old account's data, whatever its name.
+ */
+export function userDataNames(owner: AccountOwner): UserDataNames {
+  if (owner.legacyName) {
+    const slug = identifierSlug(owner.legacyName);
+    return { postgresOwner: `labhub_owner_${slug}`, postgresSchema: `u_${slug}`, mongoDatabase: `user_${slug}` };
+  }
+  const uid = checkedUid(owner.uid);
+  return { postgresOwner: `labhub_user_${uid}`, postgresSchema: `home_${uid}`, mongoDatabase: `home_${uid}` };
 }
 
 /** A fresh account name: prefix, the user's slug, random letters. Never reused, so audit logs stay attributable. */

@@ -4,7 +4,9 @@ import { z } from 'zod';
  * What a server's accounts may do. The config gives the defaults (least privilege); a class (a hub group) may
  * override any key in its group property `credentials`, e.g.
  *   {"credentials": {"mqtt": {"subscribe": ["sensors/#", "teaching/#"]}, "postgres": {"read_schemas": ["shared", "course1"]}}}
- * A key set by several of the user's groups is the union of their values; `{user}` stands for the username.
+ * A key set by several of the user's groups is the union of their values. In MQTT topics `{uid}` stands for the
+ * account's immutable id (the default publish topic, so a later account of the same name never gets the topic) and
+ * `{user}` for the username.
  */
 const topic = z.string().min(1).max(256).refine((t) => !t.includes('\u0000'), 'expected an MQTT topic filter');
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case identifier of letters, digits and _');
@@ -15,12 +17,12 @@ export const policySchema = z.strictObject({
     /** Topic filters the account may subscribe to (and receive from). */
     subscribe: z.array(topic).default(['sensors/#']),
     /** Topic filters the account may publish to (and subscribe to, to read its own messages back). */
-    publish: z.array(topic).default(['users/{user}/#']),
+    publish: z.array(topic).default(['users/{uid}/#']),
   }).prefault({}),
   postgres: z.strictObject({
     /** Schemas the account may read (SELECT on every table, now and later). */
     read_schemas: z.array(identifier).default(['shared']),
-    /** A schema of the user's own (`u_<user>`), kept across servers, where the account may do anything. */
+    /** A schema of the user's own (`home_<uid>`), kept across servers, where the account may do anything. */
     own_schema: z.boolean().default(true),
     /** Concurrent connections per account. */
     connection_limit: z.number().int().min(1).max(1000).default(10),
@@ -28,7 +30,7 @@ export const policySchema = z.strictObject({
   mongodb: z.strictObject({
     /** Databases the account may read. */
     read_databases: z.array(databaseName).default(['sensors']),
-    /** A database of the user's own (`user_<user>`) the account may read and write. */
+    /** A database of the user's own (`home_<uid>`) the account may read and write. */
     own_database: z.boolean().default(true),
   }).prefault({}),
 });
@@ -52,7 +54,7 @@ export class PolicyError extends Error {
 }
 
 /** The policy for a user in these groups: config defaults, then every group's overrides merged (lists unioned). */
-export function resolvePolicy(defaults: CredentialPolicy, classes: ClassProperties[], user: string): CredentialPolicy {
+export function resolvePolicy(defaults: CredentialPolicy, classes: ClassProperties[], user: string, uid: string): CredentialPolicy {
   const merged = structuredClone(defaults) as Record<string, Record<string, unknown>>;
   const overridden = new Set<string>();
   for (const group of classes) {
@@ -79,8 +81,8 @@ export function resolvePolicy(defaults: CredentialPolicy, classes: ClassProperti
     }
   }
   const policy = merged as unknown as CredentialPolicy;
-  policy.mqtt.subscribe = policy.mqtt.subscribe.map((t) => withUser(t, user));
-  policy.mqtt.publish = policy.mqtt.publish.map((t) => withUser(t, user));
+  policy.mqtt.subscribe = policy.mqtt.subscribe.map((t) => withUser(t, user).replaceAll('{uid}', uid));
+  policy.mqtt.publish = policy.mqtt.publish.map((t) => withUser(t, user).replaceAll('{uid}', uid));
   return policy;
 }
 

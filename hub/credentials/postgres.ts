@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './broker.js';
-import { accountName, identifierSlug } from './names.js';
+import { accountName, userDataNames, type AccountOwner } from './names.js';
 import { scramSha256Verifier } from './scram.js';
 import { accountVariables, withAccount } from './urls.js';
 
@@ -18,7 +18,7 @@ const literal = (value: string) => pg.escapeLiteral(value);
 /**
  * Per-server PostgreSQL roles. A lease's role is a LOGIN role that expires (VALID UNTIL) and inherits:
  *   - `labhub_read_<schema>`: USAGE and SELECT on one shared schema (one NOLOGIN role per schema, made on demand);
- *   - `labhub_owner_<user>`: owner of the user's schema `u_<user>`, which outlives the lease so the user's
+ *   - the user's owner role (`labhub_user_<uid>`, names.ts): owner of the user's schema `home_<uid>`, which outlives the lease so the user's
  *     tables survive a server restart.
  * Revocation blocks new logins, terminates the role's sessions (VALID UNTIL does not end them), hands what the
  * role created to the user's owner role, and drops it.
@@ -33,9 +33,9 @@ export class PostgresBroker implements CredentialBroker {
     this.pool.on('error', () => undefined);
   }
 
-  plan(user: string): AccountPlan {
-    const slug = identifierSlug(user);
-    return { account: accountName('lh', user), revokeData: { owner: `labhub_owner_${slug}`, schema: `u_${slug}` } };
+  plan(owner: AccountOwner): AccountPlan {
+    const names = userDataNames(owner);
+    return { account: accountName('lh', owner.name), revokeData: { owner: names.postgresOwner, schema: names.postgresSchema } };
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {
@@ -98,6 +98,29 @@ export class PostgresBroker implements CredentialBroker {
       await client.query(`reassign owned by ${id(account)} to ${heir}`);
       await client.query(`drop owned by ${id(account)}`);
       await client.query(`drop role ${id(account)}`);
+    });
+  }
+
+  /**
+   * Drops the user's owner role. Without `purge` the schema and its tables stay, handed to the admin role (REASSIGN
+   * OWNED): data nobody else can log in to. With `purge` the schema goes first, with everything in it.
+   */
+  async removeUser(owner: AccountOwner, { purge }: { purge: boolean }): Promise<string[]> {
+    const { postgresOwner: role, postgresSchema: schema } = userDataNames(owner);
+    return this.inTransaction(async (client) => {
+      await client.query(`select pg_advisory_xact_lock(hashtext('labhub-credentials'))`);
+      const removed: string[] = [];
+      if (purge && (await client.query('select 1 from pg_namespace where nspname = $1', [schema])).rowCount) {
+        await client.query(`drop schema ${id(schema)} cascade`);
+        removed.push(`PostgreSQL schema ${schema}`);
+      }
+      if ((await client.query('select 1 from pg_roles where rolname = $1', [role])).rowCount) {
+        await client.query(`reassign owned by ${id(role)} to current_user`);
+        await client.query(`drop owned by ${id(role)}`);
+        await client.query(`drop role ${id(role)}`);
+        removed.push(`PostgreSQL role ${role}`);
+      }
+      return removed;
     });
   }
 

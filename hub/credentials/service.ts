@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../db/index.js';
 import type { LeaseRow } from '../db/schema.js';
 import { SERVICE_LABELS, type AccountPlan, type CredentialBroker, type Delivery, type ServiceName } from './broker.js';
-import { generatePassword } from './names.js';
+import { generatePassword, type AccountOwner } from './names.js';
 import { resolvePolicy, type ClassProperties, type CredentialPolicy } from './policy.js';
 
 export interface ConfiguredBroker {
@@ -20,7 +20,7 @@ export interface CredentialServiceOptions {
 }
 
 export interface IssueForServer {
-  user: string;
+  user: AccountOwner;
   serverId: number;
   serverName: string;
   classes: ClassProperties[];
@@ -73,7 +73,7 @@ export class CredentialService {
     if (!this.enabled) return { env, secretFiles: {} };
     let policy: CredentialPolicy | Error;
     try {
-      policy = resolvePolicy(this.options.defaults, request.classes, request.user);
+      policy = resolvePolicy(this.options.defaults, request.classes, request.user.name, request.user.uid);
     } catch (err) {
       policy = err instanceof Error ? err : new Error(String(err));
     }
@@ -87,7 +87,7 @@ export class CredentialService {
         file[service] = delivery.file;
       } catch (err) {
         const reason = errorText(err);
-        this.deps.log.warn({ user: request.user, server: request.serverName, service, err: reason }, 'could not issue credentials');
+        this.deps.log.warn({ user: request.user.name, server: request.serverName, service, err: reason }, 'could not issue credentials');
         if (required) throw new CredentialIssueError(`could not issue ${label} credentials: ${reason}`);
         request.progress(`${label} credentials unavailable (${reason}); starting without them`);
       }
@@ -100,13 +100,13 @@ export class CredentialService {
     const plan = broker.plan(request.user);
     const expiresAt = new Date(Date.now() + this.options.ttlMs);
     const lease = await this.deps.store.leases.create({
-      userName: request.user, serverId: request.serverId, serverName: request.serverName, service: broker.service,
+      userName: request.user.name, serverId: request.serverId, serverName: request.serverName, service: broker.service,
       account: plan.account, revokeData: plan.revokeData, expiresAt: expiresAt.toISOString(),
     });
     try {
-      const delivery = await broker.issue({ ...plan, user: request.user, password: generatePassword(), expiresAt, policy });
+      const delivery = await broker.issue({ ...plan, user: request.user.name, password: generatePassword(), expiresAt, policy });
       await this.deps.store.leases.markActive(lease.id);
-      this.deps.log.info({ user: request.user, server: request.serverName, service: broker.service, account: plan.account, lease: lease.id }, 'credentials issued');
+      this.deps.log.info({ user: request.user.name, server: request.serverName, service: broker.service, account: plan.account, lease: lease.id }, 'credentials issued');
       return delivery;
     } catch (err) {
       // Part of the account may exist (a role without its client): undo it now, or leave it to the sweeper.
@@ -121,6 +121,25 @@ export class CredentialService {
 
   async revokeUser(userName: string): Promise<LeaseRow[]> {
     return this.revokeAll(await this.deps.store.leases.unrevokedOfUser(userName));
+  }
+
+  /**
+   * For a deleted account, after revokeUser: what each service keeps for the user goes (their owner role), and
+   * their data too with `purge`. A service that fails is reported, not retried: the admin sees it in the result.
+   */
+  async removeUser(owner: AccountOwner, options: { purge: boolean }): Promise<{ removed: string[]; failed: string[] }> {
+    const removed: string[] = [];
+    const failed: string[] = [];
+    for (const [service, { broker }] of this.brokers) {
+      if (!broker.removeUser) continue;
+      try {
+        removed.push(...(await broker.removeUser(owner, options)));
+      } catch (err) {
+        this.deps.log.error({ user: owner.name, service, err: errorText(err) }, 'could not remove the user\'s data at a service');
+        failed.push(`${SERVICE_LABELS[service]}: ${errorText(err)}`);
+      }
+    }
+    return { removed, failed };
   }
 
   /** Revokes leases; returns those that could not be revoked (they stay `revoking` and the sweeper retries). */

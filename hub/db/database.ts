@@ -65,7 +65,8 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
   };
 }
 
-function migrator(db: Db, dialect: Dialect): Migrator {
+/** Exported for tests that build a DB at an older migration (upgrade tests). */
+export function migrator(db: Db, dialect: Dialect): Migrator {
   const provider: MigrationProvider = { getMigrations: async () => allMigrations(dialect) };
   return new Migrator({ db, provider, migrationTableName: 'labhub_migrations', migrationLockTableName: 'labhub_migrations_lock' });
 }

@@ -19,6 +19,12 @@ export class OAuthRepository {
     await this.db.deleteFrom('oauth_clients').where('identifier', '=', identifier).execute();
   }
 
+  /** Clients that send users back to this callback: a server's, whatever id it was registered under. */
+  clientIdsWithRedirect(redirectUri: string): Promise<string[]> {
+    return this.db.selectFrom('oauth_clients').select('identifier').where('redirect_uri', '=', redirectUri).execute()
+      .then((rows) => rows.map((r) => r.identifier));
+  }
+
   allClientIds(): Promise<string[]> {
     return this.db.selectFrom('oauth_clients').select('identifier').execute().then((rows) => rows.map((r) => r.identifier));
   }

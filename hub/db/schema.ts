@@ -19,6 +19,10 @@ export interface UsersTable {
   cookie_id: string;
   password_hash: string | null;
   auth_state: string | null;
+  /** Immutable, unique, never reused: names every per-user object (user-uid.ts). */
+  uid: string;
+  /** The name the account's objects were made under before uids existed (migration 004); null for newer accounts. */
+  legacy_name: string | null;
 }
 
 export interface GroupsTable {

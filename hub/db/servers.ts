@@ -5,6 +5,8 @@ export type ServerStatus = 'stopped' | 'starting' | 'running' | 'stopping';
 
 export interface ServerWithOwner extends ServerRow {
   user_name: string;
+  user_uid: string;
+  user_legacy_name: string | null;
 }
 
 /**
@@ -31,10 +33,11 @@ export class ServerRepository {
     return out;
   }
 
-  /** Every server not stopped, with its owner's name: what the hub reconciles at start. */
+  /** Every server not stopped, with its owner's name and uid: what the hub reconciles at start. */
   active(): Promise<ServerWithOwner[]> {
     return this.db.selectFrom('servers').innerJoin('users', 'users.id', 'servers.user_id')
-      .selectAll('servers').select('users.name as user_name').where('servers.status', '!=', 'stopped').execute();
+      .selectAll('servers').select(['users.name as user_name', 'users.uid as user_uid', 'users.legacy_name as user_legacy_name'])
+      .where('servers.status', '!=', 'stopped').execute();
   }
 
   countByStatus(status: ServerStatus): Promise<number> {

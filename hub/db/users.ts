@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { nowIso, type Db } from './database.js';
 import type { UserRow } from './schema.js';
+import { newUserUid } from './user-uid.js';
 
 export type UserSort = 'id' | 'name' | 'last_activity';
 /** active: some server starting, running or stopping; ready: some server running; inactive: no active server. */
@@ -42,6 +43,8 @@ export class UserRepository {
         cookie_id: randomUUID(),
         password_hash: options.passwordHash ?? null,
         auth_state: null,
+        uid: newUserUid(),
+        legacy_name: null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -61,7 +64,7 @@ export class UserRepository {
       for (let i = 0; i < fresh.length; i += 200) {
         const values = fresh.slice(i, i + 200).map((name) => ({
           name, admin: admin ? 1 : 0, created: now, last_activity: null, cookie_id: randomUUID(),
-          password_hash: null, auth_state: null,
+          password_hash: null, auth_state: null, uid: newUserUid(), legacy_name: null,
         }));
         created.push(...(await trx.insertInto('users').values(values).returningAll().execute()));
       }

@@ -143,8 +143,13 @@ export function adminUserPages(ctx: HubContext): Router {
     const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users', 'delete:users']);
     const user = await existing(String(req.params.name));
     await withFlash(res, `/hub/admin/users/${encodeURIComponent(user.name)}`, async () => {
-      await deleteUser(ctx, requester, user);
-      return `Deleted ${user.name}.`;
+      const result = await deleteUser(ctx, requester, user, { purge: formField(req, 'purge') === 'on' });
+      return [
+        `Deleted ${user.name}.`,
+        result.removed.length ? `Removed: ${result.removed.join('; ')}.` : '',
+        result.purge ? '' : 'Their data was kept, out of reach of any new account.',
+        result.failed.length ? `Could not remove: ${result.failed.join('; ')}.` : '',
+      ].filter(Boolean).join(' ');
     }, '/hub/admin/users');
   });
 

@@ -3,6 +3,8 @@ import { oauthClientId, serverPrefix } from './naming.js';
 
 export interface SingleUserEnvInput {
   user: string;
+  /** The account's immutable id: names the OAuth client. */
+  uid: string;
   server: string;
   apiToken: string;
   /** How servers reach the hub: e.g. http://127.0.0.1:8081 */
@@ -25,7 +27,7 @@ export function singleUserEnvironment(input: SingleUserEnvInput): Record<string,
   return {
     JUPYTERHUB_API_TOKEN: input.apiToken,
     JPY_API_TOKEN: input.apiToken,
-    JUPYTERHUB_CLIENT_ID: oauthClientId(input.user, input.server),
+    JUPYTERHUB_CLIENT_ID: oauthClientId(input.uid, input.server),
     JUPYTERHUB_HOST: publicOrigin,
     JUPYTERHUB_OAUTH_CALLBACK_URL: `${prefix}oauth_callback`,
     JUPYTERHUB_OAUTH_ACCESS_SCOPES: accessScopes,

@@ -88,7 +88,7 @@ export class ServerManager {
     }
     const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
-    await this.deps.spawner.checkUser?.({ name: user.name, admin: Boolean(user.admin), groups: [] });
+    await this.deps.spawner.checkUser?.({ name: user.name, uid: user.uid, legacyName: user.legacy_name, admin: Boolean(user.admin), groups: [] });
     // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
     const applied = profile && profile.id !== 'default' && userOptions.profile === undefined ? { ...userOptions, profile: profile.id } : userOptions;
     const row = await store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
@@ -128,11 +128,12 @@ export class ServerManager {
         note: `Server at ${prefix}`,
       });
       await store.servers.setToken(row.id, tokenRow.id);
-      await this.registerOAuthClient(user.name, row.name, token);
+      await this.registerOAuthClient(user, row.name, token);
       const groups = await store.groups.namesOfUser(user.id);
       const authState = await this.deps.authStateFor?.(user);
       const env = singleUserEnvironment({
         user: user.name,
+        uid: user.uid,
         server: row.name,
         apiToken: token,
         hubConnectUrl: this.options.hubConnectUrl,
@@ -148,13 +149,13 @@ export class ServerManager {
         });
       }
       const credentials = await this.deps.credentials?.issueForServer({
-        user: user.name, serverId: row.id, serverName: row.name, classes: await store.groups.propertiesOfUser(user.id),
+        user: { name: user.name, uid: user.uid, legacyName: user.legacy_name }, serverId: row.id, serverName: row.name, classes: await store.groups.propertiesOfUser(user.id),
         progress: (message) => progress.emit({ progress: 10, message }),
       });
       progress.emit({ progress: 10, message: 'Starting the server' });
       const timeout = AbortSignal.timeout(this.options.startTimeoutMs);
       const result = await withAbort(spawner.start({
-        user: { name: user.name, admin: Boolean(user.admin), groups, ...(authState && { authState }) },
+        user: { name: user.name, uid: user.uid, legacyName: user.legacy_name, admin: Boolean(user.admin), groups, ...(authState && { authState }) },
         serverName: row.name,
         prefix,
         env: { ...env, ...credentials?.env },
@@ -195,13 +196,13 @@ export class ServerManager {
     }
   }
 
-  private async registerOAuthClient(user: string, server: string, apiToken: string): Promise<void> {
+  private async registerOAuthClient(user: Pick<UserRow, 'name' | 'uid'>, server: string, apiToken: string): Promise<void> {
     await this.deps.store.oauth.upsertClient({
-      identifier: oauthClientId(user, server),
-      description: `Server at ${serverPrefix(user, server)}`,
+      identifier: oauthClientId(user.uid, server),
+      description: `Server at ${serverPrefix(user.name, server)}`,
       secret_hash: hashToken(apiToken),
-      redirect_uri: `${serverPrefix(user, server)}oauth_callback`,
-      allowed_scopes: JSON.stringify(accessScopes(user, server)),
+      redirect_uri: callbackUrl(user.name, server),
+      allowed_scopes: JSON.stringify(accessScopes(user.name, server)),
     });
   }
 
@@ -239,16 +240,19 @@ export class ServerManager {
    * Frees what a server held: its API token, its OAuth client with the tokens issued to it, its route, its
    * credential leases (a revocation that fails stays recorded and the sweeper retries it).
    */
-  private async release(user: Pick<UserRow, 'name'>, serverName: string, rowId: number, error: string | null): Promise<void> {
+  private async release(user: Pick<UserRow, 'name' | 'uid'>, serverName: string, rowId: number, error: string | null): Promise<void> {
     const { store, proxy, log } = this.deps;
     const row = await store.servers.byId(rowId);
     if (row?.token_id) {
       await store.tokens.delete(row.token_id);
       this.deps.tokens.forget(row.token_id);
     }
-    const clientId = oauthClientId(user.name, serverName);
-    await store.tokens.deleteForClient(clientId);
-    await store.oauth.deleteClient(clientId);
+    // Also any client still registered for this server's callback under another id (one from before uids).
+    const clientIds = new Set([oauthClientId(user.uid, serverName), ...(await store.oauth.clientIdsWithRedirect(callbackUrl(user.name, serverName)))]);
+    for (const clientId of clientIds) {
+      await store.tokens.deleteForClient(clientId);
+      await store.oauth.deleteClient(clientId);
+    }
     await proxy.deleteRoute(serverPrefix(user.name, serverName)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
     await this.deps.credentials?.revokeServer(rowId);
     await store.servers.markStopped(rowId, error);
@@ -267,7 +271,7 @@ export class ServerManager {
       });
       if (result.running) continue;
       log.warn({ user: row.user_name, server: row.name }, 'server is no longer running; cleaning up');
-      await this.release({ name: row.user_name }, row.name, row.id, null);
+      await this.release({ name: row.user_name, uid: row.user_uid }, row.name, row.id, null);
       this.progress.delete(key);
     }
   }
@@ -290,7 +294,7 @@ export class ServerManager {
     let cleaned = 0;
     await Promise.all((await store.servers.active()).map(async (row) => {
       const state = parseState(row.spawner_state);
-      const user = { id: row.user_id, name: row.user_name };
+      const user = { id: row.user_id, name: row.user_name, uid: row.user_uid };
       const polled = row.status === 'stopping' ? { running: false } : await spawner.poll(state).catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
       if (polled instanceof Error && row.status === 'running') {
         // Unknown is not dead: keep the server and let polling decide once the spawner answers again.
@@ -391,6 +395,10 @@ export class ServerManager {
     if (row.status === 'stopped' && row.last_error) return { progress: 100, failed: true, message: row.last_error };
     return null;
   }
+}
+
+function callbackUrl(user: string, server: string): string {
+  return `${serverPrefix(user, server)}oauth_callback`;
 }
 
 /** Scopes of a server's own API token (JupyterHub's `server` role, resolved to this server). */

@@ -1,4 +1,5 @@
 import { escapeForPath } from '../auth/usernames.js';
+import { checkedUid } from '../db/user-uid.js';
 
 /** URL and identifier conventions shared by the API, pages, spawners and the proxy routes. */
 
@@ -9,9 +10,13 @@ export function serverPrefix(user: string, server: string): string {
   return `/user/${escapeForPath(user)}/${server ? `${escapeForPath(server)}/` : ''}`;
 }
 
-/** JupyterHub's OAuth client id for a server: also the cookie name jupyterhub-singleuser uses. */
-export function oauthClientId(user: string, server: string): string {
-  return `jupyterhub-user-${escapeForPath(user)}${server ? `-${escapeForPath(server)}` : ''}`;
+/**
+ * The OAuth client id of a server, also the cookie name jupyterhub-singleuser uses (hence JupyterHub's prefix):
+ * `jupyterhub-user-<uid>[-<server>]`. The uid has a fixed length and is never reused, so no two (account, server)
+ * pairs, past or present, share an id; from names, `j` + `smith` and `j-smith` + default both gave `…-j-smith`.
+ */
+export function oauthClientId(uid: string, server: string): string {
+  return `jupyterhub-user-${checkedUid(uid)}${server ? `-${escapeForPath(server)}` : ''}`;
 }
 
 export function progressUrl(user: string, server: string): string {

@@ -6,8 +6,12 @@
  * cannot collide, and `--` can join a user and a server name.
  */
 import { createHash } from 'node:crypto';
+import { checkedUid } from '../../hub/db/user-uid.js';
+import type { UserKey } from '../spawner.js';
 
 export const MAX_SLUG = 48;
+/** Keeps `<prefix>--<uid>--<server>` within a 63-character DNS label for prefixes up to 13 characters. */
+const MAX_SERVER_SLUG = 32;
 const DNS_LABEL = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
 const HASH_SUFFIX = 11;
 
@@ -34,25 +38,26 @@ export function safeSlug(name: string, max = MAX_SLUG): string {
   return `${truncated(stripped(name), max - HASH_SUFFIX)}---${hash8(name)}`;
 }
 
-/** `<user>` for the default server, `<user>--<server>` for a named one; one hash over both when too long. */
-export function userServerSlug(user: string, server: string, max = MAX_SLUG): string {
-  if (!server) return safeSlug(user, max);
-  const joined = `${safeSlug(user, max)}--${safeSlug(server, max)}`;
-  if (joined.length <= max) return joined;
-  const half = Math.floor((max - HASH_SUFFIX - 2) / 2);
-  return `${truncated(stripped(user), half)}--${truncated(stripped(server), half)}---${hash8(`${user}\u0000${server}`)}`;
-}
-
 export interface ServerNames {
   pod: string;
   secret: string;
   pvc: string;
 }
 
-/** Pod and Secret share a name (the Secret belongs to the pod); the home PVC is per user, shared by their servers. */
-export function serverNames(prefix: string, user: string, server: string): ServerNames {
-  const pod = `${prefix}-${userServerSlug(user, server)}`;
-  return { pod, secret: pod, pvc: `${prefix}-home-${safeSlug(user)}` };
+/**
+ * Pod and Secret share a name (the Secret belongs to the pod): `<prefix>--<uid>[--<server>]`, from the account's
+ * immutable uid. The home PVC is per account, shared by its servers: `<prefix>-home--<uid>`, or for an account
+ * from before uids the name it was created under, `<prefix>-home-<user slug>`. A slug starts with a letter, so the
+ * `-` after `<prefix>-` and `<prefix>-home-` keeps every uid name apart from every legacy one.
+ */
+export function serverNames(prefix: string, user: UserKey, server: string): ServerNames {
+  const uid = checkedUid(user.uid);
+  const pod = `${prefix}--${uid}${server ? `--${safeSlug(server, MAX_SERVER_SLUG)}` : ''}`;
+  return { pod, secret: pod, pvc: homeClaimName(prefix, user) };
+}
+
+export function homeClaimName(prefix: string, user: UserKey): string {
+  return user.legacyName ? `${prefix}-home-${safeSlug(user.legacyName)}` : `${prefix}-home--${checkedUid(user.uid)}`;
 }
 
 /** A label value (≤ 63 characters, alphanumeric at both ends); '' stays '' (the default server). */

@@ -8,6 +8,7 @@ import { labelValue, type ServerNames } from './names.js';
 export const CONTAINER_NAME = 'notebook';
 export const PORT_NAME = 'notebook-port';
 export const HUB_LABEL = 'labhub.org/hub';
+export const UID_LABEL = 'labhub.org/uid';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const SERVER_COMPONENT = 'singleuser-server';
 export const STORAGE_COMPONENT = 'singleuser-storage';
@@ -60,6 +61,8 @@ export interface StorageSettings {
 export interface ServerIdentity {
   hubId: string;
   user: string;
+  /** The account's immutable id (users.uid), also a label: what removeUserData selects by. */
+  uid: string;
   server: string;
   names: ServerNames;
 }
@@ -82,7 +85,7 @@ export function deepMerge<T>(base: T, override: unknown): T {
   return out as T;
 }
 
-export function serverLabels(id: Pick<ServerIdentity, 'hubId' | 'user' | 'server'>): Record<string, string> {
+export function serverLabels(id: Pick<ServerIdentity, 'hubId' | 'user' | 'uid' | 'server'>): Record<string, string> {
   return {
     'app.kubernetes.io/name': 'labhub',
     'app.kubernetes.io/managed-by': 'labhub',
@@ -90,6 +93,7 @@ export function serverLabels(id: Pick<ServerIdentity, 'hubId' | 'user' | 'server
     [HUB_LABEL]: id.hubId,
     'hub.jupyter.org/username': labelValue(id.user),
     'hub.jupyter.org/servername': labelValue(id.server),
+    [UID_LABEL]: id.uid,
     // The chart's NetworkPolicy lets only pods with this label reach the hub's API.
     'hub.jupyter.org/network-access-hub': 'true',
   };
@@ -110,7 +114,7 @@ export function secretManifest(id: ServerIdentity, env: Record<string, string>):
   };
 }
 
-export function pvcManifest(id: Pick<ServerIdentity, 'hubId' | 'user' | 'names'>, storage: StorageSettings): V1PersistentVolumeClaim {
+export function pvcManifest(id: Pick<ServerIdentity, 'hubId' | 'user' | 'uid' | 'names'>, storage: StorageSettings): V1PersistentVolumeClaim {
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
@@ -118,7 +122,7 @@ export function pvcManifest(id: Pick<ServerIdentity, 'hubId' | 'user' | 'names'>
       name: id.names.pvc,
       labels: {
         'app.kubernetes.io/name': 'labhub', 'app.kubernetes.io/managed-by': 'labhub', [COMPONENT_LABEL]: STORAGE_COMPONENT,
-        [HUB_LABEL]: id.hubId, 'hub.jupyter.org/username': labelValue(id.user),
+        [HUB_LABEL]: id.hubId, 'hub.jupyter.org/username': labelValue(id.user), [UID_LABEL]: id.uid,
       },
       annotations: { [USER_ANNOTATION]: id.user },
     },

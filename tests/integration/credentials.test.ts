@@ -6,6 +6,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
+import { userDataNames, type AccountOwner } from '../../hub/credentials/names.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
 import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
@@ -124,6 +125,14 @@ async function serverCredentials(hub: HubProcess, token: string, user: string): 
   return file;
 }
 
+/** The account as the hub's state DB holds it: what per-user names derive from. */
+function accountOf(hub: HubProcess, name: string): AccountOwner {
+  const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
+  const row = sqlite.prepare('select name, uid, legacy_name from users where name = ?').get(name) as { name: string; uid: string; legacy_name: string | null };
+  sqlite.close();
+  return { name: row.name, uid: row.uid, legacyName: row.legacy_name };
+}
+
 function mqttAs(c: Credentials['mqtt']): Promise<MqttClient> {
   return connectAsync(broker.url, { username: c.username, password: c.password, reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 5000 });
 }
@@ -159,7 +168,9 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
   it('gives each server its own accounts, listed by the admin API without secrets', async () => {
     expect(alice.mqtt.username).not.toBe(bob.mqtt.username);
     expect(alice.postgres.username).not.toBe(bob.postgres.username);
-    expect(alice.mqtt.publish).toEqual(['users/alice/#']);
+    // Publishing goes under the account's own uid-named topic, not its name: a later account of the name never gets it.
+    expect(alice.mqtt.publish).toEqual([expect.stringMatching(/^users\/[a-z2-7]{12}\/#$/)]);
+    expect(alice.mqtt.publish).not.toEqual(bob.mqtt.publish);
     const listed = await leases(hub, token, 'alice');
     expect(listed.map((l) => [l.service, l.account, l.status]).sort()).toEqual([
       ['mqtt', alice.mqtt.username, 'active'], ['postgres', alice.postgres.username, 'active'],
@@ -176,16 +187,16 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     expect(hub.output).not.toContain(alice.postgres.password);
   });
 
-  it('MQTT: alice receives sensors/x, cannot publish there, cannot subscribe to users/bob/#, may publish under users/alice/', async () => {
+  it('MQTT: alice receives sensors/x, cannot publish there, cannot subscribe to bob\'s topic, may publish under her own', async () => {
     const client = await mqttAs(alice.mqtt);
     try {
       expect((await client.subscribeAsync('sensors/#', { qos: 1 }))[0]!.qos).toBe(1);
-      await expect(client.subscribeAsync('users/bob/#', { qos: 1 })).rejects.toThrow(/Not authorized/);
+      await expect(client.subscribeAsync(bob.mqtt.publish[0]!, { qos: 1 })).rejects.toThrow(/Not authorized/);
       const received = new Promise<string>((r) => client.on('message', (topic, payload) => topic === 'sensors/x' && r(payload.toString())));
       await sensorApp.publishAsync('sensors/x', '21.5', { qos: 1 });
       expect(await received).toBe('21.5');
       await expect(client.publishAsync('sensors/x', 'forged', { qos: 1 })).rejects.toThrow(/not authori[sz]ed|135/i);
-      await expect(client.publishAsync('users/alice/notes', 'mine', { qos: 1 })).resolves.toBeDefined();
+      await expect(client.publishAsync(alice.mqtt.publish[0]!.replace('#', 'notes'), 'mine', { qos: 1 })).resolves.toBeDefined();
     } finally {
       await client.endAsync(true);
     }
@@ -280,6 +291,72 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     await expect(mqttAs(bob.mqtt)).rejects.toThrow(/not authori[sz]ed|bad user name or password/i);
     expect((await adminSql('select 1 from pg_roles where rolname = $1', [bob.postgres.username])).rowCount).toBe(0);
     expect((await api(hub.url, token, 'GET', '/credentials')).body).toEqual([]);
+  });
+});
+
+describe.skipIf(!available)('per-account names at PostgreSQL, and what deleting an account leaves', () => {
+  // alice.smith's name slug is alice_smith_634258, itself a legal username: names from names made them share a schema.
+  const [first, second] = ['alice.smith', 'alice_smith_634258'];
+  let hub: HubProcess;
+  let token = '';
+  let creds: Credentials;
+
+  const schemaOwner = async (schema: string) =>
+    (await adminSql('select nspowner::regrole::text as owner from pg_namespace where nspname = $1', [schema])).rows[0] as { owner: string } | undefined;
+
+  beforeAll(async () => {
+    hub = credentialHub();
+    await hub.start();
+    token = await adminToken(hub, [first, second]);
+    for (const user of [first, second]) expect((await api(hub.url, token, 'POST', `/users/${user}/server`)).status).toBe(201);
+    creds = await serverCredentials(hub, token, first);
+    const client = await pgAs(creds.postgres);
+    await client.query('create table private (secret text)');
+    await client.query(`insert into private values ('mine')`);
+    await client.end();
+  });
+  afterAll(() => hub?.cleanup());
+
+  it('the second account has its own schema and cannot read or write the first\'s tables', async () => {
+    const other = await serverCredentials(hub, token, second);
+    expect(other.postgres.schema).not.toBe(creds.postgres.schema);
+    const client = await pgAs(other.postgres);
+    try {
+      await expect(client.query(`select * from ${creds.postgres.schema}.private`)).rejects.toThrow(/permission denied/);
+      await expect(client.query(`insert into ${creds.postgres.schema}.private values ('x')`)).rejects.toThrow(/permission denied/);
+      expect((await client.query('select count(*)::int as n from pg_tables where schemaname = current_schema()')).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('deleting an account drops its owner role and keeps its schema for the admin; a new account of the name starts empty', async () => {
+    const ownerBefore = (await schemaOwner(creds.postgres.schema))!.owner;
+    expect((await api(hub.url, token, 'DELETE', `/users/${first}`)).status).toBe(204);
+    expect((await adminSql('select 1 from pg_roles where rolname = $1', [ownerBefore])).rowCount).toBe(0);
+    expect((await schemaOwner(creds.postgres.schema))!.owner).toBe('postgres');
+    expect((await adminSql(`select secret from ${creds.postgres.schema}.private`)).rows).toEqual([{ secret: 'mine' }]);
+
+    expect((await api(hub.url, token, 'POST', `/users/${first}`)).status).toBe(201);
+    expect((await api(hub.url, token, 'POST', `/users/${first}/server`)).status).toBe(201);
+    const successor = await serverCredentials(hub, token, first);
+    expect(successor.postgres.schema).not.toBe(creds.postgres.schema);
+    const client = await pgAs(successor.postgres);
+    try {
+      await expect(client.query(`select * from ${creds.postgres.schema}.private`)).rejects.toThrow(/permission denied/);
+      expect((await client.query('select count(*)::int as n from pg_tables where schemaname = current_schema()')).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await client.end();
+    }
+    creds = successor;
+  });
+
+  it('deleting with purge=true drops the schema too; a bad purge value is a 400', async () => {
+    expect((await api(hub.url, token, 'DELETE', `/users/${first}?purge=maybe`)).body).toMatchObject({ status: 400 });
+    expect((await api(hub.url, token, 'DELETE', `/users/${first}?purge=true`)).status).toBe(204);
+    expect(await schemaOwner(creds.postgres.schema)).toBeUndefined();
+    await expect(pgAs(creds.postgres)).rejects.toThrow(/password authentication failed|does not exist/);
+    expect(hub.output).toMatch(/"removed":\[[^\]]*PostgreSQL schema/);
   });
 });
 
@@ -428,7 +505,7 @@ describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB lease
     const secretsDir = environ.find((kv) => kv.startsWith('LABHUB_SECRETS_DIR='))!.split('=')[1]!;
     const { mongodb } = JSON.parse(readFileSync(join(secretsDir, 'credentials.json'), 'utf8')) as Credentials;
     expect(environ).toContain(`LABHUB_MONGODB_URL=${mongodb.url}`);
-    expect(mongodb.database).toBe('user_dora');
+    expect(mongodb.database).toBe(userDataNames(accountOf(hub, 'dora')).mongoDatabase);
     const client = mongoAs(mongodb.url);
     await client.db(mongodb.database).collection('notes').insertOne({ n: 1 });
     expect(await client.db(mongodb.database).collection('notes').countDocuments()).toBe(1);

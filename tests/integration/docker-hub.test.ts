@@ -85,7 +85,8 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBe(204);
     const left = await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } });
     expect(left).toEqual([]);
-    const volumes = (await docker.listVolumes()).Volumes ?? [];
-    expect(volumes.some((v) => v.Name.includes('dora'))).toBe(true);
+    // The home volume is named from dora's account id and labelled with her name.
+    const volumes = (await docker.listVolumes({ filters: { label: [`org.labhub.hub=${hubId}`, 'org.labhub.user=dora'] } })).Volumes ?? [];
+    expect(volumes).toHaveLength(1);
   });
 });

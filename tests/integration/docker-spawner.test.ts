@@ -21,6 +21,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../hub/app.js';
 import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
+import { sql } from 'kysely';
+import { migrator, openDatabase } from '../../hub/db/database.js';
+import { sqlitePathOf } from '../../hub/db/open-state.js';
+import { accountKey as key } from '../helpers/accounts.js';
+import { oauthClientId } from '../../hub/servers/naming.js';
 import {
   containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
   parseDockerState, type DockerSpawnerOptions,
@@ -45,7 +50,6 @@ const HUB_ID = `test-${RUN}`;
 const PREFIX = `labhub-t${RUN}`;
 const logger = createLogger('test.docker-spawner', { level: 'error' });
 const readyTimes: number[] = [];
-
 describe('Docker names and notebook images (no engine needed)', () => {
   it('escapes user and server names into a collision-free, Docker- and DNS-safe alphabet', () => {
     expect(escapeDockerName('alice')).toBe('alice');
@@ -53,12 +57,11 @@ describe('Docker names and notebook images (no engine needed)', () => {
     expect(escapeDockerName('a-b')).toBe('a-2db');
     expect(escapeDockerName('a.b_c@d')).toBe('a-2eb-5fc-40d');
     expect(escapeDockerName('é')).toBe('-c3-a9');
-    expect(containerName('labhub', 'alice', '')).toBe('labhub-alice');
-    expect(containerName('labhub', 'alice', 'gpu')).toBe('labhub-alice--gpu');
-    expect(homeVolumeName('labhub', 'a.b')).toBe('labhub-home-a-2eb');
-    // The separator `--` cannot come from escaping: (user "x", server "41") and (user "xA") differ.
-    expect(containerName('p', 'x', '41')).not.toBe(containerName('p', 'xA', ''));
-    expect(containerName('p', 'x-', 'y')).not.toBe(containerName('p', 'x', '-y'));
+    const alice = { uid: 'aaaaaaaaaaaa' };
+    expect(containerName('labhub', alice, '')).toBe('labhub-u_aaaaaaaaaaaa');
+    expect(containerName('labhub', alice, 'gpu')).toBe('labhub-u_aaaaaaaaaaaa--gpu');
+    expect(homeVolumeName('labhub', alice)).toBe('labhub-home-u_aaaaaaaaaaaa');
+    expect(homeVolumeName('labhub', { ...alice, legacyName: 'a.b' })).toBe('labhub-home-a-2eb');
     const names = ['a', 'a-', 'a--', '-a', 'a-2d', 'A', '-41', 'a.b', 'a_b', 'ab', 'a b', 'x'.repeat(60), 'x'.repeat(61), `${'é'.repeat(30)}1`, `${'é'.repeat(30)}2`];
     const escaped = names.map(escapeDockerName);
     expect(new Set(escaped).size).toBe(names.length);
@@ -69,8 +72,10 @@ describe('Docker names and notebook images (no engine needed)', () => {
       expect(e.endsWith('-')).toBe(false);
     }
     const pairs = new Set<string>();
-    for (const u of names) for (const s of ['', ...names]) pairs.add(containerName('p', u, s));
-    expect(pairs.size).toBe(names.length * (names.length + 1));
+    for (const u of ['aaaaaaaaaaaa', 'aaaaaaaaaaab']) for (const s of ['', ...names]) pairs.add(containerName('p', { uid: u }, s));
+    expect(pairs.size).toBe(2 * (names.length + 1));
+    // No uid-named volume is ever a legacy account's: escaped names have no `_`.
+    for (const n of [...names, 'u_aaaaaaaaaaaa']) expect(homeVolumeName('p', { uid: 'aaaaaaaaaaaa', legacyName: n })).not.toBe(homeVolumeName('p', { uid: 'aaaaaaaaaaaa' }));
   });
 
   it('lints both notebook Dockerfiles and keeps their DataLab libraries in step', () => {
@@ -114,15 +119,17 @@ describe('Docker names and notebook images (no engine needed)', () => {
   });
 
   it('templates extra volumes with escaped names that cannot reach another user\'s path', () => {
-    expect(expandVolumeTemplate('/srv/lab/{username}/{servername}', 'alice', '')).toBe('/srv/lab/alice/default');
+    const as = (name: string) => ({ name, uid: 'aaaaaaaaaaaa' });
+    expect(expandVolumeTemplate('/srv/lab/{username}/{servername}', as('alice'), '')).toBe('/srv/lab/alice/default');
+    expect(expandVolumeTemplate('/srv/lab/{uid}', as('alice'), '')).toBe('/srv/lab/u_aaaaaaaaaaaa');
     for (const evil of ['../bob', 'a/../../etc', '..', 'bob/x', 'Bob', 'bob\u0000']) {
-      const out = expandVolumeTemplate('/srv/lab/{username}', evil, 'x');
+      const out = expandVolumeTemplate('/srv/lab/{username}', as(evil), 'x');
       expect(out.startsWith('/srv/lab/')).toBe(true);
       expect(out.slice('/srv/lab/'.length)).toMatch(/^[a-z0-9-]+$/);
       expect(isSafeMountPath(out)).toBe(true);
     }
-    expect(expandVolumeTemplate('/srv/lab/{username}', '../bob', '')).not.toBe(expandVolumeTemplate('/srv/lab/{username}', 'bob', ''));
-    expect(() => expandVolumeTemplate('/srv/{home}', 'alice', '')).toThrow(/unknown field/);
+    expect(expandVolumeTemplate('/srv/lab/{username}', as('../bob'), '')).not.toBe(expandVolumeTemplate('/srv/lab/{username}', as('bob'), ''));
+    expect(() => expandVolumeTemplate('/srv/{home}', as('alice'), '')).toThrow(/unknown field/);
     for (const bad of ['relative', '/', '/a/../b', '/a/./b', '/a//b', '/a:/b']) expect(isSafeMountPath(bad), bad).toBe(false);
     expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: '/srv/lab/{username}', target: '/data' }] })).toThrow(/type: bind/);
     expect(() => new DockerSpawner({ image: IMAGE, volumes: [{ source: 'v', target: '/home/../etc' }] })).toThrow(/target/);
@@ -134,7 +141,7 @@ describe('Docker names and notebook images (no engine needed)', () => {
     const profile = { id: 'bio101/python', image: 'class/image:1', cpuLimit: 0.5, memLimit: 256 * 1024 ** 2, sharedVolumes: [{ volume: 'bio101-materials', mountPath: '/home/jovyan/shared/bio101' }] };
     expect(s.resolveImage({ userOptions: {}, profile })).toBe('class/image:1');
     expect(() => s.resolveImage({ userOptions: { image: 'other:1' }, profile })).toThrow(/sets the image/);
-    const request = { user: { name: 'alice', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/alice/', env: {}, profile };
+    const request = { user: { name: 'alice', uid: 'aaaaaaaaaaaa', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/alice/', env: {}, profile };
     const options = s.createOptions(request, 'class/image:1', null);
     expect(options.HostConfig).toMatchObject({ Memory: 256 * 1024 ** 2, NanoCpus: 5e8 });
     expect(options.HostConfig?.Mounts).toContainEqual({ Type: 'volume', Source: 'bio101-materials', Target: '/home/jovyan/shared/bio101', ReadOnly: true });
@@ -197,7 +204,7 @@ function hubEnv(hub: FakeHub, user: string, server = ''): Record<string, string>
   const apiUrl = `${hub.url}/hub/api`;
   return {
     JUPYTERHUB_API_TOKEN: randomBytes(16).toString('hex'),
-    JUPYTERHUB_CLIENT_ID: `jupyterhub-user-${user}`,
+    JUPYTERHUB_CLIENT_ID: oauthClientId(key(user).uid, server),
     JUPYTERHUB_API_URL: apiUrl,
     JUPYTERHUB_ACTIVITY_URL: `${apiUrl}/users/${user}/activity`,
     JUPYTERHUB_USER: user,
@@ -225,7 +232,7 @@ function spawnRequest(hub: FakeHub, user: string, options: { server?: string; us
   const saved: SpawnerState[] = [];
   const abort = new AbortController();
   const request: SpawnRequest = {
-    user: { name: user, admin: false, groups: [] },
+    user: { name: user, ...key(user), admin: false, groups: [] },
     serverName: server,
     prefix: server ? `/user/${user}/${server}/` : `/user/${user}/`,
     env: hubEnv(hub, user, server),
@@ -252,6 +259,15 @@ async function startAndWait(spawner: DockerSpawner, rec: Recorded): Promise<{ ur
   const ms = Math.round(performance.now() - t0);
   readyTimes.push(ms);
   return { ...result, ms };
+}
+
+/** Creates a volume of this run (labelled, so cleanupEngine removes it) and runs a root shell script over it at /m. */
+async function seedVolume(name: string, script: string): Promise<void> {
+  await docker.createVolume({ Name: name, Labels: { 'org.labhub.hub': HUB_ID } });
+  const seeded = await docker.createContainer({ Image: IMAGE, User: '0:0', Cmd: ['sh', '-c', script], HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/m' }] } });
+  await seeded.start();
+  await seeded.wait();
+  await seeded.remove();
 }
 
 const containerExists = (idOrName: string) => docker.getContainer(idOrName).inspect().then(() => true, () => false);
@@ -308,7 +324,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     alice = await startAndWait(spawner, rec);
     const state = parseDockerState(alice.state)!;
     aliceId = state.containerId;
-    expect(state.name).toBe(`${PREFIX}-alice`);
+    expect(state.name).toBe(`${containerName(PREFIX, key('alice'), '')}`);
     expect(rec.saved).toEqual([alice.state]);
     expect(existedAtSave).toBe(true);
     expect(runningAtSave).toBe(false);
@@ -316,7 +332,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     const res = await fetch(`${alice.url}/user/alice/api`);
     expect(res.status).toBe(200);
     expect(await res.json()).toHaveProperty('version');
-    expect(rec.events.map((e) => e.message)).toEqual(expect.arrayContaining([`Creating container ${PREFIX}-alice`, `Starting container ${PREFIX}-alice`]));
+    expect(rec.events.map((e) => e.message)).toEqual(expect.arrayContaining([`Creating container ${containerName(PREFIX, key('alice'), '')}`, `Starting container ${containerName(PREFIX, key('alice'), '')}`]));
     // jupyterhub-singleuser checks the hub's version at start: the container reached the hub on the gateway.
     await eventually(async () => hub.requests.includes('GET /hub/api'), 15_000);
   });
@@ -333,7 +349,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(info.HostConfig.NanoCpus).toBe(1.5e9);
     expect(info.HostConfig.Binds ?? []).toEqual([]);
     expect(info.Mounts).toHaveLength(1);
-    expect(info.Mounts[0]).toMatchObject({ Type: 'volume', Name: `${PREFIX}-home-alice`, Destination: '/home/jovyan', RW: true });
+    expect(info.Mounts[0]).toMatchObject({ Type: 'volume', Name: `${homeVolumeName(PREFIX, key('alice'))}`, Destination: '/home/jovyan', RW: true });
     expect(JSON.stringify(info.Mounts)).not.toContain('docker.sock');
     expect(info.Config.Labels).toMatchObject({ 'org.labhub.hub': HUB_ID, 'org.labhub.user': 'alice', 'org.labhub.server': '' });
     expect(info.Config.Env).toContain('JUPYTERHUB_SERVICE_URL=http://0.0.0.0:8888/user/alice/');
@@ -357,7 +373,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(stopMs).toBeLessThan(5000); // tini forwards SIGTERM: no 10 s wait for SIGKILL
     expect(await containerExists(aliceId)).toBe(false);
     expect(await spawner.poll(alice.state)).toEqual({ running: false, exitCode: null });
-    const volume = await docker.getVolume(`${PREFIX}-home-alice`).inspect();
+    const volume = await docker.getVolume(`${homeVolumeName(PREFIX, key('alice'))}`).inspect();
     expect(volume.Labels).toMatchObject({ 'org.labhub.hub': HUB_ID, 'org.labhub.user': 'alice' });
     await spawner.stop(alice.state); // already gone: tolerated
 
@@ -378,7 +394,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     expect(await getStatus(`${carol.url}/user/carol/api`)).toBe(200);
     expect(await getStatus(`${bob.url}/user/carol/api`)).toBe(404);
     const mounts = await Promise.all([b, c].map(async (s) => (await docker.getContainer(s.containerId).inspect()).Mounts[0]?.Name));
-    expect(mounts).toEqual([`${PREFIX}-home-bob`, `${PREFIX}-home-carol`]);
+    expect(mounts).toEqual([`${homeVolumeName(PREFIX, key('bob'))}`, `${homeVolumeName(PREFIX, key('carol'))}`]);
     await Promise.all([spawner.stop(bob.state), spawner.stop(carol.state)]);
     expect(await containerExists(b.containerId)).toBe(false);
     expect(await containerExists(c.containerId)).toBe(false);
@@ -387,7 +403,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
   it('a named server gets its own container and shares the user\'s home volume', async () => {
     const named = await startAndWait(spawner, spawnRequest(hub, 'alice', { server: 'gpu' }));
     const s = parseDockerState(named.state)!;
-    expect(s.name).toBe(`${PREFIX}-alice--gpu`);
+    expect(s.name).toBe(`${containerName(PREFIX, key('alice'), 'gpu')}`);
     expect((await exec(s.containerId, ['cat', '/home/jovyan/notes.txt'])).output).toBe('kept-across-restarts');
     expect(await getStatus(`${named.url}/user/alice/gpu/api`)).toBe(200);
     await spawner.stop(named.state, { now: true });
@@ -395,11 +411,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
 
   it('mounts templated extra volumes and a read-only class volume, and hands secret files to the notebook user only', async () => {
     const classVolume = `${PREFIX}-class-materials`;
-    await docker.createVolume({ Name: classVolume, Labels: { 'org.labhub.hub': HUB_ID } });
-    const seeded = await docker.createContainer({ Image: IMAGE, User: '0:0', Cmd: ['sh', '-c', 'echo lecture-1 > /m/notes.txt'], HostConfig: { Mounts: [{ Type: 'volume', Source: classVolume, Target: '/m' }] } });
-    await seeded.start();
-    await seeded.wait();
-    await seeded.remove();
+    await seedVolume(classVolume, 'echo lecture-1 > /m/notes.txt');
     const withExtras = new DockerSpawner({ ...options(), volumes: [{ source: `${PREFIX}-scratch-{username}`, target: '/scratch' }] });
     const rec = spawnRequest(hub, 'kim');
     rec.request.profile = { id: 'bio101/python', memLimit: 300 * 1024 ** 2, cpuLimit: 0.5, sharedVolumes: [{ volume: classVolume, mountPath: '/home/jovyan/shared/bio101' }] };
@@ -430,7 +442,7 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     await expect(missing.start(rec.request)).rejects.toThrow(/is not on the Docker engine and the pull policy is "never"/);
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(rec.saved).toEqual([]);
-    expect(await containerExists(`${PREFIX}-dave`)).toBe(false);
+    expect(await containerExists(`${containerName(PREFIX, key('dave'), '')}`)).toBe(false);
   });
 
   it('an engine that does not answer fails the spawn fast with the engine address in the message', async () => {
@@ -462,12 +474,12 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
   });
 
   it('replaces a stale container of its own under the same name, but never someone else\'s', async () => {
-    const stale = await docker.createContainer({ name: `${PREFIX}-grace`, Image: IMAGE, Labels: { 'org.labhub.hub': HUB_ID }, Cmd: ['true'] });
+    const stale = await docker.createContainer({ name: `${containerName(PREFIX, key('grace'), '')}`, Image: IMAGE, Labels: { 'org.labhub.hub': HUB_ID }, Cmd: ['true'] });
     const started = await startAndWait(spawner, spawnRequest(hub, 'grace'));
     expect(await containerExists(stale.id)).toBe(false);
     await spawner.stop(started.state, { now: true });
 
-    const foreign = await docker.createContainer({ name: `${PREFIX}-heidi`, Image: IMAGE, Labels: { 'org.labhub.hub': `${HUB_ID}-other` }, Cmd: ['true'] });
+    const foreign = await docker.createContainer({ name: `${containerName(PREFIX, key('heidi'), '')}`, Image: IMAGE, Labels: { 'org.labhub.hub': `${HUB_ID}-other` }, Cmd: ['true'] });
     try {
       await expect(spawner.start(spawnRequest(hub, 'heidi').request)).rejects.toMatchObject({ status: 409 });
       expect(await containerExists(foreign.id)).toBe(true);
@@ -654,6 +666,9 @@ function followStream(stream: NodeJS.ReadableStream): Promise<void> {
   });
 }
 
+/** The name the release before uids gave olga's home volume (`<prefix>-home-<escaped name>`) in the end-to-end hub. */
+const OLGAS_OLD_VOLUME = `${PREFIX}-e2e-home-${escapeDockerName('olga')}`;
+
 describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
   let hub: Hub;
   let base = '';
@@ -665,6 +680,12 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
     spawner = new DockerSpawner({ image: IMAGE, pullPolicy: 'never', hubId: HUB_ID, namePrefix: `${PREFIX}-e2e`, logger, memLimit: '1g', pidsLimit: 512 });
     const gateway = (await spawner.gatewayAddress())!;
     dataDir = mkdtempSync(join(tmpdir(), 'labhub-docker-e2e-'));
+    // A state DB from the release before uids, with olga, and the home volume that release gave her.
+    const old = openDatabase({ sqlitePath: sqlitePathOf(loadConfig({ env: { LABHUB_DATA_DIR: dataDir } }))! });
+    expect((await migrator(old.db, old.dialect).migrateTo('003-credentials')).error).toBeUndefined();
+    await sql`insert into users (name, admin, created, cookie_id) values ('olga', 0, '2026-01-01T00:00:00.000Z', 'c')`.execute(old.db);
+    await old.close();
+    await seedVolume(OLGAS_OLD_VOLUME, 'echo from-the-old-release > /m/kept.txt && chown -R 1000:1000 /m');
     const [port, hubPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     base = `http://127.0.0.1:${port}`;
     const config = loadConfig({
@@ -689,7 +710,7 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
   });
 
   afterAll(async () => {
-    for (const u of ['alice', 'bob']) await api(base, serviceToken, 'DELETE', `/users/${u}/server`).catch(() => undefined);
+    for (const u of ['alice', 'bob', 'olga', 'carl']) await api(base, serviceToken, 'DELETE', `/users/${u}/server`).catch(() => undefined);
     await hub?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
@@ -734,5 +755,39 @@ describe.skipIf(!imageOk)('hub end to end with the Docker spawner', () => {
       await eventually(async () => !(await containerExists(byUser[u]!.Id)), 15_000);
     }
     expect((await alice.request('/user/alice/api/status')).status).toBe(424);
+  });
+  /** Starts a user's default server through the API and answers its container once it is ready. */
+  async function startedContainer(user: string): Promise<Docker.ContainerInfo> {
+    const started = await api(base, serviceToken, 'POST', `/users/${user}/server`);
+    expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
+    await eventually(async () => ((await api(base, serviceToken, 'GET', `/users/${user}`)).body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready, 90_000, 50);
+    const [container] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${HUB_ID}`, `org.labhub.user=${user}`] } });
+    return container!;
+  }
+  const homeOf = (c: Docker.ContainerInfo) => c.Mounts.find((m) => m.Destination === '/home/jovyan')!.Name!;
+  const volumeExists = (name: string) => docker.getVolume(name).inspect().then(() => true, () => false);
+
+  it('after the upgrade, an account from before uids still mounts the home volume it had', async () => {
+    const container = await startedContainer('olga');
+    expect(homeOf(container)).toBe(OLGAS_OLD_VOLUME);
+    expect((await exec(container.Id, ['cat', '/home/jovyan/kept.txt'])).output).toBe('from-the-old-release');
+    expect((await api(base, serviceToken, 'DELETE', '/users/olga/server')).status).toBe(204);
+  });
+
+  it('a deleted account\'s successor of the same name gets a fresh, empty home; purge removes the volume', async () => {
+    expect((await api(base, serviceToken, 'POST', '/users/carl')).status).toBe(201);
+    const first = await startedContainer('carl');
+    expect((await exec(first.Id, ['sh', '-c', 'echo carl-1 > /home/jovyan/mine.txt'])).exitCode).toBe(0);
+    // Deleting stops the server; without purge the home volume stays, out of every later account's reach.
+    expect((await api(base, serviceToken, 'DELETE', '/users/carl')).status).toBe(204);
+    expect(await containerExists(first.Id)).toBe(false);
+    expect(await volumeExists(homeOf(first))).toBe(true);
+
+    expect((await api(base, serviceToken, 'POST', '/users/carl')).status).toBe(201);
+    const second = await startedContainer('carl');
+    expect(homeOf(second)).not.toBe(homeOf(first));
+    expect((await exec(second.Id, ['sh', '-c', 'test -e /home/jovyan/mine.txt && echo found || echo absent'])).output).toBe('absent');
+    expect((await api(base, serviceToken, 'DELETE', '/users/carl?purge=true')).status).toBe(204);
+    expect(await volumeExists(homeOf(second))).toBe(false);
   });
 });

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesSpawner } from '../../spawners/kubernetes.js';
+import { serverNames } from '../../spawners/kubernetes/names.js';
+import { accountKey as key } from '../helpers/accounts.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 import { eventually } from '../helpers/hub.js';
 import { controlPlaneInstalled, TestCluster } from '../helpers/kube.js';
@@ -26,11 +28,13 @@ function answer(url: string): Promise<Response> {
   return eventually(() => fetch(url).catch(() => null), 15_000);
 }
 
+const names = (user: string, server = '') => serverNames('spawner-test', key(user), server);
+
 function request(user: string, server = '', userOptions: Record<string, unknown> = {}, groups: string[] = []): SpawnRequest & { events: ProgressEvent[]; saved: SpawnerState[] } {
   const events: ProgressEvent[] = [];
   const saved: SpawnerState[] = [];
   return {
-    user: { name: user, admin: false, groups }, serverName: server, prefix: `/user/${user}/`, userOptions,
+    user: { name: user, ...key(user), admin: false, groups }, serverName: server, prefix: `/user/${user}/`, userOptions,
     env: { JUPYTERHUB_API_TOKEN: 'secret-token-value-1234', JUPYTERHUB_API_URL: 'http://hub.example:8081/hub/api', HOME_DIR: '/home/jovyan' },
     signal: AbortSignal.timeout(60_000), progress: (e) => events.push(e), saveState: async (s) => void saved.push(s), events, saved,
   };
@@ -69,17 +73,17 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
     const req = request('alice');
     const result = await spawner.start(req);
     expect(result.url).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8888$/);
-    expect(req.saved[0]).toEqual({ pod_name: 'spawner-test-alice', namespace, secret_name: 'spawner-test-alice', pvc_name: 'spawner-test-home-alice' });
+    expect(req.saved[0]).toEqual({ pod_name: names('alice').pod, namespace, secret_name: names('alice').secret, pvc_name: names('alice').pvc });
     expect(req.events.map((e) => e.message).join('\n')).toMatch(/Successfully assigned[\s\S]*Pulling image "labhub\/notebook-debian:latest"[\s\S]*Started container notebook/);
-    const pod = await cluster.core.readNamespacedPod({ name: 'spawner-test-alice', namespace });
+    const pod = await cluster.core.readNamespacedPod({ name: names('alice').pod, namespace });
     expect(JSON.stringify(pod.spec)).not.toContain('secret-token-value-1234');
     expect(pod.spec!.automountServiceAccountToken).toBe(false);
     expect(pod.spec!.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
     expect(pod.spec!.containers[0]!.resources?.limits).toEqual({ memory: '512Mi' });
-    const secret = await cluster.core.readNamespacedSecret({ name: 'spawner-test-alice', namespace });
+    const secret = await cluster.core.readNamespacedSecret({ name: names('alice').pod, namespace });
     expect(Buffer.from(secret.data!.JUPYTERHUB_API_TOKEN!, 'base64').toString()).toBe('secret-token-value-1234');
     expect(Buffer.from(secret.data!.JUPYTERHUB_SERVICE_URL!, 'base64').toString()).toBe('http://0.0.0.0:8888/user/alice/');
-    expect(secret.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: 'spawner-test-alice', uid: pod.metadata!.uid })]);
+    expect(secret.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', name: names('alice').pod, uid: pod.metadata!.uid })]);
     expect((await answer(result.url)).status).toBe(200);
     expect(await spawner.poll(result.state)).toEqual({ running: true });
   });
@@ -87,25 +91,31 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
   it('keeps the home PVC across stop and start, with the files in it', async () => {
     const first = await spawner.start(request('bob'));
     await answer(first.url);
-    const [container] = await docker.listContainers({ filters: { label: [`org.labhub.test-pod=${namespace}/spawner-test-bob`] } });
+    const [container] = await docker.listContainers({ filters: { label: [`org.labhub.test-pod=${namespace}/${names('bob').pod}`] } });
     const exec = await docker.getContainer(container!.Id).exec({ Cmd: ['sh', '-c', 'echo kept > /home/jovyan/note.txt'], User: '1000' });
     await exec.start({});
     await new Promise((r) => setTimeout(r, 500));
     await spawner.stop(first.state);
-    await expect(cluster.core.readNamespacedPod({ name: 'spawner-test-bob', namespace })).rejects.toMatchObject({ code: 404 });
-    await expect(cluster.core.readNamespacedSecret({ name: 'spawner-test-bob', namespace })).rejects.toMatchObject({ code: 404 });
-    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: 'spawner-test-home-bob', namespace })).metadata!.name).toBe('spawner-test-home-bob');
+    await expect(cluster.core.readNamespacedPod({ name: names('bob').pod, namespace })).rejects.toMatchObject({ code: 404 });
+    await expect(cluster.core.readNamespacedSecret({ name: names('bob').pod, namespace })).rejects.toMatchObject({ code: 404 });
+    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: names('bob').pvc, namespace })).metadata!.name).toBe(names('bob').pvc);
     expect(await spawner.poll(first.state)).toEqual({ running: false, exitCode: null });
     const second = await spawner.start(request('bob'));
     expect(await (await answer(`${second.url}/note.txt`)).text()).toBe('kept\n');
     await spawner.stop(second.state, { now: true });
+    // Purging the deleted account removes its home PVC.
+    expect(await spawner.removeUserData({ name: 'bob', ...key('bob') })).toEqual([`PersistentVolumeClaim ${names('bob').pvc}`]);
+    // Gone, or terminating: this control plane has no controller to lift the pvc-protection finalizer.
+    const claim = await cluster.core.readNamespacedPersistentVolumeClaim({ name: names('bob').pvc, namespace })
+      .then((c) => (c.metadata?.deletionTimestamp ? 'terminating' : 'present'), (e: { code?: number }) => (e.code === 404 ? 'gone' : 'error'));
+    expect(['gone', 'terminating']).toContain(claim);
   });
 
   it('fails within seconds on an image that cannot be pulled, with the reason, and deletes the pod', async () => {
     const started = Date.now();
     await expect(spawner.start(request('carol', '', { profile: 'missing' }))).rejects.toThrow(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
     expect(Date.now() - started).toBeLessThan(10_000);
-    await expect(cluster.core.readNamespacedPod({ name: 'spawner-test-carol', namespace })).rejects.toMatchObject({ code: 404 });
+    await expect(cluster.core.readNamespacedPod({ name: names('carol').pod, namespace })).rejects.toMatchObject({ code: 404 });
   });
 
   it('fails at once when no node can run the pod, and refuses a profile outside the user\'s groups', async () => {
@@ -127,15 +137,16 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
   });
 
   it('refuses to replace a Secret it did not create', async () => {
-    await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'spawner-test-zed' }, stringData: { mine: 'yes' } } });
-    await expect(spawner.start(request('zed'))).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/Secret named spawner-test-zed that this hub did not create/) });
-    expect((await cluster.core.readNamespacedSecret({ name: 'spawner-test-zed', namespace })).data).toEqual({ mine: Buffer.from('yes').toString('base64') });
+    await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: names('zed').secret }, stringData: { mine: 'yes' } } });
+    await expect(spawner.start(request('zed'))).rejects.toMatchObject({ status: 409, message: expect.stringMatching(new RegExp(`Secret named ${names('zed').secret} that this hub did not create`)) });
+    expect((await cluster.core.readNamespacedSecret({ name: names('zed').secret, namespace })).data).toEqual({ mine: Buffer.from('yes').toString('base64') });
   });
 
-  it('names named servers on the safe scheme and removes orphan pods and their Secrets', async () => {
+  it('names named servers from the uid and the safe server slug, and removes orphan pods and their Secrets', async () => {
     const named = await spawner.start(request('Frank.Smith@example.org', 'My Server'));
     const podName = (named.state as { pod_name: string }).pod_name;
-    expect(podName).toMatch(/^spawner-test-frank-smith-exam[a-z-]*--my-server---[0-9a-f]{8}$/);
+    expect(podName).toBe(names('Frank.Smith@example.org', 'My Server').pod);
+    expect(podName).toMatch(/^spawner-test--[a-z2-7]{12}--my-server---[0-9a-f]{8}$/);
     const removed = await spawner.removeOrphans([]);
     expect(removed).toContain(podName);
     await expect(cluster.core.readNamespacedSecret({ name: podName, namespace })).rejects.toMatchObject({ code: 404 });

@@ -13,6 +13,7 @@ import { controlPlaneInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js'
 import { requireService } from '../helpers/jupyter.js';
 import { bridgeGateway } from '../helpers/containers.js';
 import { PodRunner } from '../helpers/pod-runner.js';
+import { labelValue } from '../../spawners/kubernetes/names.js';
 
 /**
  * `labhub start` with `spawner.kind: kubernetes` against a real kube-apiserver, authenticated as the Helm chart's
@@ -131,7 +132,8 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     const res = await fetch(`${hub.url}/user/dora/api`);
     expect(res.status).toBe(200);
     expect(await res.json()).toHaveProperty('version');
-    const pod = `${hubId}-dora`;
+    // The spawner's names (from dora's uid) as the hub recorded them.
+    const { pod_name: pod, pvc_name: pvc } = ((await api(hub.url, token, 'GET', '/users/dora')).body as { servers: Record<string, { state: { pod_name: string; pvc_name: string } }> }).servers['']!.state;
     const podUid = (await cluster.core.readNamespacedPod({ name: pod, namespace })).metadata!.uid;
     expect((await cluster.core.readNamespacedSecret({ name: pod, namespace })).metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', uid: podUid })]);
     await execIn(pod, namespace, 'echo kept-across-stops > /home/jovyan/kept.txt');
@@ -139,7 +141,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBeLessThan(300);
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: pod, namespace }).then(() => false, () => true)), 30_000);
     await expect(cluster.core.readNamespacedSecret({ name: pod, namespace })).rejects.toMatchObject({ code: 404 });
-    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: `${hubId}-home-dora`, namespace })).spec!.resources!.requests).toEqual({ storage: '1Gi' });
+    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: pvc, namespace })).spec!.resources!.requests).toEqual({ storage: '1Gi' });
 
     expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/dora/server')).status);
     expect((await progressEvents(hub.url, token, 'dora')).at(-1)?.ready).toBe(true);
@@ -155,7 +157,8 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect(res.status).toBe(500);
     expect((res.body as { message: string }).message).toMatch(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
     expect((await progressEvents(hub.url, token, 'eve')).at(-1)).toMatchObject({ failed: true, message: expect.stringMatching(/ErrImagePull/) });
-    await expect(cluster.core.readNamespacedPod({ name: `${hubId}-eve`, namespace })).rejects.toMatchObject({ code: 404 });
+    const left = await cluster.core.listNamespacedPod({ namespace, labelSelector: `hub.jupyter.org/username=${labelValue('eve')}` });
+    expect(left.items.filter((p) => !p.metadata?.deletionTimestamp)).toEqual([]);
   });
 
   it('re-attaches to its pods after kill -9 and removes an orphan pod at the next start', async () => {
@@ -175,8 +178,9 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     await hub.start();
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: orphan, namespace }).then(() => false, () => true)), 30_000);
     const user = await api(hub.url, token, 'GET', '/users/dora');
-    expect((user.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready).toBe(true);
-    expect((await cluster.core.readNamespacedPod({ name: `${hubId}-dora`, namespace })).status!.phase).toBe('Running');
+    const server = (user.body as { servers: Record<string, { ready: boolean; state: { pod_name: string } }> }).servers[''];
+    expect(server?.ready).toBe(true);
+    expect((await cluster.core.readNamespacedPod({ name: server!.state.pod_name, namespace })).status!.phase).toBe('Running');
     expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
   });
 

@@ -16,7 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../hub/log.js';
 import { eventually } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
-import { LocalSpawner, type LocalSpawnerOptions } from '../../spawners/local.js';
+import { homeDirName, LocalSpawner, uidDirName, type LocalSpawnerOptions } from '../../spawners/local.js';
+import { accountKey as key } from '../helpers/accounts.js';
+import { oauthClientId } from '../../hub/servers/naming.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 
 const SINGLEUSER = ([3, 5] as const).map((major) => {
@@ -75,7 +77,7 @@ function hubEnv(hub: FakeHub, user: string): Record<string, string> {
   const scopes = JSON.stringify([`access:servers!server=${user}/`, `access:servers!user=${user}`]);
   return {
     JUPYTERHUB_API_TOKEN: hub.serverToken,
-    JUPYTERHUB_CLIENT_ID: `jupyterhub-user-${user}`,
+    JUPYTERHUB_CLIENT_ID: oauthClientId(key(user).uid, ''),
     JUPYTERHUB_API_URL: api,
     JUPYTERHUB_USER: user,
     JUPYTERHUB_SERVER_NAME: '',
@@ -101,7 +103,7 @@ function spawnRequest(user: string, env: Record<string, string>, onSave?: (r: Re
     saved: [],
     events: [],
     request: {
-      user: { name: user, admin: false, groups: [] },
+      user: { name: user, ...key(user), admin: false, groups: [] },
       serverName: '',
       prefix: `/user/${user}/`,
       env,
@@ -209,8 +211,8 @@ describe.each(SINGLEUSER)('LocalSpawner with jupyterhub-singleuser $label', ({ b
       expect(hub.requests).toContain('GET /hub/api');
       expect(await local.poll(result.state)).toEqual({ running: true });
 
-      // The server runs as the hub's user in <dataDir>/users/alice, in its own process group, output in a log file.
-      const userDir = path.join(dataDir, 'users', 'alice');
+      // The server runs as the hub's user in <dataDir>/users/@<uid>, in its own process group, output in a log file.
+      const userDir = path.join(dataDir, 'users', homeDirName(key('alice')));
       expect((await fsp.readlink(`/proc/${state.pid}/cwd`))).toBe(userDir);
       expect(((await fsp.stat(userDir)).mode & 0o777).toString(8)).toBe('700');
       expect(groupAlive(state.pid)).toBe(true);
@@ -285,7 +287,7 @@ describe.each(SINGLEUSER)('LocalSpawner with jupyterhub-singleuser $label', ({ b
     const env = { ...hubEnv(hub, 'alice'), JUPYTERHUB_API_URL: 'http://127.0.0.1:9/hub/api' };
     const result = await local.start(spawnRequest('alice', env).request);
     try {
-      const logFile = path.join(dataDir, 'users', 'alice', '.labhub.log');
+      const logFile = path.join(dataDir, 'users', homeDirName(key('alice')), '.labhub.log');
       const pattern = /Failed to connect to my Hub at http:\/\/127\.0\.0\.1:9\/hub\/api \(attempt 1\/5\)/;
       const deadline = Date.now() + 20_000;
       while (!pattern.test(await fsp.readFile(logFile, 'utf8')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -406,7 +408,7 @@ describe.runIf(isRoot && SINGLEUSER[0]!.available)('LocalSpawner as root with a 
       // No --allow-root for a server that does not run as root; the log is hub-owned, outside the user's reach.
       const cmdline = (await fsp.readFile(`/proc/${state.pid}/cmdline`, 'utf8')).split('\0');
       expect(cmdline).not.toContain('--allow-root');
-      const logFile = path.join(dataDir, 'logs', name, 'labhub.log');
+      const logFile = path.join(dataDir, 'logs', uidDirName(key(name)), 'labhub.log');
       expect((await fsp.stat(logFile)).uid).toBe(0);
       expect(await local.poll(result.state)).toEqual({ running: true });
       await local.stop(result.state);

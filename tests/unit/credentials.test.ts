@@ -9,18 +9,19 @@ import { createLogger } from '../../hub/log.js';
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from '../../hub/credentials/broker.js';
 import { MongoBroker, type MongoAdmin } from '../../hub/credentials/mongodb.js';
 import { issueCommands, revokeCommands } from '../../hub/credentials/mqtt.js';
-import { identifierSlug } from '../../hub/credentials/names.js';
+import { identifierSlug, userDataNames, type AccountOwner } from '../../hub/credentials/names.js';
 import { PolicyError, policySchema, resolvePolicy } from '../../hub/credentials/policy.js';
 import { CREDENTIALS_FILE, CredentialIssueError, CredentialService } from '../../hub/credentials/service.js';
 import { scramSha256Verifier } from '../../hub/credentials/scram.js';
 import { configSchema } from '../../hub/config/schema.js';
 
 const DEFAULTS = policySchema.parse({});
+const ALICE: AccountOwner = { name: 'alice', uid: 'aaaaaaaaaaaa' };
 
 describe('credential policy', () => {
   it('defaults to least privilege: sensors in, own topics out; shared schema read-only; sensors database read-only', () => {
-    const policy = resolvePolicy(DEFAULTS, [], 'alice');
-    expect(policy.mqtt).toEqual({ subscribe: ['sensors/#'], publish: ['users/alice/#'] });
+    const policy = resolvePolicy(DEFAULTS, [], 'alice', ALICE.uid);
+    expect(policy.mqtt).toEqual({ subscribe: ['sensors/#'], publish: [`users/${ALICE.uid}/#`] });
     expect(policy.postgres).toMatchObject({ read_schemas: ['shared'], own_schema: true });
     expect(policy.mongodb).toEqual({ read_databases: ['sensors'], own_database: true });
   });
@@ -30,20 +31,21 @@ describe('credential policy', () => {
       { name: 'course1', properties: { credentials: { mqtt: { subscribe: ['course1/#'] }, postgres: { read_schemas: ['course1'] } } } },
       { name: 'course2', properties: { credentials: { mqtt: { subscribe: ['course2/#', 'course1/#'] } }, other: 1 } },
       { name: 'plain', properties: {} },
-    ], 'bob');
+    ], 'bob', 'bbbbbbbbbbbb');
     expect(policy.mqtt.subscribe).toEqual(['course1/#', 'course2/#']);
-    expect(policy.mqtt.publish).toEqual(['users/bob/#']);
+    expect(policy.mqtt.publish).toEqual(['users/bbbbbbbbbbbb/#']);
     expect(policy.postgres.read_schemas).toEqual(['course1']);
   });
 
   it('refuses a malformed class override, naming the group and key', () => {
-    expect(() => resolvePolicy(DEFAULTS, [{ name: 'bad', properties: { credentials: { postgres: { read_schemas: ['Robert"); drop'] } } } }], 'a'))
+    expect(() => resolvePolicy(DEFAULTS, [{ name: 'bad', properties: { credentials: { postgres: { read_schemas: ['Robert"); drop'] } } } }], 'a', ALICE.uid))
       .toThrow(/group bad: property credentials\.postgres\.read_schemas\.0/);
-    expect(() => resolvePolicy(DEFAULTS, [{ name: 'typo', properties: { credentials: { mqtt: { subscrbe: [] } } } }], 'a')).toThrow(PolicyError);
+    expect(() => resolvePolicy(DEFAULTS, [{ name: 'typo', properties: { credentials: { mqtt: { subscrbe: [] } } } }], 'a', ALICE.uid)).toThrow(PolicyError);
   });
 
   it('never puts a username with an MQTT wildcard into a topic filter', () => {
-    expect(() => resolvePolicy(DEFAULTS, [], 'a+b')).toThrow(/wildcard/);
+    const withName = policySchema.parse({ mqtt: { publish: ['users/{user}/#'] } });
+    expect(() => resolvePolicy(withName, [], 'a+b', ALICE.uid)).toThrow(/wildcard/);
   });
 });
 
@@ -54,7 +56,7 @@ describe('credentials config', () => {
     expect(defaults.mqtt).toBeUndefined();
     const parsed = configSchema.parse({ credentials: { mongodb: { admin_url: 'mongodb://a:b@m:27017/' }, policy: { mqtt: { subscribe: ['lab/#'] } } } });
     expect(parsed.credentials.mongodb).toEqual({ admin_url: 'mongodb://a:b@m:27017/', required: false, grant_roles: true });
-    expect(parsed.credentials.policy.mqtt).toEqual({ subscribe: ['lab/#'], publish: ['users/{user}/#'] });
+    expect(parsed.credentials.policy.mqtt).toEqual({ subscribe: ['lab/#'], publish: ['users/{uid}/#'] });
     expect(configSchema.safeParse({ credentials: { postgres: { admin_url: 'mqtt://x' } } }).success).toBe(false);
     expect(configSchema.safeParse({ credentials: { mqtt: { admin_url: 'mqtt://x', colour: 1 } } }).success).toBe(false);
   });
@@ -91,6 +93,9 @@ function fakeMongo(fail: Record<string, MongoServerError> = {}): MongoAdmin & { 
       if (fail[name]) throw fail[name];
       return { ok: 1 };
     },
+    async dropDatabase(name) {
+      commands.push({ dropDatabase: name });
+    },
     async close() {},
   };
 }
@@ -101,7 +106,17 @@ function mongoError(code: number, message: string): MongoServerError {
 
 describe('MongoDB broker command sequence', () => {
   const request = (broker: MongoBroker): IssueRequest => ({
-    ...broker.plan('alice'), user: 'alice', password: 'pw', expiresAt: new Date('2030-01-01T00:00:00Z'), policy: resolvePolicy(DEFAULTS, [], 'alice'),
+    ...broker.plan(ALICE), user: 'alice', password: 'pw', expiresAt: new Date('2030-01-01T00:00:00Z'), policy: resolvePolicy(DEFAULTS, [], 'alice', ALICE.uid),
+  });
+
+  it('drops the user\'s own database only when a deleted account is purged', async () => {
+    const admin = fakeMongo();
+    const broker = new MongoBroker(admin, { connectUrl: 'mongodb://mongo:27017/' });
+    expect(await broker.removeUser(ALICE, { purge: false })).toEqual([]);
+    expect(admin.commands).toEqual([]);
+    const { mongoDatabase } = userDataNames(ALICE);
+    expect(await broker.removeUser(ALICE, { purge: true })).toEqual([`MongoDB database ${mongoDatabase}`]);
+    expect(admin.commands).toEqual([{ dropDatabase: mongoDatabase }]);
   });
 
   it('creates one admin-database user with read on the sensors database and readWrite on the user\'s own', async () => {
@@ -111,10 +126,10 @@ describe('MongoDB broker command sequence', () => {
     const delivery = await broker.issue(req);
     expect(admin.commands).toEqual([{
       createUser: req.account, pwd: 'pw',
-      roles: [{ role: 'read', db: 'sensors' }, { role: 'readWrite', db: 'user_alice' }],
+      roles: [{ role: 'read', db: 'sensors' }, { role: 'readWrite', db: userDataNames(ALICE).mongoDatabase }],
     }]);
     expect(delivery.env.LABHUB_MONGODB_URL).toBe(`mongodb://${req.account}:pw@mongo:27017/?authSource=admin`);
-    expect(delivery.env.LABHUB_MONGODB_DATABASE).toBe('user_alice');
+    expect(delivery.env.LABHUB_MONGODB_DATABASE).toBe(userDataNames(ALICE).mongoDatabase);
   });
 
   it('creates the user without roles for servers that have none (FerretDB 1.x)', async () => {
@@ -145,7 +160,7 @@ class SwitchableBroker implements CredentialBroker {
   readonly service = 'mqtt' as const;
   up = true;
   accounts = new Set<string>();
-  plan(user: string): AccountPlan {
+  plan({ name: user }: AccountOwner): AccountPlan {
     return { account: `acct-${user}-${this.accounts.size}-${Math.random().toString(36).slice(2, 6)}`, revokeData: {} };
   }
   async issue(request: IssueRequest): Promise<Delivery> {
@@ -198,7 +213,7 @@ describe('lease lifecycle', () => {
   it('issues a lease per service, recorded without the password, delivered as env and a JSON file', async () => {
     const row = await serverRow('starting');
     const messages: string[] = [];
-    const creds = await service(true).issueForServer({ user: 'alice', serverId: row.id, serverName: '', classes: [], progress: (m) => messages.push(m) });
+    const creds = await service(true).issueForServer({ user: ALICE, serverId: row.id, serverName: '', classes: [], progress: (m) => messages.push(m) });
     const [lease] = await store.leases.unrevokedOfServer(row.id);
     expect(lease).toMatchObject({ status: 'active', service: 'mqtt', account: creds.env.LABHUB_MQTT_USERNAME });
     expect(JSON.stringify(lease)).not.toContain(creds.env.LABHUB_MQTT_PASSWORD);
@@ -210,7 +225,7 @@ describe('lease lifecycle', () => {
     const row = await serverRow('starting');
     broker.up = false;
     const issue = (required: boolean, progress: (m: string) => void = () => undefined) =>
-      service(required).issueForServer({ user: 'alice', serverId: row.id, serverName: '', classes: [], progress });
+      service(required).issueForServer({ user: ALICE, serverId: row.id, serverName: '', classes: [], progress });
     await expect(issue(true)).rejects.toThrow(CredentialIssueError);
     await expect(issue(true)).rejects.toThrow(/^could not issue MQTT credentials: cannot connect to Mosquitto/);
     const messages: string[] = [];
@@ -221,7 +236,7 @@ describe('lease lifecycle', () => {
   it('retries a revocation that fails, records and logs it, and the sweeper finishes it once the service is back', async () => {
     const row = await serverRow('running');
     const credentials = service(true);
-    await credentials.issueForServer({ user: 'alice', serverId: row.id, serverName: '', classes: [], progress: () => undefined });
+    await credentials.issueForServer({ user: ALICE, serverId: row.id, serverName: '', classes: [], progress: () => undefined });
     broker.up = false;
     await store.servers.markStopped(row.id, null);
     expect(await credentials.revokeServer(row.id)).toHaveLength(1);
@@ -238,7 +253,7 @@ describe('lease lifecycle', () => {
   it('renews leases of running servers past half their life and revokes expired or orphaned ones', async () => {
     const row = await serverRow('running');
     const credentials = service(true, 1000);
-    await credentials.issueForServer({ user: 'alice', serverId: row.id, serverName: '', classes: [], progress: () => undefined });
+    await credentials.issueForServer({ user: ALICE, serverId: row.id, serverName: '', classes: [], progress: () => undefined });
     const [before] = await store.leases.unrevokedOfServer(row.id);
     await new Promise((r) => setTimeout(r, 600));
     expect(await credentials.sweep()).toMatchObject({ renewed: 1, revoked: 0 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../hub/config/load.js';
 import { createLogger } from '../../hub/log.js';
 import { createKubernetesSpawner } from '../../spawners/kubernetes/config.js';
-import { safeSlug, serverNames, userServerSlug } from '../../spawners/kubernetes/names.js';
+import { safeSlug, serverNames } from '../../spawners/kubernetes/names.js';
 import { deepMerge } from '../../spawners/kubernetes/objects.js';
 import { podFailure } from '../../spawners/kubernetes.js';
 import { settingsFor, type Profile } from '../../spawners/kubernetes/profiles.js';
@@ -25,13 +25,13 @@ describe('Kubernetes names (KubeSpawner safe scheme)', () => {
     expect(new Set(names.map((n) => safeSlug(n))).size).toBe(names.length);
   });
 
-  it('joins user and server with -- and stays within 48 characters', () => {
-    expect(userServerSlug('alice', '')).toBe('alice');
-    expect(userServerSlug('alice', 'gpu')).toBe('alice--gpu');
-    const long = userServerSlug('a'.repeat(40), 'b'.repeat(40));
-    expect(long.length).toBeLessThanOrEqual(48);
-    expect(long).not.toBe(userServerSlug('a'.repeat(40), 'b'.repeat(41)));
-    expect(serverNames('labhub', 'bob', 'x')).toEqual({ pod: 'labhub-bob--x', secret: 'labhub-bob--x', pvc: 'labhub-home-bob' });
+  it('names pods from the uid and the server, within a 63-character DNS label', () => {
+    const bob = { uid: 'bbbbbbbbbbbb' };
+    expect(serverNames('labhub', bob, 'x')).toEqual({ pod: 'labhub--bbbbbbbbbbbb--x', secret: 'labhub--bbbbbbbbbbbb--x', pvc: 'labhub-home--bbbbbbbbbbbb' });
+    const long = serverNames('labhub', bob, 'b'.repeat(63)).pod;
+    expect(long.length).toBeLessThanOrEqual(63);
+    expect(long).not.toBe(serverNames('labhub', bob, 'b'.repeat(62)).pod);
+    expect(serverNames('labhub', { ...bob, legacyName: 'bob' }, '').pvc).toBe(`labhub-home-${safeSlug('bob')}`);
   });
 });
 
@@ -85,7 +85,7 @@ spawner:
     const config = loadConfig({ file: join(dir, 'config.yaml'), env: {} });
     const spawner = createKubernetesSpawner(config, createLogger('test', { level: 'silent' }));
     try {
-      const m = spawner.manifests({ user: { name: 'ann', admin: false, groups: [] }, serverName: '', prefix: '/user/ann/', env: { JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api' }, userOptions: {} });
+      const m = spawner.manifests({ user: { name: 'ann', uid: 'annannannann', admin: false, groups: [] }, serverName: '', prefix: '/user/ann/', env: { JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api' }, userOptions: {} });
       expect(spawner.namespace).toBe('lab');
       expect(m.pod.spec!.nodeSelector).toBeUndefined();
       expect(m.pod.spec!.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'users', effect: 'NoExecute', tolerationSeconds: 30 }]);
@@ -96,7 +96,7 @@ spawner:
 
       // A class profile from the hub replaces the spawner's own profiles: its image, limits and class volumes.
       const classed = spawner.manifests({
-        user: { name: 'ann', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/ann/', env: {}, userOptions: { profile: 'bio101/python' },
+        user: { name: 'ann', uid: 'annannannann', admin: false, groups: ['bio101'] }, serverName: '', prefix: '/user/ann/', env: {}, userOptions: { profile: 'bio101/python' },
         profile: { id: 'bio101/python', image: 'lab/bio:1', cpuLimit: 0.5, memLimit: 768 * 1024 ** 2, sharedVolumes: [{ volume: 'bio101-materials', mountPath: '/home/jovyan/shared/bio101' }] },
       });
       const container = classed.pod.spec!.containers[0]!;

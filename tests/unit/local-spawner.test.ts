@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../hub/log.js';
 import { InstantSpawner } from '../../spawners/instant.js';
-import { escapeName, LocalSpawner, parseLocalState, type LocalSpawnerOptions, type SystemAccount } from '../../spawners/local.js';
+import { escapeName, homeDirName, LocalSpawner, parseLocalState, uidDirName, type LocalSpawnerOptions, type SystemAccount } from '../../spawners/local.js';
+import { newUserUid } from '../../hub/db/user-uid.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 
 const logger = createLogger('test.local-spawner', { level: 'silent' });
@@ -19,7 +20,7 @@ function request(user: string, env: Record<string, string> = {}, extra: Partial<
   const events: ProgressEvent[] = [];
   const controller = new AbortController();
   const req: SpawnRequest = {
-    user: { name: user, admin: false, groups: [] },
+    user: { name: user, uid: newUserUid(), admin: false, groups: [] },
     serverName: '',
     prefix: `/user/${encodeURIComponent(user)}/`,
     env,
@@ -118,14 +119,15 @@ describe('LocalSpawner.prepareLaunch', () => {
   it('root hub + system account: runs as that account through setpriv, in its home, log kept by the hub', async () => {
     const lookups: string[] = [];
     const local = make({ hubUid: 0, setprivPath: '/usr/bin/setpriv', lookupAccount: async (n) => (lookups.push(n), bob(1500)) });
-    const plan = await local.prepareLaunch(request('bob').req, 4000);
+    const { req } = request('bob');
+    const plan = await local.prepareLaunch(req, 4000);
     expect(lookups).toEqual(['bob']);
     expect(plan.mode).toBe('system-user');
     expect(plan.argv).toEqual(['/usr/bin/setpriv', '--reuid=1500', '--regid=1501', '--init-groups', '--', 'jupyterhub-singleuser', '--debug']);
     expect(plan.uid).toBeUndefined();
     expect(plan.cwd).toBe(home);
     expect(plan.env).toMatchObject({ HOME: home, USER: 'bob', LOGNAME: 'bob', SHELL: '/bin/bash' });
-    expect(plan.logFile).toBe(path.join(dataDir, 'logs', 'bob', 'labhub.log'));
+    expect(plan.logFile).toBe(path.join(dataDir, 'logs', uidDirName(req.user), 'labhub.log'));
   });
 
   it('without setpriv, asks spawn() to switch uid and gid', async () => {
@@ -148,10 +150,13 @@ describe('LocalSpawner.prepareLaunch', () => {
     await expect(local.prepareLaunch(request('bob').req, 4000)).rejects.toThrow(/home directory/);
   });
 
-  it('root hub, no account: refuses unless allowRoot, then runs in <dataDir>/users/<escaped> with --allow-root', async () => {
+  it('root hub, no account: refuses unless allowRoot, then runs in <dataDir>/users/<escaped legacy name> with --allow-root', async () => {
     await expect(make({ hubUid: 0, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000)).rejects.toThrow(/no system account named .*never as root/);
-    const plan = await make({ hubUid: 0, allowRoot: true, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000);
-    const dir = path.join(dataDir, 'users', '-5ao-c3-ab');
+    const { req } = request('Zoë');
+    const legacy = { ...req.user, legacyName: 'Zoë' };
+    const plan = await make({ hubUid: 0, allowRoot: true, lookupAccount: async () => null }).prepareLaunch({ ...req, user: legacy }, 4000);
+    const dir = path.join(dataDir, 'users', homeDirName(legacy));
+    expect(homeDirName(legacy)).toBe(escapeName('Zoë'));
     expect(plan).toMatchObject({ mode: 'hub-user', cwd: dir, argv: ['jupyterhub-singleuser', '--debug', '--allow-root'] });
     expect(plan.env.HOME).toBe(dir);
     expect(plan.logFile).toBe(path.join(dir, '.labhub.log'));
@@ -160,11 +165,25 @@ describe('LocalSpawner.prepareLaunch', () => {
 
   it('non-root hub: hub-user mode without asking the account database, no --allow-root', async () => {
     const local = make({ hubUid: 1000, lookupAccount: async () => { throw new Error('must not be called'); } });
-    const plan = await local.prepareLaunch({ ...request('carol').req, serverName: 'gpu', prefix: '/user/carol/gpu/' }, 4000);
+    const { req } = request('carol');
+    const plan = await local.prepareLaunch({ ...req, serverName: 'gpu', prefix: '/user/carol/gpu/' }, 4000);
     expect(plan.mode).toBe('hub-user');
     expect(plan.argv).toEqual(['jupyterhub-singleuser', '--debug']);
-    expect(plan.logFile).toBe(path.join(dataDir, 'users', 'carol', '.labhub-gpu.log'));
+    expect(plan.logFile).toBe(path.join(dataDir, 'users', homeDirName(req.user), '.labhub-gpu.log'));
     expect(plan.env.JUPYTERHUB_SERVICE_URL).toBe('http://127.0.0.1:4000/user/carol/gpu/');
+  });
+
+  it('removeUserData removes a purged account\'s home and log directories, and nothing of another account', async () => {
+    const local = make({ hubUid: 1000 });
+    const [gone, kept] = [request('gone').req, request('kept').req];
+    for (const req of [gone, kept]) await local.prepareLaunch(req, 4000);
+    await fsp.mkdir(path.join(dataDir, 'logs', uidDirName(gone.user)), { recursive: true });
+    expect(await local.removeUserData(gone.user)).toEqual([
+      `directory ${path.join(dataDir, 'users', homeDirName(gone.user))}`, `directory ${path.join(dataDir, 'logs', uidDirName(gone.user))}`,
+    ]);
+    await expect(fsp.stat(path.join(dataDir, 'users', homeDirName(gone.user)))).rejects.toThrow(/ENOENT/);
+    expect((await fsp.stat(path.join(dataDir, 'users', homeDirName(kept.user)))).isDirectory()).toBe(true);
+    expect(await local.removeUserData(gone.user)).toEqual([]);
   });
 
   it('runAsSystemUsers: false keeps a root hub in hub-user mode', async () => {
@@ -291,9 +310,10 @@ describe('LocalSpawner processes (shell commands)', () => {
 
   it('keeps each server\'s output in its log file', async () => {
     const local = sh('echo hello from the server; exec sleep 30');
-    const result = await local.start({ ...request('judy').req, serverName: 'lab2', prefix: '/user/judy/lab2/' });
+    const { req } = request('judy');
+    const result = await local.start({ ...req, serverName: 'lab2', prefix: '/user/judy/lab2/' });
     await local.stop(result.state, { now: true });
-    const log = await fsp.readFile(path.join(dataDir, 'users', 'judy', '.labhub-lab2.log'), 'utf8');
+    const log = await fsp.readFile(path.join(dataDir, 'users', homeDirName(req.user), '.labhub-lab2.log'), 'utf8');
     expect(log).toContain('hello from the server');
   });
 
