@@ -30,7 +30,7 @@ import { credentialsRouter } from './api/credentials.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
-import { createOneTimeLink } from './auth/one-time-links.js';
+import { createSetupLink } from './auth/one-time-links.js';
 import { notRunningHandler, serverPages } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
 import { adminPages } from './pages/admin.js';
@@ -170,9 +170,9 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
 
   let setupUrl: string | null = null;
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
+    setupUrl = `${publicOrigin(config)}/hub/setup?code=${await createSetupLink(store)}`;
+  } else {
     await store.invitations.deleteSetupLinks();
-    const code = await createOneTimeLink(ctx, null, true, 24 * 3600);
-    setupUrl = `${publicOrigin(config)}/hub/setup?code=${code}`;
   }
   log.info({ url: `http://${config.ip || '0.0.0.0'}:${config.port}/`, hub: hubUrl, version: VERSION }, 'LabHub is running');
 

@@ -3,6 +3,7 @@ import type { Dialect } from '../database.js';
 import { initial } from './001-initial.js';
 import { auth } from './002-auth.js';
 import { credentials } from './003-credentials.js';
+import { oneTimeLinks } from './005-one-time-links.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -10,5 +11,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '001-initial': initial(dialect),
     '002-auth': auth(),
     '003-credentials': credentials(dialect),
+    '005-one-time-links': oneTimeLinks(),
   };
 }
