@@ -61,7 +61,7 @@ export function authPages(ctx: HubContext): Router {
     const password = formField(req, 'password', 4096);
     const account = normalizeUsername(username).slice(0, 256);
     const ip = req.ip ?? '';
-    const waitMs = throttle?.waitMs(account, ip) ?? 0;
+    const waitMs = throttle?.attempt(account, ip) ?? 0;
     if (waitMs > 0) {
       ctx.metrics.loginAttempts.inc({ outcome: 'throttled' });
       res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
@@ -72,12 +72,11 @@ export function authPages(ctx: HubContext): Router {
     const result = passwordRejection(password) === null ? await ctx.authenticator.authenticate({ username, password, ip }) : null;
     const user = result ? await admitUser(ctx, result) : null;
     if (!user) {
-      throttle?.failed(account, ip);
       ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
       ctx.log.info({ user: boundedName(username), ip }, 'failed login');
       return showLogin(req, res, 403, GENERIC_FAILURE, username);
     }
-    throttle?.succeeded(account);
+    throttle?.succeeded(account, ip);
     await startSession(req, res, user);
     res.redirect(302, safeNext(req));
   });
