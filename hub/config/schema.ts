@@ -271,7 +271,8 @@ export const configSchema = z.strictObject({
   token_expires_in_max_seconds: z.number().int().min(0).default(0),
   /** Seconds an OAuth access token issued to a notebook server lives. */
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
-  services: z.array(serviceSchema).default([]),
+  services: z.array(serviceSchema).default([])
+    .refine((list) => new Set(list.flatMap((s) => s.api_token ?? [])).size === list.filter((s) => s.api_token).length, 'two services share an api_token'),
   roles: z.array(roleSchema).default([]),
   credentials: credentialsSchema,
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
