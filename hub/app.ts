@@ -31,6 +31,7 @@ import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createSetupLink } from './auth/one-time-links.js';
+import { TrustedProxies } from './auth/trusted-proxies.js';
 import { notRunningHandler, serverPages } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
 import { adminPages } from './pages/admin.js';
@@ -151,7 +152,9 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   };
 
   await syncConfigState(ctx);
-  const app = buildApp(ctx);
+  const trustedProxies = TrustedProxies.fromConfig(config, log);
+  await trustedProxies.start();
+  const app = buildApp(ctx, trustedProxies);
   const server = await listen(app, config.hub.ip, config.hub.port);
 
   await servers.reconcile();
@@ -179,6 +182,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   return {
     ctx, hubUrl, setupUrl,
     async close({ stopProxy = true } = {}) {
+      trustedProxies.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
@@ -240,10 +244,10 @@ function securityHeaders(version: string) {
   };
 }
 
-export function buildApp(ctx: HubContext): Express {
+export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', (address: string) => trustedProxies.trusts(address));
   app.set('query parser', 'simple');
   app.use(securityHeaders(ctx.version));
   app.use((req, res, next) => {
