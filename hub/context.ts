@@ -33,4 +33,14 @@ export interface HubContext {
   /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */
   hubUrl: string;
   credentials: CredentialService;
+  /** Asks the process that runs the hub to shut it down (`POST /shutdown`); absent when nothing can. */
+  requestShutdown?: (request: ShutdownRequest) => void;
+}
+
+/** What `POST /shutdown` asks for besides the hub itself. */
+export interface ShutdownRequest {
+  /** Stop the proxy this hub started. */
+  proxy: boolean;
+  /** Stop every user's server first. */
+  servers: boolean;
 }
