@@ -67,6 +67,7 @@ export type Redemption = { user: UserRow; setup: boolean } | 'dead' | 'taken';
  * account's other links. `username` matters only for the setup link, which never touches an existing account.
  */
 export async function redeemLink(store: Store, code: string, username: string, passwordHash: string): Promise<Redemption> {
+  let creating = false;
   try {
     return await store.transaction(async (tx): Promise<Redemption> => {
       const link = await tx.invitations.consume(secretDigest(code));
@@ -78,13 +79,14 @@ export async function redeemLink(store: Store, code: string, username: string, p
         return { user, setup: false };
       }
       if (await tx.users.byName(username)) throw new NameTaken();
+      creating = true;
       const user = await tx.users.create(username, { admin: true, passwordHash });
       await tx.invitations.deleteSetupLinks();
       return { user, setup: true };
     });
   } catch (err) {
     // A concurrent account creation under the same name fails on the unique name; either way nothing was written.
-    if (err instanceof NameTaken || (await store.users.byName(username))) return 'taken';
+    if (err instanceof NameTaken || (creating && (await store.users.byName(username)))) return 'taken';
     throw err;
   }
 }
