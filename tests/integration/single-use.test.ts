@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Migrator, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createInvitation, createSetupLink, redeemLink } from '../../hub/auth/one-time-links.js';
 import { secretDigest } from '../../hub/auth/tokens.js';
 import { migrate, openDatabase, type OpenedDatabase } from '../../hub/db/database.js';
 import { createStore, type Store } from '../../hub/db/index.js';
+import { allMigrations } from '../../hub/db/migrations/index.js';
 import { requireService } from '../helpers/jupyter.js';
 import { createDatabase } from '../helpers/postgres.js';
 
@@ -49,6 +51,24 @@ for (const dialect of dialects) {
     afterAll(async () => {
       await opened.close();
       cleanup();
+    });
+
+    it('the upgrade drops links that named their account only by username and keeps the setup link', async () => {
+      const { opened: old, cleanup: done } = await dialect.open();
+      try {
+        const before = Object.fromEntries(Object.entries(allMigrations(old.dialect)).filter(([name]) => name < '005'));
+        const migrator = new Migrator({ db: old.db, provider: { getMigrations: async () => before }, migrationTableName: 'labhub_migrations', migrationLockTableName: 'labhub_migrations_lock' });
+        expect((await migrator.migrateToLatest()).error).toBeUndefined();
+        await sql`insert into invitations (code_hash, username, admin, created, expires_at) values
+          ('named', 'eve', 1, '2026-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z'),
+          ('setup', null, 1, '2026-01-01T00:00:00.000Z', '2999-01-01T00:00:00.000Z')`.execute(old.db);
+        expect((await migrate(old.db, old.dialect)).applied).toContain('005-one-time-links');
+        expect(await old.db.selectFrom('invitations').select(['code_hash', 'user_id', 'account_state']).execute())
+          .toEqual([{ code_hash: 'setup', user_id: null, account_state: null }]);
+      } finally {
+        await old.close();
+        done();
+      }
     });
 
     it(`an OAuth code used ${CONCURRENT} times at once is exchanged exactly once`, async () => {
