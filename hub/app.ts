@@ -33,7 +33,8 @@ import { shutdownRouter } from './api/shutdown.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
-import { createOneTimeLink } from './auth/one-time-links.js';
+import { createSetupLink } from './auth/one-time-links.js';
+import { TrustedProxies } from './auth/trusted-proxies.js';
 import { serverPages, userUrlAtHub } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
 import { passwordPages } from './pages/password.js';
@@ -160,7 +161,9 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   };
 
   await syncConfigState(ctx);
-  const app = buildApp(ctx);
+  const trustedProxies = TrustedProxies.fromConfig(config, log);
+  await trustedProxies.start();
+  const app = buildApp(ctx, trustedProxies);
   const server = await listen(app, config.hub.ip, config.hub.port);
 
   await servers.reconcile();
@@ -179,15 +182,16 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
 
   let setupUrl: string | null = null;
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
+    setupUrl = `${publicOrigin(config)}/hub/setup?code=${await createSetupLink(store)}`;
+  } else {
     await store.invitations.deleteSetupLinks();
-    const code = await createOneTimeLink(ctx, null, true, 24 * 3600);
-    setupUrl = `${publicOrigin(config)}/hub/setup?code=${code}`;
   }
   log.info({ url: `http://${config.ip || '0.0.0.0'}:${config.port}/`, hub: hubUrl, version: VERSION }, 'LabHub is running');
 
   return {
     ctx, hubUrl, setupUrl,
     async close({ stopProxy = true } = {}) {
+      trustedProxies.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
@@ -249,10 +253,10 @@ function securityHeaders(version: string) {
   };
 }
 
-export function buildApp(ctx: HubContext): Express {
+export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', (address: string) => trustedProxies.trusts(address));
   app.set('query parser', 'simple');
   app.use(securityHeaders(ctx.version));
   app.use((req, res, next) => {

@@ -9,7 +9,7 @@ import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
 import { openStateDatabase } from './db/open-state.js';
-import { createOneTimeLink, INVITATION_TTL_S } from './auth/one-time-links.js';
+import { createInvitation } from './auth/one-time-links.js';
 import { VERSION } from './version.js';
 import { createLogger } from './log.js';
 import { TokenService } from './auth/token-service.js';
@@ -210,8 +210,8 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
     return withStore(config, async (store) => {
       const user = await store.users.byName(name);
       if (!user) throw new CliError(`no such user: ${name}`);
+      // Also revokes the account's one-time links (UserRepository.update).
       await store.users.update(user.id, { passwordHash });
-      await store.invitations.deleteForUser(user.name);
       await store.users.rotateCookieId(user.id);
       io.stdout.write(`password of ${name} set; its sessions and one-time links have ended\n`);
       return 0;
@@ -230,8 +230,10 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
   if (sub === 'invite') {
     const name = checkedName(raw);
     return withStore(config, async (store) => {
-      if (!(await store.users.byName(name))) await store.users.create(name, { admin: Boolean(values.admin) });
-      const code = await createOneTimeLink({ store }, name, Boolean(values.admin), INVITATION_TTL_S);
+      const existing = await store.users.byName(name);
+      // The link sets a password and nothing else: admin rights are the account's, given when it is created here.
+      if (existing && values.admin && !existing.admin) throw new CliError(`${name} exists and is not an admin; --admin only applies to a new account`);
+      const code = await createInvitation(store, existing ?? await store.users.create(name, { admin: Boolean(values.admin) }));
       io.stdout.write(`${linkOrigin(config)}/hub/invite?code=${code}\n`);
       return 0;
     });

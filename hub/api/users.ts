@@ -4,10 +4,10 @@ import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { filterForList } from '../auth/scopes.js';
+import { filterForList, PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { userModel } from './models.js';
 import { removeUser, type UserRemoval } from '../users/removal.js';
-import { createOneTimeLink, INVITATION_TTL_S } from '../auth/one-time-links.js';
+import { createInvitation, INVITATION_TTL_S } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
@@ -178,13 +178,24 @@ export function usersRouter(ctx: HubContext): Router {
     if (ctx.authenticator.kind !== 'native') throw new HttpError(400, 'Invitation links are for native accounts; this hub uses another authenticator');
     parseInput(z.strictObject({}), isEmptyBody(req.body) ? {} : req.body);
     const user = await existingUser(name);
-    if (user.admin) requireAdmin(requester, 'invite an admin');
-    const code = await createOneTimeLink(ctx, user.name, Boolean(user.admin), INVITATION_TTL_S);
+    await requirePasswordPower(requester, user);
+    const code = await createInvitation(store, user);
     res.status(201).json({
       url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`,
       expires_at: new Date(Date.now() + INVITATION_TTL_S * 1000).toISOString(),
     });
   });
+
+  /**
+   * A link that sets a user's password is that user's account: `admin:users` alone (which edits users) is not enough.
+   * Admins may, and so may holders of `admin:users:passwords` for that user (a LabHub scope, e.g. for a helpdesk),
+   * but never for an admin's account.
+   */
+  async function requirePasswordPower(requester: Requester, user: UserRow): Promise<void> {
+    if (user.admin) return requireAdmin(requester, 'invite an admin');
+    if (isAdmin(requester) || (await authz.allows(requester, [PASSWORDS_SCOPE], { user: user.name }))) return;
+    throw new HttpError(403, `Only admins, or holders of the ${PASSWORDS_SCOPE} scope, can make a link that sets another user's password`);
+  }
 
   router.post('/users/:name/activity', async (req, res) => {
     const name = usernameFrom(req.params.name!);
@@ -226,8 +237,11 @@ export async function deleteUser(ctx: HubContext, requester: Requester, user: Us
 
 /** Only admins grant admin, edit admins or delete admins: a scope to edit users is not enough. */
 export function requireAdmin(requester: Requester, action = 'grant admin'): void {
-  const isAdmin = requester.user ? Boolean(requester.user.admin) : Boolean(requester.service?.admin);
-  if (!isAdmin) throw new HttpError(403, `Only admins can ${action}`);
+  if (!isAdmin(requester)) throw new HttpError(403, `Only admins can ${action}`);
+}
+
+function isAdmin(requester: Requester): boolean {
+  return requester.user ? Boolean(requester.user.admin) : Boolean(requester.service?.admin);
 }
 
 /** Creating users needs the unfiltered scope: a filtered admin cannot create users outside its filter (GHSA-69wv-m5fw-2fhp). */

@@ -3,7 +3,7 @@
  * Stored form: `scrypt$<N>$<r>$<p>$<salt base64url>$<hash base64url>`, so parameters can be raised later
  * without breaking stored hashes.
  */
-import { randomBytes, scrypt, scryptSync, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 export interface ScryptParams {
   N: number;
@@ -46,19 +46,6 @@ export function parseScryptHash(stored: string): ScryptHash | null {
   const powerOfTwo = N >= 2 && (N & (N - 1)) === 0;
   if (!powerOfTwo || N > MAX_N || r < 1 || r > MAX_R || p < 1 || p > MAX_P) return null;
   return { params: { N, r, p }, salt: Buffer.from(m[4] as string, 'base64url'), hash: Buffer.from(m[5] as string, 'base64url') };
-}
-
-/** Synchronous scrypt, for short secrets on cheap parameters only (see tokens.ts); blocks the event loop. */
-export function scryptHashSync(secret: string, params: ScryptParams): string {
-  const salt = randomBytes(SALT_BYTES);
-  return formatScryptHash(params, salt, scryptSync(secret, salt, KEY_BYTES, scryptOptions(params)));
-}
-
-export function verifyScryptHashSync(secret: string, stored: string): boolean {
-  const parsed = parseScryptHash(stored);
-  if (!parsed) return false;
-  const actual = scryptSync(secret, parsed.salt, parsed.hash.length, scryptOptions(parsed.params));
-  return timingSafeEqual(actual, parsed.hash);
 }
 
 function scryptAsync(secret: string, salt: Buffer, keylen: number, params: ScryptParams): Promise<Buffer> {

@@ -62,7 +62,12 @@ const SUBSCOPES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   proxy: [],
   shutdown: [],
   'read:metrics': [],
+  // LabHub's own: making a link that sets a (non-admin) user's password. Deliberately no subscope of admin:users.
+  'admin:users:passwords': [],
 });
+
+/** The scope that lets a non-admin make invitation links, which set the invited user's password. */
+export const PASSWORDS_SCOPE = 'admin:users:passwords';
 
 export const ALL_SCOPES: readonly string[] = Object.freeze(Object.keys(SUBSCOPES));
 

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { Store } from '../db/index.js';
 import type { TokenRow } from '../db/schema.js';
 import { nowIso } from '../db/database.js';
-import { generateToken, hashToken, hashSuppliedToken, tokenPrefix, verifyTokenHash } from './tokens.js';
+import { generateToken, hashToken, hashSuppliedToken, tokenPrefix, verifySuppliedToken, verifyTokenHash } from './tokens.js';
 
 export interface IssueTokenRequest {
   owner: { userId: number } | { serviceId: number };
@@ -35,10 +36,17 @@ export class TokenService {
     return { token, row };
   }
 
-  /** Stores a token chosen by an admin in config (services); hashed slowly, since it may have low entropy. */
+  /**
+   * Keys the hashes of config-supplied tokens. It lives only in this process: the DB never holds what a guess could
+   * be tested against, and since supplied tokens are stored anew at every start (syncConfigState), nothing is lost
+   * when a restart draws a new key.
+   */
+  private readonly suppliedKey = randomBytes(32);
+
+  /** Stores a token chosen by an admin in config (services); it may have low entropy (see hashSuppliedToken). */
   async storeSupplied(token: string, request: Omit<IssueTokenRequest, 'expiresIn'>): Promise<TokenRow> {
     return this.store.tokens.create({
-      hashed: await hashSuppliedToken(token),
+      hashed: hashSuppliedToken(token, this.suppliedKey),
       prefix: tokenPrefix(token),
       owner: request.owner,
       scopes: request.scopes,
@@ -50,28 +58,13 @@ export class TokenService {
   }
 
   /**
-   * Admin-chosen tokens are stored with a slow KDF; remembering which (stored hash, sha256 of token) pairs were
-   * already verified keeps that cost to the first request instead of every request of, say, the idle culler.
+   * The live token row for a presented token, or null. Each candidate sharing the prefix costs one sha256 or
+   * HMAC (about a microsecond), synchronously and without the thread pool, so no token can make a request slow.
    */
-  private readonly verifiedSlowHashes = new Set<string>();
-
-  /** The live token row for a presented token, or null. */
   async resolve(token: string): Promise<TokenRow | null> {
     if (token.length < 8 || token.length > 512) return null;
     const candidates = await this.store.tokens.candidates(tokenPrefix(token));
-    for (const row of candidates) {
-      if (row.hashed.startsWith('sha256:')) {
-        if (verifyTokenHash(token, row.hashed)) return row;
-        continue;
-      }
-      const key = `${row.hashed}\n${hashToken(token)}`;
-      if (this.verifiedSlowHashes.has(key)) return row;
-      if (verifyTokenHash(token, row.hashed)) {
-        this.verifiedSlowHashes.add(key);
-        return row;
-      }
-    }
-    return null;
+    return candidates.find((row) => verifyTokenHash(token, row.hashed) || verifySuppliedToken(token, row.hashed, this.suppliedKey)) ?? null;
   }
 
   /** Records use of a token, throttled: a busy script must not turn every request into a DB write. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { policySchema } from '../credentials/policy.js';
+import { proxyEntryProblem } from '../auth/trusted-proxies.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -200,6 +201,14 @@ export const configSchema = z.strictObject({
       port: port.default(8081),
       /** How notebook servers reach the hub's API, if not http://<hub.ip>:<hub.port>. */
       connect_url: url.optional(),
+      /**
+       * Proxies in front of the hub whose X-Forwarded-For is believed, besides the managed proxy (loopback) and the
+       * proxy.api_url(s) hosts: IP addresses, CIDR blocks or host names (see hub/auth/trusted-proxies.ts).
+       */
+      trusted_proxies: z.array(z.string().max(253).superRefine((entry, ctx) => {
+        const problem = proxyEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })).max(64).default([]),
     })
     .prefault({}),
   proxy: z
@@ -271,7 +280,8 @@ export const configSchema = z.strictObject({
   token_expires_in_max_seconds: z.number().int().min(0).default(0),
   /** Seconds an OAuth access token issued to a notebook server lives. */
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
-  services: z.array(serviceSchema).default([]),
+  services: z.array(serviceSchema).default([])
+    .refine((list) => new Set(list.flatMap((s) => s.api_token ?? [])).size === list.filter((s) => s.api_token).length, 'two services share an api_token'),
   roles: z.array(roleSchema).default([]),
   credentials: credentialsSchema,
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */

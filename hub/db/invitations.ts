@@ -5,32 +5,48 @@ import type { InvitationRow } from './schema.js';
 export class InvitationRepository {
   constructor(private readonly db: Db) {}
 
-  async create(i: { codeHash: string; username: string | null; admin: boolean; expiresAt: string }): Promise<void> {
+  async create(i: { codeHash: string; userId: number | null; accountState: string | null; expiresAt: string }): Promise<void> {
     await this.db.insertInto('invitations').values({
-      code_hash: i.codeHash, username: i.username, admin: i.admin ? 1 : 0, created: nowIso(), expires_at: i.expiresAt,
+      code_hash: i.codeHash, user_id: i.userId, account_state: i.accountState, created: nowIso(), expires_at: i.expiresAt,
     }).execute();
   }
 
+  /** The unexpired link with this code, without using it up (to show its form). */
   valid(codeHash: string): Promise<InvitationRow | undefined> {
     return this.db.selectFrom('invitations').selectAll().where('code_hash', '=', codeHash).where('expires_at', '>', nowIso()).executeTakeFirst();
   }
 
-  /** Single use: the row is deleted in the same transaction as it is read. */
-  async consume(codeHash: string): Promise<InvitationRow | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('invitations').selectAll().where('code_hash', '=', codeHash)
-        .where('expires_at', '>', nowIso()).executeTakeFirst();
-      if (row) await trx.deleteFrom('invitations').where('id', '=', row.id).execute();
-      return row;
-    });
+  /**
+   * Takes a link out of the store in one statement, so of two concurrent uses exactly one gets the row (SQLite and
+   * PostgreSQL alike). A setup link is taken only while no admin exists, checked in the same statement.
+   */
+  consume(codeHash: string): Promise<InvitationRow | undefined> {
+    return this.db.deleteFrom('invitations')
+      .where('code_hash', '=', codeHash)
+      .where('expires_at', '>', nowIso())
+      .where((eb) => eb.or([
+        eb('user_id', 'is not', null),
+        eb.not(eb.exists(eb.selectFrom('users').select('users.id').where('users.admin', '=', 1))),
+      ]))
+      .returningAll()
+      .executeTakeFirst();
   }
 
-  /** Ends every link made for an account (its password is set another way now). */
-  async deleteForUser(username: string): Promise<void> {
-    await this.db.deleteFrom('invitations').where('username', '=', username).execute();
+  /**
+   * Revokes the account's invitations when a change to it would make them act on a different account than the one
+   * they were made for: a new password (set by any means), or a change of its admin flag. Deletion cascades.
+   */
+  async revokeOnChange(userId: number, changes: { admin?: boolean; passwordHash?: string | null }): Promise<void> {
+    if (changes.passwordHash === undefined && changes.admin === undefined) return;
+    let revoke = this.db.deleteFrom('invitations').where('user_id', '=', userId);
+    if (changes.passwordHash === undefined) {
+      const admin = changes.admin ? 1 : 0;
+      revoke = revoke.where((eb) => eb.exists(eb.selectFrom('users').select('users.id').where('users.id', '=', userId).where('users.admin', '<>', admin)));
+    }
+    await revoke.execute();
   }
 
   async deleteSetupLinks(): Promise<void> {
-    await this.db.deleteFrom('invitations').where('username', 'is', null).execute();
+    await this.db.deleteFrom('invitations').where('user_id', 'is', null).execute();
   }
 }

@@ -33,14 +33,13 @@ export class OAuthRepository {
     await this.db.insertInto('oauth_codes').values(code).execute();
   }
 
-  /** Takes a code out of the store: codes are single use, so reading and deleting are one step. */
+  /**
+   * Takes a code out of the store: codes are single use, so reading and deleting are one statement, and of two
+   * concurrent exchanges exactly one gets the row (a read then a delete let both through on PostgreSQL).
+   */
   async consumeCode(codeHash: string): Promise<OAuthCodeRow | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('oauth_codes').selectAll().where('code_hash', '=', codeHash).executeTakeFirst();
-      if (!row) return undefined;
-      await trx.deleteFrom('oauth_codes').where('id', '=', row.id).execute();
-      return row.expires_at > nowIso() ? row : undefined;
-    });
+    const row = await this.db.deleteFrom('oauth_codes').where('code_hash', '=', codeHash).returningAll().executeTakeFirst();
+    return row && row.expires_at > nowIso() ? row : undefined;
   }
 
   async deleteExpiredCodes(): Promise<void> {

@@ -128,8 +128,10 @@ export interface ServersTable {
 export interface InvitationsTable {
   id: Generated<number>;
   code_hash: string;
-  username: string | null;
-  admin: Bool;
+  /** The account an invitation sets the password of; null for the first-admin setup link. */
+  user_id: number | null;
+  /** Digest of that account's state when the link was made (one-time-links.ts); null for the setup link. */
+  account_state: string | null;
   created: Timestamp;
   expires_at: Timestamp;
 }

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { nowIso, type Db } from './database.js';
 import type { UserRow } from './schema.js';
 import { newUserUid } from './user-uid.js';
+import { InvitationRepository } from './invitations.js';
 
 export type UserSort = 'id' | 'name' | 'last_activity';
 /** active: some server starting, running or stopping; ready: some server running; inactive: no active server. */
@@ -73,6 +74,7 @@ export class UserRepository {
   }
 
   async update(id: number, changes: { name?: string; admin?: boolean; passwordHash?: string | null; authState?: string | null }): Promise<UserRow> {
+    await new InvitationRepository(this.db).revokeOnChange(id, changes);
     return this.db
       .updateTable('users')
       .set({

@@ -6,7 +6,7 @@ import { validateNextUrl } from '../auth/next-url.js';
 import { hashPassword, passwordRejection } from '../auth/passwords.js';
 import { normalizeUsername, validateUsername } from '../auth/usernames.js';
 import { renderPage } from './render.js';
-import { secretDigest } from '../auth/tokens.js';
+import { openLink, redeemLink, type LinkTarget } from '../auth/one-time-links.js';
 import { serialize as serializeCookie } from 'cookie';
 import { admitUser } from '../auth/login-policy.js';
 import { LoginThrottle } from '../auth/login-throttle.js';
@@ -61,7 +61,7 @@ export function authPages(ctx: HubContext): Router {
     const password = formField(req, 'password', 4096);
     const account = normalizeUsername(username).slice(0, 256);
     const ip = req.ip ?? '';
-    const waitMs = throttle?.waitMs(account, ip) ?? 0;
+    const waitMs = throttle?.attempt(account, ip) ?? 0;
     if (waitMs > 0) {
       ctx.metrics.loginAttempts.inc({ outcome: 'throttled' });
       res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
@@ -72,12 +72,11 @@ export function authPages(ctx: HubContext): Router {
     const result = passwordRejection(password) === null ? await ctx.authenticator.authenticate({ username, password, ip }) : null;
     const user = result ? await admitUser(ctx, result) : null;
     if (!user) {
-      throttle?.failed(account, ip);
       ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
       ctx.log.info({ user: boundedName(username), ip }, 'failed login');
       return showLogin(req, res, 403, GENERIC_FAILURE, username);
     }
-    throttle?.succeeded(account);
+    throttle?.succeeded(account, ip);
     await startSession(req, res, user);
     res.redirect(302, safeNext(req));
   });
@@ -142,53 +141,49 @@ export function authPages(ctx: HubContext): Router {
   router.get('/logout', logout);
   router.post('/logout', logout);
 
-  /** First-admin setup (`username` null in the invitation) and invitations for named accounts. */
-  async function invitation(req: Request) {
-    const code = typeof req.query.code === 'string' && req.query.code.length <= 200 ? req.query.code : '';
-    return code ? store.invitations.valid(secretDigest(code)) : undefined;
-  }
+  /** The code of a one-time link, from the query; anything but a short string is no code. */
+  const linkCode = (req: Request) => (typeof req.query.code === 'string' && req.query.code.length <= 200 ? req.query.code : '');
 
-  function showSetup(req: Request, res: Response, status: number, invite: { username: string | null; admin: number }, message: string, username = '') {
+  const deadLink = (res: Response) => res.status(404).send(renderPage('error.njk', {
+    status: 404, title: 'Link not valid', message: 'This link is no longer valid; ask an admin for a new one.',
+  }));
+
+  function showSetup(req: Request, res: Response, status: number, target: LinkTarget, message: string, username = '') {
     const token = xsrf.tokenFor(req, res, null);
-    const first = invite.username === null;
+    const first = target.kind === 'setup';
     res.status(status).send(renderPage('setup.njk', {
-      xsrf: token, message, username: invite.username ?? username, fixedUsername: !first,
+      xsrf: token, message, username: first ? username : target.user.name, fixedUsername: !first,
       heading: first ? 'Create the first admin account' : 'Set your password',
-      intro: first ? 'This link works once. The account you create here administers LabHub.' : `Choose a password for ${invite.username}.`,
+      intro: first ? 'This link works once. The account you create here administers LabHub.' : `Choose a password for ${target.user.name}.`,
       minLength: config.authenticator.minimum_password_length,
     }));
   }
 
+  /** First-admin setup and invitations: what a link may do is decided by one-time-links.ts, at use. */
   router.get(['/setup', '/invite'], async (req, res) => {
-    const invite = await invitation(req);
-    if (!invite) return res.status(404).send(renderPage('error.njk', { status: 404, title: 'Link not valid', message: 'This link has expired or was already used.' }));
-    showSetup(req, res, 200, invite, '');
+    const target = await openLink(store, linkCode(req));
+    if (!target) return deadLink(res);
+    showSetup(req, res, 200, target, '');
   });
 
   router.post(['/setup', '/invite'], async (req, res) => {
-    const invite = await invitation(req);
-    if (!invite) return res.status(404).send(renderPage('error.njk', { status: 404, title: 'Link not valid', message: 'This link has expired or was already used.' }));
-    if (!xsrf.check(req, null)) return showSetup(req, res, 403, invite, 'Your session expired; please try again.');
-    const name = invite.username ?? normalizeUsername(formField(req, 'username'));
+    const code = linkCode(req);
+    const target = await openLink(store, code);
+    if (!target) return deadLink(res);
+    if (!xsrf.check(req, null)) return showSetup(req, res, 403, target, 'Your session expired; please try again.');
+    const name = target.kind === 'setup' ? normalizeUsername(formField(req, 'username')) : target.user.name;
     const password = formField(req, 'password');
-    const problem = invite.username ? null : validateUsername(name);
-    if (problem) return showSetup(req, res, 400, invite, `Username: ${problem}`, formField(req, 'username'));
+    const problem = target.kind === 'setup' ? validateUsername(name) : null;
+    if (problem) return showSetup(req, res, 400, target, `Username: ${problem}`, formField(req, 'username'));
     if (passwordRejection(password) !== null || password.length < config.authenticator.minimum_password_length) {
-      return showSetup(req, res, 400, invite, `Choose a password of at least ${config.authenticator.minimum_password_length} characters.`, name);
+      return showSetup(req, res, 400, target, `Choose a password of at least ${config.authenticator.minimum_password_length} characters.`, name);
     }
-    if (password !== formField(req, 'password2')) return showSetup(req, res, 400, invite, 'The two passwords differ.', name);
-    const code = String(req.query.code);
-    const consumed = await store.invitations.consume(secretDigest(code));
-    if (!consumed) return res.status(404).send(renderPage('error.njk', { status: 404, title: 'Link not valid', message: 'This link has expired or was already used.' }));
-    const passwordHash = await hashPassword(password);
-    const existing = await store.users.byName(name);
-    const user = existing
-      ? await store.users.update(existing.id, { passwordHash, admin: consumed.admin ? true : undefined })
-      : await store.users.create(name, { admin: Boolean(consumed.admin), passwordHash });
-    if (consumed.username === null) await store.invitations.deleteSetupLinks();
-    await store.users.rotateCookieId(user.id);
-    await sessions.start(res, (await store.users.byId(user.id))!);
-    ctx.log.info({ user: name, admin: Boolean(consumed.admin) }, 'account set up from a one-time link');
+    if (password !== formField(req, 'password2')) return showSetup(req, res, 400, target, 'The two passwords differ.', name);
+    const redeemed = await redeemLink(store, code, name, await hashPassword(password));
+    if (redeemed === 'dead') return deadLink(res);
+    if (redeemed === 'taken') return showSetup(req, res, 400, target, `The account ${name} already exists; this link only creates a new account. Choose another username.`, name);
+    await sessions.start(res, (await store.users.byId(redeemed.user.id))!);
+    ctx.log.info({ user: redeemed.user.name, admin: Boolean(redeemed.user.admin), setup: redeemed.setup }, 'password set from a one-time link');
     res.redirect(302, '/hub/home');
   });
 

@@ -35,8 +35,8 @@ export function passwordPages(ctx: HubContext): Router {
     }
     if (passwordRejection(next) !== null || next.length < minLength) return show(req, res, 400, `Choose a new password of at least ${minLength} characters.`);
     if (next !== formField(req, 'password2', 4096)) return show(req, res, 400, 'The two new passwords differ.');
+    // Setting the password also revokes the account's one-time links (UserRepository.update).
     await ctx.store.users.update(user.id, { passwordHash: await hashPassword(next) });
-    await ctx.store.invitations.deleteForUser(user.name);
     // Every session of the account ends (a new cookie_id); this browser gets a fresh one.
     await ctx.store.users.rotateCookieId(user.id);
     await ctx.sessions.end(res, res.locals.session!.session);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectRefused, startConfiguredHub, stateDbContains, tryLogin } from '../helpers/auth-hub.js';
-import { api, runLabhub, type HubProcess } from '../helpers/hub.js';
+import { api, Browser, runLabhub, xsrfFromHtml, type HubProcess } from '../helpers/hub.js';
 
 async function addNativeUser(hub: HubProcess, name: string, password: string): Promise<void> {
   const added = await hub.cli(['users', 'add', name, '--password-stdin'], `${password}\n`);
@@ -47,6 +47,38 @@ describe('login throttling per account, with a growing delay', () => {
     expectRefused(await tryLogin(hub, 'ghost', 'x-1'));
     expectRefused(await tryLogin(hub, 'ghost', 'x-2'));
     expect((await tryLogin(hub, 'ghost', 'x-3')).res.status).toBe(429);
+  });
+});
+
+describe('login throttling under concurrent attempts (issue 16 item 5)', () => {
+  let hub: HubProcess;
+
+  beforeAll(async () => {
+    ({ hub } = await startConfiguredHub({ auth: { rate_limit: { account_failures: 3, ip_failures: 1000, base_delay: 30, max_delay: 60 } } }));
+    await addNativeUser(hub, 'dora', 'dora-password');
+  });
+  afterAll(async () => {
+    await hub.cleanup();
+  });
+
+  it('24 wrong passwords sent at once, then the right one while they are checked: only the threshold is heard, the right one is held', async () => {
+    // Each attempt in its own browser with its login form already loaded, so all posts leave together.
+    const browsers = await Promise.all(Array.from({ length: 25 }, async () => {
+      const browser = new Browser(hub.url);
+      return { browser, xsrf: xsrfFromHtml(await (await browser.navigate('/hub/login')).text()) };
+    }));
+    const post = ({ browser, xsrf }: { browser: Browser; xsrf: string }, password: string) => browser.navigate('/hub/login', {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'dora', password, _xsrf: xsrf }).toString(),
+    });
+    const wrong = browsers.slice(0, 24).map((b, i) => post(b, `wrong-${i}`));
+    await sleep(50);
+    const right = await post(browsers[24]!, 'dora-password');
+    expect(right.status).toBe(429);
+    expect(browsers[24]!.browser.cookie('labhub-session', '/hub/')).toBeUndefined();
+    const statuses = (await Promise.all(wrong)).map((r) => r.status);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(21);
   });
 });
 

@@ -110,13 +110,16 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
   it('renders a chart the API server accepts, whose hub config LabHub accepts', () => {
     const docs = rendered.split(/^---$/m).map((d) => parse(d) as { kind?: string; metadata?: { name: string }; data?: Record<string, string>; spec?: Record<string, unknown> } | null).filter((d) => d?.kind);
     const kinds = docs.map((d) => d!.kind).sort();
-    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Deployment', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'PersistentVolumeClaim', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'Service', 'ServiceAccount']);
+    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Deployment', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'PersistentVolumeClaim', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'Service', 'Service', 'ServiceAccount']);
     const hubDeployment = docs.find((d) => d!.kind === 'Deployment' && d!.metadata!.name.endsWith('-hub'))!;
     expect(hubDeployment.spec!.strategy).toEqual({ type: 'Recreate' });
     const configYaml = docs.find((d) => d!.kind === 'ConfigMap')!.data!['config.yaml']!;
     const config = loadConfig({ file: writeTemp(configYaml), env: {} });
     expect(config.spawner.kind).toBe('kubernetes');
     expect(config.spawner.kubernetes.namespace).toBe(namespace);
+    // The hub believes X-Forwarded-For from the proxy pods, named by a headless Service that lists their own addresses.
+    const proxyPods = docs.find((d) => d!.kind === 'Service' && config.hub.trusted_proxies.includes(d!.metadata!.name));
+    expect(proxyPods?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'app.kubernetes.io/component': 'proxy' } });
   });
 
   it('spawns a pod with progress, reachable through the proxy; stop keeps the PVC; a new start finds the file', async () => {

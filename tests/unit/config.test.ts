@@ -267,6 +267,11 @@ spawner:
 });
 
 describe('errors name the key and what was expected', () => {
+  it('two services with one api_token (a token must name one service)', () => {
+    const file = yamlFile('services:\n  - {name: a, api_token: same-token-123}\n  - {name: b, api_token: same-token-123}\n');
+    expect(configError(() => loadConfig({ env: {}, file })).message).toMatch(/services: two services share an api_token/);
+  });
+
   it('LABHUB_PORT=abc', () => {
     const err = configError(() => loadConfig({ env: { LABHUB_PORT: 'abc' } }));
     expect(err.message).toMatch(/\bport: .*expected number/);

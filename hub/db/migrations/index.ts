@@ -4,6 +4,7 @@ import { initial } from './001-initial.js';
 import { auth } from './002-auth.js';
 import { credentials } from './003-credentials.js';
 import { userUid } from './004-user-uid.js';
+import { oneTimeLinks } from './005-one-time-links.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -12,5 +13,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '002-auth': auth(),
     '003-credentials': credentials(dialect),
     '004-user-uid': userUid(),
+    '005-one-time-links': oneTimeLinks(),
   };
 }
