@@ -229,6 +229,10 @@ export class KubernetesSpawner implements Spawner {
     return this.profiles.map((p) => p.slug);
   }
 
+  userVolumes(user: Pick<SpawnRequest['user'], 'name'>): string[] {
+    return [serverNames(this.namePrefix, user.name, '').pvc];
+  }
+
   checkOptions(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void {
     checkProfileOption(this.profiles, isClassProfile(request.profile) ? {} : request.userOptions);
   }

@@ -88,6 +88,11 @@ export interface Spawner {
   checkOptions?(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void;
   /** Slow preparation that must not count against the start timeout (pulling an image); progress goes to the spawn. */
   prepare?(request: Pick<SpawnRequest, 'userOptions' | 'profile' | 'signal' | 'progress'>): Promise<unknown>;
+  /**
+   * Names of the volumes (Docker) or claims (Kubernetes) that hold this user's own data: their home, and per-user
+   * volumes from the admin's configuration. The hub never lets a class mount one of them as a shared volume.
+   */
+  userVolumes?(user: Pick<SpawnUser, 'name'>): string[];
   /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
   removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

@@ -133,11 +133,14 @@ export function usersRouter(ctx: HubContext): Router {
     if (body.groups !== undefined) {
       await authz.require(requester, ['groups', 'admin:groups']);
       groupIds = [];
+      const before = new Set(await store.groups.namesOfUser(user.id));
       for (const g of new Set(body.groups)) {
         const group = await store.groups.byName(g);
         if (!group) throw new HttpError(400, `No such group: ${g.slice(0, 64)}`);
+        if (!before.delete(g)) await ctx.classes.checkMembers(requester, group, [user], []);
         groupIds.push(group.id);
       }
+      for (const left of before) await ctx.classes.checkMembers(requester, (await store.groups.byName(left))!, [], [user]);
     }
     if (body.auth_state !== undefined) await authz.require(requester, ['admin:auth_state'], { user: name });
     // auth_state is only ever stored encrypted; without LABHUB_CRYPT_KEY there is nowhere to keep it.

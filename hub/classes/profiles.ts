@@ -10,10 +10,10 @@ import type { ServerProfile } from '../../spawners/spawner.js';
  * Other property keys are left alone, so groups used for other purposes keep working.
  */
 const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const VOLUME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
 
-const memLimit = z.union([
+export const volumeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'expected a Docker volume name');
+export const memLimit = z.union([
   z.number().int().positive(),
   z.string().regex(/^\d+(\.\d+)?\s*[kmgtKMGT]?(i?[bB])?$/, 'expected bytes or a size such as 512M or 2G'),
 ]);
@@ -30,7 +30,7 @@ const profileSchema = z.strictObject({
 const classSchema = z.object({
   profiles: z.array(profileSchema).max(50).optional(),
   default_profile: z.string().regex(SLUG, 'expected the slug of one of the profiles').optional(),
-  shared_volume: z.string().regex(VOLUME, 'expected a Docker volume name').optional(),
+  shared_volume: volumeName.optional(),
 });
 
 export type ClassProfileSpec = z.infer<typeof profileSchema>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { policySchema } from '../credentials/policy.js';
+import { classesConfigSchema } from '../classes/bounds.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -274,6 +275,8 @@ export const configSchema = z.strictObject({
   services: z.array(serviceSchema).default([]),
   roles: z.array(roleSchema).default([]),
   credentials: credentialsSchema,
+  /** What a class may grant (images, shared volumes, limits, credentials, members): see docs/classes.md. */
+  classes: classesConfigSchema.prefault({}),
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
 });

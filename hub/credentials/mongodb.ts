@@ -1,6 +1,6 @@
 import { MongoClient, MongoServerError, type Document } from 'mongodb';
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './broker.js';
-import { accountName, identifierSlug } from './names.js';
+import { accountName, userDataNames } from './names.js';
 import { accountVariables, withAccount } from './urls.js';
 
 /** The one call the broker makes: a command on the `admin` database. */
@@ -42,7 +42,7 @@ export class MongoBroker implements CredentialBroker {
   constructor(private readonly admin: MongoAdmin, private readonly options: MongoBrokerOptions) {}
 
   plan(user: string): AccountPlan {
-    return { account: accountName('labhub', user, '-'), revokeData: { database: `user_${identifierSlug(user)}` } };
+    return { account: accountName('labhub', user, '-'), revokeData: { database: userDataNames(user).mongoDatabase } };
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './broker.js';
-import { accountName, identifierSlug } from './names.js';
+import { accountName, userDataNames } from './names.js';
 import { scramSha256Verifier } from './scram.js';
 import { accountVariables, withAccount } from './urls.js';
 
@@ -34,8 +34,8 @@ export class PostgresBroker implements CredentialBroker {
   }
 
   plan(user: string): AccountPlan {
-    const slug = identifierSlug(user);
-    return { account: accountName('lh', user), revokeData: { owner: `labhub_owner_${slug}`, schema: `u_${slug}` } };
+    const names = userDataNames(user);
+    return { account: accountName('lh', user), revokeData: { owner: names.postgresOwner, schema: names.postgresSchema } };
   }
 
   async issue(request: IssueRequest): Promise<Delivery> {
