@@ -54,13 +54,6 @@ export function parseClassSettings(properties: Record<string, unknown>): { setti
   return { settings };
 }
 
-/** Throws a 400 when properties carry class keys in the wrong shape. */
-export function checkClassProperties(properties: Record<string, unknown>): ClassSettings {
-  const parsed = parseClassSettings(properties);
-  if ('problem' in parsed) throw new HttpError(400, parsed.problem);
-  return parsed.settings;
-}
-
 export interface ClassRecord {
   name: string;
   /** The group's properties as stored (JSON text). */
