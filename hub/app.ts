@@ -5,7 +5,7 @@ import { ConfigError, publicOrigin } from './config/load.js';
 import { openStateDatabase } from './db/open-state.js';
 import { createStore } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
-import { loadOrCreateSecret } from './secrets.js';
+import { loadOrCreateSecret, PROXY_TOKEN_FILE } from './secrets.js';
 import { Authorizer } from './auth/identity.js';
 import { SessionManager } from './auth/sessions.js';
 import { TokenService } from './auth/token-service.js';
@@ -27,12 +27,16 @@ import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
 import { credentialsRouter } from './api/credentials.js';
+import { proxyRouter } from './api/proxy.js';
+import { authorizationsRouter } from './api/authorizations.js';
+import { shutdownRouter } from './api/shutdown.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { authPages } from './pages/auth.js';
 import { createOneTimeLink } from './auth/one-time-links.js';
-import { notRunningHandler, serverPages } from './pages/servers.js';
+import { serverPages, userUrlAtHub } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
+import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
@@ -65,6 +69,8 @@ export interface HubOptions {
   log?: Logger;
   /** Replaces the configured spawner (tests and benchmarks). */
   spawner?: Spawner;
+  /** Called by `POST /shutdown`; the caller stops the hub (labhub start does). */
+  onShutdownRequest?: HubContext['requestShutdown'];
 }
 
 function createSpawner(config: LabHubConfig, log: Logger): Spawner {
@@ -72,7 +78,10 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   if (s.kind === 'instant') return new InstantSpawner();
   if (s.kind === 'docker') return createDockerSpawner(config, log);
   if (s.kind === 'kubernetes') return createKubernetesSpawner(config, log);
-  if (process.getuid?.() !== 0 || !s.run_as_system_users) {
+  if (process.getuid?.() === 0 && s.run_as_system_users && !s.allow_root) {
+    log.warn('local spawner under a root hub: each server runs as the system account named like its user, so a user ' +
+      'without one cannot start a server; create accounts (useradd --create-home NAME), or use the Docker spawner (spawner.kind: docker)');
+  } else if (process.getuid?.() !== 0 || !s.run_as_system_users) {
     log.warn('local spawner: every server runs as the hub\'s own OS user, so users are not isolated from each other ' +
       'or from the hub\'s data dir; run the hub as root with system accounts, or use a container spawner, for untrusted users');
   }
@@ -120,7 +129,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const store = createStore(database.db);
   const secure = config.public_url?.startsWith('https:') ?? false;
   const cookieSecret = loadOrCreateSecret(config.data_dir, 'cookie_secret', process.env.LABHUB_COOKIE_SECRET);
-  const proxyToken = config.proxy.auth_token ?? loadOrCreateSecret(config.data_dir, 'proxy_auth_token', undefined);
+  const proxyToken = config.proxy.auth_token ?? loadOrCreateSecret(config.data_dir, PROXY_TOKEN_FILE, undefined);
   // Where the proxy (and servers) reach the hub: in a container or a pod, 127.0.0.1 is not the hub's address.
   const hubUrl = config.hub.connect_url?.replace(/\/+$/, '')
     ?? `http://${config.hub.ip === '0.0.0.0' || config.hub.ip === '' ? '127.0.0.1' : config.hub.ip}:${config.hub.port}`;
@@ -150,7 +159,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator, authState, proxy, metrics, log, hubUrl, credentials, classes,
+    authenticator, authState, proxy, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
   };
 
   await syncConfigState(ctx);
@@ -272,7 +281,8 @@ export function buildApp(ctx: HubContext): Express {
     next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
   });
   api.use(authenticateApi(ctx));
-  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx));
+  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
+    authorizationsRouter(), shutdownRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {
@@ -299,10 +309,10 @@ export function buildApp(ctx: HubContext): Express {
 
   const pages = express.Router();
   pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), adminPages(ctx));
+  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
-  app.all('/user/{*rest}', notRunningHandler(ctx));
+  app.all('/user/{*rest}', userUrlAtHub());
   app.use((_req, res) => void res.status(404).send(errorPage(404, 'Nothing is served at this address.')));
   app.use(pageErrorHandler(ctx.log));
   return app;

@@ -36,4 +36,14 @@ export interface HubContext {
   credentials: CredentialService;
   /** The class policy: what a class may grant and who may change its members (docs/classes.md). */
   classes: ClassGuard;
+  /** Asks the process that runs the hub to shut it down (`POST /shutdown`); absent when nothing can. */
+  requestShutdown?: (request: ShutdownRequest) => void;
+}
+
+/** What `POST /shutdown` asks for besides the hub itself. */
+export interface ShutdownRequest {
+  /** Stop the proxy this hub started. */
+  proxy: boolean;
+  /** Stop every user's server first. */
+  servers: boolean;
 }

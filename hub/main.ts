@@ -2,7 +2,9 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, publicOrigin } from './config/load.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { forgetRunningHub, linkOrigin, recordRunningHub } from './running-hub.js';
+import type { ShutdownRequest } from './context.js';
 import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
@@ -25,6 +27,8 @@ Commands:
   users add <name> [--admin] [--password-stdin]
   users invite <name> [--admin]
                             print a one-time link (valid 7 days) where the user sets a password
+  users passwd <name> --password-stdin
+                            set a native account's password; its sessions and one-time links end
   users list
   users remove <name>
   token <name> [--scopes a,b] [--expires-in SECONDS] [--note TEXT]
@@ -121,24 +125,33 @@ function flagOverrides(values: Record<string, string | boolean | undefined>): Re
 async function start(config: LabHubConfig, io: Io): Promise<number> {
   // Handlers go in before anything starts: a signal that arrives mid-start-up must still shut down cleanly,
   // or the detached proxy would outlive the hub and keep the public port.
-  let requestStop: () => void = () => undefined;
-  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
-  process.on('SIGINT', requestStop);
-  process.on('SIGTERM', requestStop);
+  // A signal stops the hub and the proxy it started; POST /shutdown says what to stop.
+  let requestStop: (request?: ShutdownRequest) => void = () => undefined;
+  const stopRequested = new Promise<ShutdownRequest | undefined>((resolve) => (requestStop = resolve));
+  const onSignal = () => requestStop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     // Loaded here so that the other commands do not pay for the whole hub's start-up.
     const { startHub } = await import('./app.js');
-    const hub = await startHub(config);
+    const hub = await startHub(config, { onShutdownRequest: (request) => requestStop(request) });
+    recordRunningHub(config);
     if (hub.setupUrl) {
       io.stdout.write(`\nNo admin account yet. Create the first one with this one-time link (valid 24 h):\n\n  ${hub.setupUrl}\n\n`);
     }
-    await stopRequested;
-    hub.ctx.log.info('shutting down; running servers keep running');
-    await hub.close({ stopProxy: true });
+    const { proxy = true, servers = false } = (await stopRequested) ?? {};
+    if (servers) {
+      hub.ctx.log.info('shutting down; stopping every server first');
+      await hub.ctx.servers.stopAll(30_000);
+    } else {
+      hub.ctx.log.info('shutting down; running servers keep running');
+    }
+    forgetRunningHub(config);
+    await hub.close({ stopProxy: proxy });
     return 0;
   } finally {
-    process.off('SIGINT', requestStop);
-    process.off('SIGTERM', requestStop);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -183,17 +196,30 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
+  const passwordFromStdin = async (): Promise<string> => {
+    const password = await readStdin(io.stdin);
+    if (passwordRejection(password) || password.length < config.authenticator.minimum_password_length) {
+      throw new UsageError(`password refused: at least ${config.authenticator.minimum_password_length} characters, not blank`);
+    }
+    return hashPassword(password);
+  };
+  if (sub === 'passwd') {
+    const name = checkedName(raw);
+    if (!values['password-stdin']) throw new UsageError('users passwd reads the new password from standard input: add --password-stdin');
+    const passwordHash = await passwordFromStdin();
+    return withStore(config, async (store) => {
+      const user = await store.users.byName(name);
+      if (!user) throw new CliError(`no such user: ${name}`);
+      await store.users.update(user.id, { passwordHash });
+      await store.invitations.deleteForUser(user.name);
+      await store.users.rotateCookieId(user.id);
+      io.stdout.write(`password of ${name} set; its sessions and one-time links have ended\n`);
+      return 0;
+    });
+  }
   if (sub === 'add') {
     const name = checkedName(raw);
-    let passwordHash: string | null = null;
-    if (values['password-stdin']) {
-      const password = await readStdin(io.stdin);
-      const rejected = passwordRejection(password);
-      if (rejected || password.length < config.authenticator.minimum_password_length) {
-        throw new UsageError(`password refused: at least ${config.authenticator.minimum_password_length} characters, not blank`);
-      }
-      passwordHash = await hashPassword(password);
-    }
+    const passwordHash = values['password-stdin'] ? await passwordFromStdin() : null;
     return withStore(config, async (store) => {
       if (await store.users.byName(name)) throw new CliError(`user ${name} already exists`);
       await store.users.create(name, { admin: Boolean(values.admin), passwordHash });
@@ -206,7 +232,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
     return withStore(config, async (store) => {
       if (!(await store.users.byName(name))) await store.users.create(name, { admin: Boolean(values.admin) });
       const code = await createOneTimeLink({ store }, name, Boolean(values.admin), INVITATION_TTL_S);
-      io.stdout.write(`${publicOrigin(config)}/hub/invite?code=${code}\n`);
+      io.stdout.write(`${linkOrigin(config)}/hub/invite?code=${code}\n`);
       return 0;
     });
   }
@@ -222,7 +248,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       return 0;
     });
   }
-  throw new UsageError('users takes add, invite, list or remove');
+  throw new UsageError('users takes add, invite, passwd, list or remove');
 }
 
 async function token(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {

@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Where the proxy's API token is kept in the data dir when config does not set one. */
+export const PROXY_TOKEN_FILE = 'proxy_auth_token';
+
 /**
  * Secrets generated once into the data dir (mode 0600) and reused across restarts, so sessions and the proxy's
  * token survive a hub restart. An environment value always wins, for deployments that keep secrets elsewhere.

@@ -437,6 +437,12 @@ class ErrorPages {
   /** Never rejects: the error path must not become an error of its own (jupyterhub #900). */
   async reply(req: http.IncomingMessage, res: http.ServerResponse, status: number): Promise<void> {
     try {
+      if (wantsJson(req)) {
+        const body = Buffer.from(JSON.stringify({ status, message: EXPLANATIONS[status] ?? 'The proxy could not complete this request.' }));
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
       const page = this.base ? await this.fetch(status, req.url ?? '/') : undefined;
       if (res.headersSent || res.destroyed) return;
       const body = page?.body ?? builtInPage(status);
@@ -481,10 +487,19 @@ function headerText(value: string | string[] | undefined): string | undefined {
 }
 
 const EXPLANATIONS: Record<number, string> = {
-  400: 'This address cannot be routed.',
+  400: 'This address cannot be routed: it has a dot segment, an encoded slash or backslash, or malformed percent-encoding.',
   404: 'Nothing is served at this address.',
   503: 'The server for this address is not responding. It may be starting up or stopped.',
 };
+
+/**
+ * API clients (JupyterHub's REST API under /hub/api/, a server's /api/) read `{status, message}`, as JupyterHub and
+ * Jupyter answer their own errors, whichever process refuses the request; browsers get a page.
+ */
+function wantsJson(req: http.IncomingMessage): boolean {
+  const path = (req.url ?? '').split('?', 1)[0]!;
+  return /(^|\/)api(\/|$)/i.test(path) || (req.headers.accept ?? '').includes('application/json');
+}
 
 function builtInPage(status: number): Buffer {
   const title = `${status} ${http.STATUS_CODES[status] ?? 'Error'}`;

@@ -23,6 +23,19 @@ if [ "$(id -u)" -ne 0 ]; then
     log "not root and no sudo: cannot install packages"; fi
 fi
 
+# Steps below run side by side and each may call apt-get: one waits for another's dpkg lock instead of failing.
+APT_CONF=$(mktemp)
+K8S_LOG=$(mktemp)
+trap 'kill "${K8S_PID:-}" 2>/dev/null || true; rm -f "$APT_CONF" "$K8S_LOG"' EXIT
+echo 'DPkg::Lock::Timeout "900";' >"$APT_CONF"
+export APT_CONFIG="$APT_CONF"
+
+# ---------------------------------------------------------------- Kubernetes control plane, in the background
+# etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy: about 5 minutes of CPU-bound Go on a
+# new machine, then under a second. It needs nothing the other steps make, so it runs beside them; see that script.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh" >"$K8S_LOG" 2>&1 &
+K8S_PID=$!
+
 # ---------------------------------------------------------------- Debian packages
 APT_PKGS=(jupyterhub python3-notebook postgresql wrk hyperfine build-essential python3 python3-venv chromium)
 
@@ -97,8 +110,6 @@ fi
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-docker.sh"
 # slapd, ldap-utils, libpam0g-dev (before npm ci builds the PAM addon); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-auth.sh"
-# etcd (Debian) + kube-apiserver, kubectl, helm built from the Go module proxy (cold ~15 min, then <1 s); see that script.
-bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh"
 
 # nginx-light and configurable-http-proxy 5.3.0 in /opt/labhub/chp, for proxy benchmarks and CHP tests; see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-proxy.sh"
@@ -108,6 +119,13 @@ bash "$(dirname "${BASH_SOURCE[0]}")/setup-credentials.sh"
 
 # Mosquitto, docker-compose and the DataLab images (cold ~4 min, then ~2 s); see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-datalab.sh"
+
+if ! wait "$K8S_PID"; then
+  cat "$K8S_LOG" >&2
+  log "ERROR: scripts/setup-k8s.sh failed"
+  exit 1
+fi
+cat "$K8S_LOG"
 
 # ---------------------------------------------------------------- summary
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)

@@ -337,6 +337,35 @@ export class LocalSpawner implements Spawner {
     return argv;
   }
 
+  /** Refuses a user this hub cannot start a server for as it is set up, before the hub writes any state. */
+  async checkUser(user: SpawnRequest['user']): Promise<void> {
+    const isRoot = this.hubUid === 0;
+    this.checkAccount(user.name, isRoot && this.runAsSystemUsers ? await this.lookupAccount(user.name) : null, isRoot);
+  }
+
+  /**
+   * Under a root hub a server runs as the user's system account and never as root unless allowed. A refusal is the
+   * hub's setup, not the request, so it is a 500 whose message tells the admin what to change.
+   */
+  private checkAccount(name: string, account: SystemAccount | null, isRoot: boolean): void {
+    if (account) {
+      if (account.uid === 0 && !this.allowRoot) {
+        throw new HttpError(500, `Refusing to run the server of ${name} as root (system account with uid 0). An admin can fix this: give ${name} an ordinary account, or use the Docker spawner (spawner.kind: docker).`);
+      }
+      if (account.uid !== 0 && account.uid < this.minUid) {
+        throw new HttpError(500, `Refusing to run the server of ${name} as system account uid ${account.uid} (below ${this.minUid}). An admin can fix this: give ${name} an ordinary account (uid ${this.minUid} or above).`);
+      }
+      return;
+    }
+    if (isRoot && !this.allowRoot) {
+      throw new HttpError(
+        500,
+        `There is no system account named ${name}. LabHub runs as root, so it runs each server as the system account of the same name, never as root. ` +
+          `An admin can fix this: create the account (useradd --create-home ${name}), run LabHub as an ordinary user, or use the Docker spawner (spawner.kind: docker).`,
+      );
+    }
+  }
+
   /** Decides how a server runs and prepares its directories; does not start anything. */
   async prepareLaunch(request: SpawnRequest, port: number): Promise<LaunchPlan> {
     const { user, serverName, prefix } = request;
@@ -354,13 +383,8 @@ export class LocalSpawner implements Spawner {
       if (value !== undefined) env[key] = value;
     }
     let plan: Omit<LaunchPlan, 'env'>;
+    this.checkAccount(user.name, account, isRoot);
     if (account) {
-      if (account.uid === 0 && !this.allowRoot) {
-        throw new HttpError(500, `Refusing to run the server of ${user.name} as root (system account with uid 0).`);
-      }
-      if (account.uid !== 0 && account.uid < this.minUid) {
-        throw new HttpError(500, `Refusing to run the server of ${user.name} as system account uid ${account.uid} (below ${this.minUid}).`);
-      }
       const home = await fsp.stat(account.home).catch(() => null);
       if (!home?.isDirectory()) {
         throw new HttpError(500, `The home directory of ${user.name} (${account.home}) does not exist.`);
@@ -379,13 +403,6 @@ export class LocalSpawner implements Spawner {
           }
         : { mode: 'system-user', argv: command, cwd: account.home, logFile: path.join(logDir, logName), uid: account.uid, gid: account.gid };
     } else {
-      if (isRoot && !this.allowRoot) {
-        throw new HttpError(
-          500,
-          `There is no system account named ${user.name}, and LabHub will not run notebook servers as root. ` +
-            'Create the account, or set the local spawner option allow_root.',
-        );
-      }
       const dir = path.join(this.dataDir, 'users', userDirName);
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       const st = await fsp.lstat(dir);

@@ -86,6 +86,8 @@ export interface Spawner {
   close?(): Promise<void>;
   /** Refuses user options this spawner cannot honour (e.g. an image not allowed), with an HttpError(400), before anything starts. */
   checkOptions?(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void;
+  /** Refuses, before the hub writes any state, a user this spawner cannot serve as the hub is set up (an HttpError naming the fix). */
+  checkUser?(user: SpawnRequest['user']): Promise<void>;
   /** Slow preparation that must not count against the start timeout (pulling an image); progress goes to the spawn. */
   prepare?(request: Pick<SpawnRequest, 'userOptions' | 'profile' | 'signal' | 'progress'>): Promise<unknown>;
   /**

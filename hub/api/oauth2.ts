@@ -7,6 +7,7 @@ import { HttpError } from '../errors.js';
 import { requestedOAuthScopes, resolveRequestedScopes, checkScope } from '../auth/scopes.js';
 import { secretDigest, verifyTokenHash } from '../auth/tokens.js';
 import { renderPage } from '../pages/render.js';
+import { errorPage } from '../pages/errors.js';
 
 const CODE_TTL_MS = 5 * 60_000;
 
@@ -53,7 +54,7 @@ export function oauth2Router(ctx: HubContext): Router {
     const access = allowed.filter((s) => s.startsWith('access:'));
     const target = access[0]?.match(/!server=(.*)$/)?.[1];
     if (!target || checkScope(requester.scopes, ['access:servers'], { server: target }, requester.groupsOf) !== 'allowed') {
-      throw new HttpError(403, `${requester.name} is not allowed to access this server`);
+      throw new HttpError(403, `${requester.name} is not allowed to access this server. Your own servers are on your home page, /hub/home.`);
     }
     const owner = { kind: 'user' as const, name: requester.name };
     const requested = requestedOAuthScopes(query.scope);
@@ -77,7 +78,7 @@ export function oauth2Router(ctx: HubContext): Router {
     res.redirect(302, location);
   }
 
-  router.get('/oauth2/authorize', async (req, res) => {
+  router.get('/oauth2/authorize', refusalsAsPages(async (req, res) => {
     const query = parseOAuth(authorizeQuery, req.query);
     const g = await grant(req, res, query);
     if (!g) return;
@@ -90,16 +91,16 @@ export function oauth2Router(ctx: HubContext): Router {
       return;
     }
     await issueCode(res, g, query);
-  });
+  }));
 
-  router.post('/oauth2/authorize', async (req, res) => {
+  router.post('/oauth2/authorize', refusalsAsPages(async (req, res) => {
     const query = parseOAuth(authorizeQuery, req.body);
     const session = await ctx.sessions.current(req);
     if (session && !ctx.xsrf.check(req, session.session.id)) throw new HttpError(403, "'_xsrf' argument missing or invalid");
     const g = await grant(req, res, query);
     if (!g) return;
     await issueCode(res, g, query);
-  });
+  }));
 
   router.post('/oauth2/token', async (req, res) => {
     const body = parseOAuth(tokenBody, req.body ?? {});
@@ -123,6 +124,21 @@ export function oauth2Router(ctx: HubContext): Router {
   });
 
   return router;
+}
+
+/**
+ * Browsers are sent to the authorize endpoint (by a server's login redirect), so a refusal there, such as another
+ * user's server, is a page a person can read; API clients still get `{status, message}`.
+ */
+function refusalsAsPages(handler: (req: Request, res: Response) => Promise<void>) {
+  return async (req: Request, res: Response) => {
+    try {
+      await handler(req, res);
+    } catch (err) {
+      if (!(err instanceof HttpError) || err.status >= 500 || req.accepts(['json', 'html']) !== 'html') throw err;
+      res.status(err.status).send(errorPage(err.status, err.message));
+    }
+  };
 }
 
 function parseOAuth<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {

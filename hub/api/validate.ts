@@ -47,7 +47,7 @@ export function requestUrl(req: Request): URL {
 }
 
 /** The paginated answer: `{items, _pagination}` with a `next` URL keeping the other query arguments. */
-export function paginatedBody(items: unknown[], offset: number, limit: number, total: number, url: URL): Record<string, unknown> {
+export function paginatedBody(items: unknown[] | Record<string, unknown>, offset: number, limit: number, total: number, url: URL): Record<string, unknown> {
   let next: Record<string, unknown> | null = null;
   if (offset + limit < total) {
     const nextUrl = new URL(url);

@@ -25,6 +25,11 @@ export class InvitationRepository {
     });
   }
 
+  /** Ends every link made for an account (its password is set another way now). */
+  async deleteForUser(username: string): Promise<void> {
+    await this.db.deleteFrom('invitations').where('username', '=', username).execute();
+  }
+
   async deleteSetupLinks(): Promise<void> {
     await this.db.deleteFrom('invitations').where('username', 'is', null).execute();
   }

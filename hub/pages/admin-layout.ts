@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { HubContext } from '../context.js';
 import { HttpError } from '../errors.js';
-import { serverPrefix } from '../servers/naming.js';
+import { progressUrl, serverPrefix } from '../servers/naming.js';
 import { layoutFor } from './page-context.js';
 
 /**
@@ -44,10 +44,12 @@ export const serverPath = (user: string, server: string) => `${encodeURIComponen
 
 /** Links and form targets to start, stop, open or follow one server, returning to `next` after a stop. */
 export function serverActions(user: string, server: string, status: string, next: string) {
+  const back = adminReturnPath(next);
   return {
     status, next, url: serverPrefix(user, server),
     startAction: `/hub/spawn/${serverPath(user, server)}`, stopAction: `/hub/stop/${serverPath(user, server)}`,
-    pendingUrl: `/hub/spawn-pending/${serverPath(user, server)}`,
+    pendingUrl: `/hub/spawn-pending/${serverPath(user, server)}${back ? `?next=${encodeURIComponent(back)}` : ''}`,
+    progressUrl: progressUrl(user, server),
   };
 }
 

@@ -19,6 +19,12 @@ export function proxyErrorPage(req: Request, res: Response): void {
   const message = status === 503
     ? 'The server did not answer. It may be starting or stopping; try again in a moment, or restart it from your home page.'
     : status === 404 ? 'Nothing is served at this address.' : 'Something went wrong on the way to your server.';
+  // CHP passes the refused request's URL: an API client gets JupyterHub's JSON error, not a page.
+  const refused = typeof req.query.url === 'string' ? req.query.url.split('?', 1)[0]! : '';
+  if (/(^|\/)api(\/|$)/i.test(refused)) {
+    res.status(status).json({ status, message });
+    return;
+  }
   res.status(status).send(errorPage(status, message));
 }
 

@@ -9,7 +9,7 @@ export async function layoutFor(ctx: HubContext, req: Request, res: Response, se
   const requester = await ctx.authz.fromSession(req);
   return {
     user: active.user, xsrf: ctx.xsrf.tokenFor(req, res, active.session.id), section,
-    canAdmin: requester !== null && requester.scopes.has('admin-ui'),
+    canAdmin: requester !== null && requester.scopes.has('admin-ui'), nativeLogin: ctx.authenticator.kind === 'native',
   };
 }
 

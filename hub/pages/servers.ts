@@ -10,6 +10,8 @@ import { formField } from './auth.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
 import { adminReturnPath, serverActions, serverPath } from './admin-layout.js';
 import { offeredProfiles } from '../classes/profiles.js';
+import { validateNextUrl } from '../auth/next-url.js';
+import { errorPage } from './errors.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -72,6 +74,7 @@ export function serverPages(ctx: HubContext): Router {
     const message = typeof req.query.error === 'string' ? req.query.error.slice(0, 300) : '';
     res.send(renderPage('home.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected,
+      specsApplied: appliesProfileResources(ctx.spawner.kind),
     }));
   });
 
@@ -80,7 +83,8 @@ export function serverPages(ctx: HubContext): Router {
     checkFormXsrf(ctx, req, res);
     const { user, server } = await target(req, res, 'servers');
     const row = await store.servers.get(user.id, server);
-    if (row?.status === 'running') return res.redirect(302, serverPrefix(user.name, server));
+    const next = afterStart(formField(req, 'next', 4096), user.name, server);
+    if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
     if (row?.status !== 'starting') {
       try {
         const profile = formField(req, 'profile', 400);
@@ -90,7 +94,8 @@ export function serverPages(ctx: HubContext): Router {
         throw err;
       }
     }
-    res.redirect(303, `/hub/spawn-pending/${serverPath(user.name, server)}`);
+    // From an admin page, the admin stays there and follows the start in the list.
+    res.redirect(303, adminReturnPath(next) ?? pendingUrl(user.name, server, next));
   });
 
   router.get(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, (_req, res) => res.redirect(302, '/hub/home'));
@@ -106,12 +111,13 @@ export function serverPages(ctx: HubContext): Router {
   router.get(['/spawn-pending/:user', '/spawn-pending/:user/:server'], login, async (req, res) => {
     const { user, server } = await target(req, res, 'read:servers');
     const row = await store.servers.get(user.id, server);
-    if (row?.status === 'running') return res.redirect(302, serverPrefix(user.name, server));
+    const next = afterStart(typeof req.query.next === 'string' ? req.query.next : '', user.name, server);
+    if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
     if (row?.status !== 'starting' && !row?.last_error) return res.redirect(302, '/hub/home');
     res.send(renderPage('spawn-pending.njk', {
       ...(await layoutFor(ctx, req, res, 'home')),
       label: serverLabel(user.name, server, res.locals.session!.user.name), progressUrl: progressUrl(user.name, server),
-      serverUrl: serverPrefix(user.name, server), startAction: `/hub/spawn/${serverPath(user.name, server)}`,
+      serverUrl: next || serverPrefix(user.name, server), next, startAction: `/hub/spawn/${serverPath(user.name, server)}`,
       profile: row ? profileOption(row.user_options) : undefined,
     }));
   });
@@ -122,43 +128,121 @@ export function serverPages(ctx: HubContext): Router {
     res.redirect(302, `${serverPrefix(res.locals.session!.user.name, '')}${rest}`);
   });
 
+  router.get('/user/{*rest}', login, userPage(ctx));
+
   return router;
+}
+
+/** A request for /user/… that asks for JSON: it gets JupyterHub's 424 answer instead of a page or a redirect. */
+function wantsJson(req: Request): boolean {
+  return /\/api(\/|$)/.test(req.path) || req.get('accept')?.includes('application/json') === true;
 }
 
 /**
  * A request for /user/<name>/… reached the hub: no route, so that server is not running (or the proxy lost its
- * routes). APIs get JupyterHub's 424 JSON; browsers get a page that offers to start their own server.
+ * route). The session cookie is scoped to /hub/, so the hub cannot tell who asks here: browsers go on to the same
+ * path under /hub/ (as JupyterHub does), where the cookie is sent; API clients get JupyterHub's 424 JSON.
  */
-export function notRunningHandler(ctx: HubContext) {
-  return async (req: Request, res: Response) => {
-    const segments = req.path.split('/').filter(Boolean);
-    const name = normalizeUsername(decodeSafe(segments[1] ?? ''));
-    const active = await ctx.sessions.current(req);
-    const apiLike = /\/api(\/|$)/.test(req.path) || req.get('accept')?.includes('application/json') === true;
-    if (apiLike) {
+export function userUrlAtHub() {
+  return (req: Request, res: Response) => {
+    if (wantsJson(req)) {
       res.status(424).json({ status: 424, message: `The server at ${req.path.slice(0, 200)} is not running. Start it from /hub/home.` });
       return;
     }
-    if (!active) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
-    const user = await ctx.store.users.byName(name);
-    const server = user && ctx.config.allow_named_servers && segments[2] && validateServerName(decodeSafe(segments[2])) === null
-      && (await ctx.store.servers.get(user.id, decodeSafe(segments[2]))) ? decodeSafe(segments[2]) : '';
-    const row = user ? await ctx.store.servers.get(user.id, server) : undefined;
-    if (row?.status === 'running') {
-      // The route is missing although the server runs: put it back, then send the browser there again.
-      await ctx.proxy.addRoute(serverPrefix(user!.name, server), row.url!, { jupyterhub: true, user: user!.name, server_name: server });
-      return res.redirect(302, req.originalUrl);
-    }
-    if (row?.status === 'starting') return res.redirect(302, `/hub/spawn-pending/${serverPath(name, server)}`);
-    const own = active.user.name === name;
+    res.redirect(302, `/hub${req.originalUrl}`);
+  };
+}
+
+/** How often /hub/user/… sends a browser back to a server the DB says runs before it stops trying (a route that will not stick). */
+const MAX_ROUTE_REDIRECTS = 3;
+const REDIRECTS_PARAM = 'redirects';
+
+/**
+ * `/user/<name>/[<server>/]…` as asked for, byte for byte (no URL parser resolving `..` into another path), without
+ * our own redirect counter; null when it is not such a path.
+ */
+function userPathOf(req: Request): { path: string; redirects: number } | null {
+  const raw = req.originalUrl.slice('/hub'.length);
+  const question = raw.indexOf('?');
+  const pathname = question < 0 ? raw : raw.slice(0, question);
+  if (!pathname.startsWith('/user/') || pathname.startsWith('/user//')) return null;
+  const params = new URLSearchParams(question < 0 ? '' : raw.slice(question + 1));
+  const redirects = Number(params.get(REDIRECTS_PARAM) ?? 0);
+  params.delete(REDIRECTS_PARAM);
+  const search = params.toString();
+  return { path: `${pathname}${search ? `?${search}` : ''}`, redirects: Number.isInteger(redirects) && redirects > 0 ? redirects : 0 };
+}
+
+/**
+ * `/hub/user/<name>/…`, where browsers land for a server that is not routed: the not-running page (424) with a start
+ * button that comes back to the same path, the progress page while it starts, or back to the server once it runs.
+ * A name the viewer has no access to gets the same 404 whether or not that user exists.
+ */
+function userPage(ctx: HubContext) {
+  return async (req: Request, res: Response) => {
+    const active = res.locals.session!;
+    const segments = req.path.split('/').filter(Boolean);
+    const name = normalizeUsername(decodeSafe(segments[1] ?? ''));
+    const asked = userPathOf(req);
+    const { path, redirects } = asked ?? { path: '', redirects: 0 };
+    const user = name && asked ? await ctx.store.users.byName(name) : undefined;
+    const candidate = segments[2] === undefined ? '' : decodeSafe(segments[2]);
+    const server = user && ctx.config.allow_named_servers && candidate && validateServerName(candidate) === null
+      && (await ctx.store.servers.get(user.id, candidate)) ? candidate : '';
     const requester = await ctx.authz.fromSession(req);
-    const mayStart = requester !== null && checkScope(requester.scopes, ['servers'], { server: `${name}/${server}` }, requester.groupsOf) === 'allowed';
+    const key = { server: `${name}/${server}` };
+    const may = (scope: string) => requester !== null && checkScope(requester.scopes, [scope], key, requester.groupsOf) === 'allowed';
+    if (!user || !(may('access:servers') || may('servers'))) {
+      res.status(404).send(renderPage('not-running.njk', {
+        ...(await layoutFor(ctx, req, res, 'home')), status: 'no-access', path: path.slice(0, 200),
+      }));
+      return;
+    }
+    const row = await ctx.store.servers.get(user.id, server);
+    const prefix = serverPrefix(user.name, server);
+    if (row?.status === 'running' && row.url) {
+      if (redirects >= MAX_ROUTE_REDIRECTS) {
+        ctx.log.warn({ user: user.name, server }, 'the proxy does not route to a running server although the route was added');
+        res.status(503).send(errorPage(503, 'The server is running, but the proxy does not send traffic to it. Try again in a moment; if it persists, stop and start the server.'));
+        return;
+      }
+      // The route is missing although the server runs: put it back, then send the browser there again.
+      await ctx.proxy.addRoute(prefix, row.url, { jupyterhub: true, user: user.name, server_name: server });
+      const join = path.includes('?') ? '&' : '?';
+      return res.redirect(302, `${path}${join}${REDIRECTS_PARAM}=${redirects + 1}`);
+    }
+    if (row?.status === 'starting') return res.redirect(302, pendingUrl(user.name, server, path));
+    const own = active.user.name === user.name;
     res.status(424).send(renderPage('not-running.njk', {
-      user: active.user, xsrf: ctx.xsrf.tokenFor(req, res, active.session.id), own: own || mayStart,
-      label: server ? `${name}/${server}` : own ? '' : name, path: req.originalUrl.slice(0, 200),
-      startAction: `/hub/spawn/${serverPath(name, server)}`,
+      ...(await layoutFor(ctx, req, res, 'home')),
+      status: row?.status === 'stopping' ? 'stopping' : row?.last_error ? 'failed' : 'stopped',
+      subject: own ? `Your server${server ? ` ${server}` : ''}` : `The server ${server ? `${server} ` : ''}of ${user.name}`, own, mayStart: may('servers'), path: path.slice(0, 200), next: path,
+      startAction: `/hub/spawn/${serverPath(user.name, server)}`,
     }));
   };
+}
+
+/** The progress page, returning to `next` (a path inside that server) when the server is ready. */
+function pendingUrl(user: string, server: string, next: string): string {
+  return `/hub/spawn-pending/${serverPath(user, server)}${next ? `?next=${encodeURIComponent(next)}` : ''}`;
+}
+
+/**
+ * Where a start goes once the server is ready: a path inside that server (so the user lands back where they were
+ * going), or the admin page the start came from (an admin starting someone's server stays on the list instead of
+ * opening it); anything else is ''.
+ */
+function afterStart(next: string, user: string, server: string): string {
+  const admin = adminReturnPath(next);
+  if (admin) return admin;
+  const prefix = serverPrefix(user, server);
+  const safe = validateNextUrl(next, 'hub.invalid');
+  return safe.startsWith(prefix) || `${safe}/` === prefix ? safe : '';
+}
+
+/** Whether a spawner puts a class profile's image, limits and shared volume into effect (containers and pods do; local processes cannot). */
+export function appliesProfileResources(spawnerKind: string): boolean {
+  return spawnerKind === 'docker' || spawnerKind === 'kubernetes';
 }
 
 /** How the progress page names a server: "your server", "your server lab1", "bea's server". */

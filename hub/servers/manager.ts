@@ -92,7 +92,10 @@ export class ServerManager {
     const classes = await this.deps.classes.classesFor(user);
     const profile = resolveProfile(classes, userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
-    const row = await store.servers.beginStart(user.id, serverName, userOptions, this.deps.spawner.kind);
+    await this.deps.spawner.checkUser?.({ name: user.name, admin: Boolean(user.admin), groups: [] });
+    // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
+    const applied = profile && profile.id !== 'default' && userOptions.profile === undefined ? { ...userOptions, profile: profile.id } : userOptions;
+    const row = await store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
       const existing = await store.servers.get(user.id, serverName);
@@ -364,6 +367,15 @@ export class ServerManager {
       added += 1;
     }
     return { added, removed };
+  }
+
+  /** Stops every server (a shutdown asked to take them along); one that fails to stop does not keep the others. */
+  async stopAll(waitMs: number): Promise<void> {
+    const rows = await this.deps.store.servers.active();
+    await Promise.allSettled(rows.map(async (row) => {
+      const user = await this.deps.store.users.byId(row.user_id);
+      if (user) await this.stop(user, row.name, waitMs);
+    }));
   }
 
   /** Stops polling and waits for spawns in flight; running servers keep running across a hub restart. */

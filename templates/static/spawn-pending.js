@@ -50,7 +50,8 @@
       markSteps(event.progress, Boolean(event.ready));
     }
     message.textContent = event.message || '';
-    if (event.ready) { source.close(); window.location.href = event.url || root.dataset.serverUrl; }
+    // The page's own URL is where the user was going (a path inside the server); the event's is the server's root.
+    if (event.ready) { source.close(); window.location.href = root.dataset.serverUrl || event.url; }
   };
   source.onerror = function () { if (source.readyState === EventSource.CLOSED) message.textContent = 'Lost contact with the hub; reload the page.'; };
 })();

@@ -5,6 +5,7 @@ import type { Browser } from 'playwright-core';
 import { api, HubProcess } from '../helpers/hub.js';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { requireService } from '../helpers/jupyter.js';
+import { bridgeGateway } from '../helpers/containers.js';
 import { createClassInBrowser, expectAccessible, logIn, screenshot, watchCsp } from '../helpers/pages.js';
 
 /**
@@ -26,13 +27,13 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
   let adminToken = '';
 
   beforeAll(async () => {
-    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const gateway = await bridgeGateway();
     hub = new HubProcess({
       env: {
         LABHUB_SPAWNER__KIND: 'docker', LABHUB_SPAWNER__DOCKER__IMAGE: IMAGE, LABHUB_SPAWNER__DOCKER__PULL_POLICY: 'never',
         LABHUB_SPAWNER__DOCKER__HUB_ID: hubId,
         // Containers reach the hub on the bridge gateway, so the hub listens there.
-        LABHUB_HUB__IP: bridge.IPAM.Config.find((c) => c.Gateway)!.Gateway!,
+        LABHUB_HUB__IP: gateway,
         LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_AUTHENTICATOR__PASSWORD: 'test-password',
       },
     });
@@ -85,6 +86,8 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
     const csp = watchCsp(page);
     await logIn(page, hub.url, 'cleo', 'test-password');
     expect(await page.getByRole('radio', { name: /Python \(DataLab\)/ }).isChecked()).toBe(true);
+    // Containers apply the profile, so the page lists what it gives.
+    expect(await page.locator('.profile-specs').first().textContent()).toMatch(/CPU[\s\S]*memory/);
     await page.getByRole('button', { name: 'Start' }).click();
     await page.waitForURL(/\/hub\/spawn-pending\/cleo$|\/user\/cleo\//);
     await page.waitForURL(/\/user\/cleo\/(tree|lab)/, { timeout: 90_000 });

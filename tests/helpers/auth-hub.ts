@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { expect } from 'vitest';
-import { api, Browser, eventually, HubProcess } from './hub.js';
+import { api, Browser, eventually, HubProcess, sqliteFiles } from './hub.js';
 import { freePort } from './ports.js';
 
 export const GENERIC_FAILURE = 'Invalid username or password.';
@@ -50,8 +50,7 @@ export function expectRefused(attempt: { res: Response; body: string; browser: B
 
 /** Whether any file of the hub's SQLite state DB (the main file, its WAL and journal) holds `text` in plain. */
 export function stateDbContains(hub: HubProcess, text: string): boolean {
-  return readdirSync(hub.dataDir).filter((f) => f.startsWith('labhub.sqlite'))
-    .some((f) => readFileSync(join(hub.dataDir, f)).includes(Buffer.from(text)));
+  return sqliteFiles(hub).some((f) => readFileSync(f).includes(Buffer.from(text)));
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Commands run inside containers on the real Docker engine. */
 import Docker from 'dockerode';
+import { DockerSpawner } from '../../spawners/docker.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -24,4 +25,14 @@ export async function execIn(containerId: string, cmd: string[]): Promise<{ exit
     i += 8 + size;
   }
   return { exitCode: (await e.inspect()).ExitCode, output: out.trim() };
+}
+
+/**
+ * Where containers on the default bridge reach the host, as the Docker spawner computes it. A fresh engine lists the
+ * default bridge without a gateway, so tests must not read the network's IPAM themselves.
+ */
+export async function bridgeGateway(): Promise<string> {
+  const address = await new DockerSpawner({ image: 'unused' }).gatewayAddress();
+  if (!address) throw new Error('the Docker spawner found no IPv4 address for the default bridge');
+  return address;
 }

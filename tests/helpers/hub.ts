@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { freePort } from './ports.js';
+import { loadConfig } from '../../hub/config/load.js';
+import { sqlitePathOf } from '../../hub/db/open-state.js';
+import { PROXY_TOKEN_FILE } from '../../hub/secrets.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const LABHUB = join(REPO, 'dist/hub/main.js');
@@ -44,6 +47,18 @@ export class HubProcess {
       LABHUB_LOG_LEVEL: 'debug',
       ...this.options.env,
     };
+  }
+
+  /** The SQLite state DB this hub's config names, as the hub computes it. */
+  get sqlitePath(): string {
+    const path = sqlitePathOf(loadConfig({ env: this.env }));
+    if (!path) throw new Error('this hub keeps its state in PostgreSQL');
+    return path;
+  }
+
+  /** The token of the proxy's API that the hub generated into its data dir. */
+  proxyToken(): string {
+    return readFileSync(join(this.dataDir, PROXY_TOKEN_FILE), 'utf8').trim();
   }
 
   /** Starts (or restarts, on the same ports and data) and waits until the hub answers through the proxy. */
@@ -111,6 +126,12 @@ export class HubProcess {
     await new Promise((r) => setTimeout(r, 300));
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** The hub's SQLite state DB and its WAL and journal files, as they exist now. */
+export function sqliteFiles(hub: HubProcess): string[] {
+  const main = hub.sqlitePath;
+  return [main, `${main}-wal`, `${main}-journal`].filter((f) => existsSync(f));
 }
 
 export function runLabhub(args: string[], env: Record<string, string>, stdin?: string): Promise<{ status: number; stdout: string; stderr: string }> {

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { REPO } from './hub.js';
 import { freePort } from './ports.js';
@@ -46,6 +46,12 @@ export class TestCluster {
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`the test control plane did not start: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
     }
+  }
+
+  /** The API server's version without the `v` (e.g. 1.30.14), for `helm template --kube-version`. */
+  async version(): Promise<string> {
+    const info = await this.kubeConfig.makeApiClient(VersionApi).getCode();
+    return info.gitVersion.replace(/^v/, '');
   }
 
   async stop(): Promise<void> {

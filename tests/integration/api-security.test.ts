@@ -6,11 +6,10 @@
  * (GHSA-3vff-hjqv-m7h8), HTML injection through `next` (GHSA-c4gm-pwx9-9w8j), huge usernames in logs
  * (GHSA-p43p-whwx-q52h), logout, isolation between users, framing, and tokens echoed in errors.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, eventually, HubProcess, xsrfFromHtml } from '../helpers/hub.js';
+import { Browser, eventually, HubProcess, sqliteFiles, xsrfFromHtml } from '../helpers/hub.js';
 import { apiCall, type ApiAnswer, type ApiCallOptions } from '../helpers/openapi.js';
 
 const BASE_ENV = { LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy' };
@@ -83,7 +82,7 @@ describe('security regressions', () => {
       const made = await call('POST', '/users/abe/tokens', { body: { note: 'at-rest check' } });
       expect(made.status).toBe(201);
       const fresh = (made.body as { token: string }).token;
-      const db = new Database(join(hub.dataDir, 'labhub.sqlite'), { readonly: true, fileMustExist: true });
+      const db = new Database(hub.sqlitePath, { readonly: true, fileMustExist: true });
       try {
         const rows = db.prepare('SELECT * FROM api_tokens').all() as Array<Record<string, unknown>>;
         expect(rows.length).toBeGreaterThanOrEqual(4);
@@ -102,10 +101,10 @@ describe('security regressions', () => {
       const browser = await loggedIn('abe');
       const secret = browser.cookie(SESSION_COOKIE, '/hub/')!.split('.')[1]!;
       expect(secret.length).toBeGreaterThan(20);
-      const files = readdirSync(hub.dataDir).filter((f) => f.startsWith('labhub.sqlite'));
-      expect(files).toContain('labhub.sqlite');
+      const files = sqliteFiles(hub);
+      expect(files).toContain(hub.sqlitePath);
       for (const file of files) {
-        const bytes = readFileSync(join(hub.dataDir, file)).toString('latin1');
+        const bytes = readFileSync(file).toString('latin1');
         for (const token of [admin, abeToken, beaToken, secret]) expect(bytes.includes(token), `${file}`).toBe(false);
       }
     });
@@ -301,7 +300,7 @@ describe('security regressions', () => {
       expect(page.status).toBe(302);
       expect(page.headers.get('location')).toMatch(/^\/hub\/login/);
 
-      const db = new Database(join(hub.dataDir, 'labhub.sqlite'), { readonly: true, fileMustExist: true });
+      const db = new Database(hub.sqlitePath, { readonly: true, fileMustExist: true });
       try {
         expect(db.prepare('SELECT count(*) AS n FROM sessions WHERE id = ?').get(sessionId)).toEqual({ n: 0 });
         expect(db.prepare('SELECT count(*) AS n FROM api_tokens WHERE session_id = ?').get(sessionId)).toEqual({ n: 0 });

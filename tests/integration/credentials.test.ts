@@ -167,7 +167,7 @@ describe.skipIf(!available)('per-server credentials for MQTT and PostgreSQL', ()
     const raw = JSON.stringify(listed);
     expect(raw).not.toContain(alice.mqtt.password);
     expect(raw).not.toContain(alice.postgres.password);
-    const sqlite = new SQLite(join(hub.dataDir, 'labhub.sqlite'), { readonly: true });
+    const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
     const dump = JSON.stringify(sqlite.prepare('select * from credential_leases').all());
     sqlite.close();
     expect(dump).not.toContain(alice.mqtt.password);
@@ -357,7 +357,7 @@ describe.skipIf(!available)('a hub killed between issuing credentials and starti
   afterAll(() => hub?.cleanup());
 
   function leaseRows(): Array<{ id: number; service: string; account: string; status: string }> {
-    const sqlite = new SQLite(join(hub.dataDir, 'labhub.sqlite'), { readonly: true });
+    const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
     try {
       return sqlite.prepare('select id, service, account, status from credential_leases').all() as Array<{ id: number; service: string; account: string; status: string }>;
     } finally {

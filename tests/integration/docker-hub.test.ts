@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
+import { bridgeGateway } from '../helpers/containers.js';
 
 /**
  * The Docker spawner as a deployment uses it: `labhub start` with `spawner.kind: docker` from config, a real engine,
@@ -21,8 +22,7 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
   let token = '';
 
   beforeAll(async () => {
-    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
-    const gateway = bridge.IPAM.Config.find((c) => c.Gateway)!.Gateway!;
+    const gateway = await bridgeGateway();
     hub = new HubProcess({
       env: {
         LABHUB_SPAWNER__KIND: 'docker',

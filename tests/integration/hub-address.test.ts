@@ -2,7 +2,6 @@
  * hub.connect_url is where the proxy reaches the hub, as JupyterHub's hub_connect_url: a hub on 0.0.0.0 in a
  * container or pod is not at 127.0.0.1 for a proxy elsewhere. 127.0.0.2 stands in for such an address here.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { HubProcess } from '../helpers/hub.js';
 import { freePort } from '../helpers/ports.js';
@@ -18,7 +17,7 @@ it('registers hub.connect_url, not 127.0.0.1, as the proxy\'s route to a hub lis
   hubs.push(hub);
   Object.assign(hub, { port, hubPort, apiPort });
   await hub.start();
-  const token = readFileSync(`${hub.dataDir}/proxy_auth_token`, 'utf8').trim();
+  const token = hub.proxyToken();
   const routes = (await (await fetch(`http://127.0.0.1:${apiPort}/api/routes`, { headers: { authorization: `token ${token}` } })).json()) as Record<string, { target: string }>;
   expect(routes['/']?.target).toBe(`http://127.0.0.2:${hubPort}`);
   const info = await fetch(`${hub.url}/hub/api/`);

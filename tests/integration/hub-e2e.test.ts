@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Browser, HubProcess, api, eventually, landInServer } from '../helpers/hub.js';
@@ -144,7 +143,7 @@ async function progressEvents(base: string, token: string, user: string): Promis
 }
 
 function proxyToken(hub: HubProcess): string {
-  return readFileSync(`${hub.dataDir}/proxy_auth_token`, 'utf8').trim();
+  return hub.proxyToken();
 }
 
 /** The process listening on the proxy's API port (not the hub, which holds client connections to it). */

@@ -11,6 +11,7 @@ import { loadConfig } from '../../hub/config/load.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
 import { controlPlaneInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
 import { requireService } from '../helpers/jupyter.js';
+import { bridgeGateway } from '../helpers/containers.js';
 import { PodRunner } from '../helpers/pod-runner.js';
 
 /**
@@ -72,14 +73,13 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
   beforeAll(async () => {
     cluster = await TestCluster.start();
     await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
-    rendered = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', '1.30.14',
+    rendered = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
       '--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883']);
     await cluster.apply(rendered, namespace);
     const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, `${release}-labhub-hub`);
     runner = new PodRunner(cluster.kubeConfig, namespace);
     await runner.start();
-    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
-    const gateway = bridge.IPAM.Config.find((c) => c.Gateway)!.Gateway!;
+    const gateway = await bridgeGateway();
     hub = new HubProcess({
       env: {
         LABHUB_SPAWNER__KIND: 'kubernetes',

@@ -364,7 +364,7 @@ describe('LocalSpawner failures', () => {
 
   it.runIf(isRoot)('as root, refuses hub-user mode unless allowRoot is set', async () => {
     const local = new LocalSpawner({ dataDir, logger, cmd: ['/bin/sleep', '30'] });
-    await expect(local.start(spawnRequest('nosuchuser-labhub', {}).request)).rejects.toThrow(/will not run notebook servers as root/);
+    await expect(local.start(spawnRequest('nosuchuser-labhub', {}).request)).rejects.toThrow(/no system account named .*never as root/);
   });
 });
 

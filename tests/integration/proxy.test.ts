@@ -195,11 +195,17 @@ describe('proxy forwarding', () => {
     expect(JSON.parse(res.body)).toEqual({ status: 'OK' });
   });
 
-  it('answers 503 with a built-in page when the target refuses connections', async () => {
-    const res = await request(proxy.publicUrl, '/user/dead/api/status');
+  it('answers 503 with a built-in page when the target refuses connections, and API clients with JSON', async () => {
+    const res = await request(proxy.publicUrl, '/user/dead/tree');
     expect(res.status).toBe(503);
     expect(res.headers['content-type']).toContain('text/html');
     expect(res.body).toContain('503 Service Unavailable');
+    for (const [path, headers] of [['/user/dead/api/status', {}], ['/user/dead/tree', { accept: 'application/json' }]] as const) {
+      const api = await request(proxy.publicUrl, path, { headers });
+      expect(api.status).toBe(503);
+      expect(api.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(api.body)).toMatchObject({ status: 503, message: expect.stringContaining('not responding') });
+    }
   });
 
   it.each([

@@ -117,7 +117,7 @@ describe('a server that dies behind the hub\'s back', () => {
     const gone = await fetch(`${lab.hub.url}/user/ida/api`);
     expect(gone.status).toBe(424);
     const routes = await fetch(`http://127.0.0.1:${lab.hub.apiPort}/api/routes`, {
-      headers: { authorization: `token ${(await import('node:fs')).readFileSync(`${lab.hub.dataDir}/proxy_auth_token`, 'utf8').trim()}` },
+      headers: { authorization: `token ${lab.hub.proxyToken()}` },
     });
     expect(Object.keys((await routes.json()) as Record<string, unknown>)).toEqual(['/']);
   });

@@ -149,7 +149,7 @@ describe('LocalSpawner.prepareLaunch', () => {
   });
 
   it('root hub, no account: refuses unless allowRoot, then runs in <dataDir>/users/<escaped> with --allow-root', async () => {
-    await expect(make({ hubUid: 0, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000)).rejects.toThrow(/will not run notebook servers as root/);
+    await expect(make({ hubUid: 0, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000)).rejects.toThrow(/no system account named .*never as root/);
     const plan = await make({ hubUid: 0, allowRoot: true, lookupAccount: async () => null }).prepareLaunch(request('Zoë').req, 4000);
     const dir = path.join(dataDir, 'users', '-5ao-c3-ab');
     expect(plan).toMatchObject({ mode: 'hub-user', cwd: dir, argv: ['jupyterhub-singleuser', '--debug', '--allow-root'] });

@@ -1,0 +1,51 @@
+import { Router } from 'express';
+import type { HubContext } from '../context.js';
+import { hashPassword, passwordRejection, verifyPassword } from '../auth/passwords.js';
+import { renderPage } from './render.js';
+import { formField } from './auth.js';
+import { requireLogin } from './servers.js';
+import { checkFormXsrf, layoutFor } from './page-context.js';
+
+/**
+ * `/hub/password`: a native account changes its own password. The current password is asked for (a borrowed
+ * session alone cannot lock the owner out), every other session of the account ends, and so does every one-time
+ * link made for it. Accounts of PAM, LDAP or OpenID Connect change their password there, not here.
+ */
+export function passwordPages(ctx: HubContext): Router {
+  const router = Router();
+  const login = requireLogin(ctx);
+  const minLength = ctx.config.authenticator.minimum_password_length;
+
+  const show = async (req: Parameters<typeof layoutFor>[1], res: Parameters<typeof layoutFor>[2], status: number, message = '', done = false) => {
+    res.status(status).send(renderPage('password.njk', {
+      ...(await layoutFor(ctx, req, res, 'password')), minLength, message, done, native: ctx.authenticator.kind === 'native',
+    }));
+  };
+
+  router.get('/password', login, async (req, res) => show(req, res, ctx.authenticator.kind === 'native' ? 200 : 404));
+
+  router.post('/password', login, async (req, res) => {
+    checkFormXsrf(ctx, req, res);
+    if (ctx.authenticator.kind !== 'native') return show(req, res, 404);
+    const user = await ctx.store.users.byId(res.locals.session!.user.id);
+    const current = formField(req, 'current', 4096);
+    const next = formField(req, 'password', 4096);
+    if (!user?.password_hash || passwordRejection(current) !== null || !(await verifyPassword(current, user.password_hash))) {
+      return show(req, res, 400, 'Your current password is not right.');
+    }
+    if (passwordRejection(next) !== null || next.length < minLength) return show(req, res, 400, `Choose a new password of at least ${minLength} characters.`);
+    if (next !== formField(req, 'password2', 4096)) return show(req, res, 400, 'The two new passwords differ.');
+    await ctx.store.users.update(user.id, { passwordHash: await hashPassword(next) });
+    await ctx.store.invitations.deleteForUser(user.name);
+    // Every session of the account ends (a new cookie_id); this browser gets a fresh one.
+    await ctx.store.users.rotateCookieId(user.id);
+    await ctx.sessions.end(res, res.locals.session!.session);
+    const fresh = await ctx.store.users.byId(user.id);
+    const session = await ctx.sessions.start(res, fresh!);
+    res.locals.session = { session, user: fresh! };
+    ctx.log.info({ user: user.name }, 'password changed');
+    return show(req, res, 200, '', true);
+  });
+
+  return router;
+}
