@@ -3,7 +3,7 @@ import SQLite from 'better-sqlite3';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userDataNames } from '../../hub/credentials/names.js';
-import { bridgeGateway } from '../helpers/containers.js';
+import { bridgeGateway, removeHubObjects } from '../helpers/containers.js';
 import { api, Browser, eventually, HubProcess, xsrfFromHtml } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
 
@@ -79,12 +79,7 @@ describe.skipIf(!ready)('class bounds on a real hub', () => {
   afterAll(async () => {
     for (const user of ['alice', 'carl']) await api(hub.url, admin, 'DELETE', `/users/${user}/server`).catch(() => undefined);
     await hub.cleanup();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    }
-    for (const v of (await docker.listVolumes()).Volumes ?? []) {
-      if (v.Labels?.['org.labhub.hub'] === hubId) await docker.getVolume(v.Name).remove().catch(() => undefined);
-    }
+    await removeHubObjects(hubId);
   });
 
   it('refuses each escalation of a teacher with a 4xx naming the bound, and stores nothing', async () => {
