@@ -89,12 +89,15 @@ export class ClassGuard {
     }, this.deps.bounds));
   }
 
-  /** The user's classes with every grant outside the current bounds taken out; what was taken out is logged. */
-  async classesFor(user: UserRow): Promise<ClassRecord[]> {
+  /**
+   * The user's classes with every grant outside the current bounds taken out. A spawn (`forSpawn`) logs what was
+   * taken out; the home page, which shows the same profiles, does not repeat it at every view.
+   */
+  async classesFor(user: UserRow, { forSpawn = false } = {}): Promise<ClassRecord[]> {
     const rows = await this.deps.store.groups.ofUser(user.id);
     if (!rows.length) return [];
     const { classes, dropped } = boundedClasses(rows, this.deps.bounds, await this.ownedNames(), user.name);
-    if (dropped.length) this.deps.log.warn({ user: user.name, dropped }, 'class grants outside the bounds were not applied');
+    if (forSpawn && dropped.length) this.deps.log.warn({ user: user.name, dropped }, 'class grants outside the bounds were not applied');
     return classes;
   }
 }

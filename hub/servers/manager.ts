@@ -89,7 +89,7 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
-    const classes = await this.deps.classes.classesFor(user);
+    const classes = await this.deps.classes.classesFor(user, { forSpawn: true });
     const profile = resolveProfile(classes, userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
     await this.deps.spawner.checkUser?.({ name: user.name, admin: Boolean(user.admin), groups: [] });

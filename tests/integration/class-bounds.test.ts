@@ -169,5 +169,12 @@ describe.skipIf(!ready)('class bounds on a real hub', () => {
     expect(info.HostConfig.NanoCpus).toBe(1e9);
     expect(info.Mounts.map((m) => m.Name)).not.toContain(aliceHome);
     expect(hub.output).toMatch(/class grants outside the bounds were not applied/);
+    // carl's home page offers the class as the spawn applies it, not as it was stored.
+    const browser = new Browser(hub.url);
+    await browser.login('carl', 'test-password');
+    const home = await (await browser.navigate('/hub/home')).text();
+    expect(home).toContain('Python');
+    expect(home).not.toContain('evil/x:1');
+    expect(home).not.toContain('1024 CPU');
   }, 120_000);
 });
