@@ -52,6 +52,8 @@ import { readFileSync } from 'node:fs';
 import { createAuthenticator } from '../authenticators/index.js';
 import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
 import { authStateForSpawn } from './auth/spawn-auth-state.js';
+import { classBounds } from './classes/bounds.js';
+import { ClassGuard } from './classes/guard.js';
 
 
 
@@ -143,9 +145,10 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const authenticator = createAuthenticator(config, store, log);
   const authState = openAuthStateVault(config);
   const credentials = createCredentialService(config.credentials, store, log);
+  const classes = new ClassGuard({ store, spawner, bounds: classBounds(config), credentialDefaults: config.credentials.policy, log: log.child({ component: 'classes' }) });
   const servers = new ServerManager(
     {
-      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials,
+      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials, classes,
       authStateFor: (user) => authStateForSpawn({ store, authenticator, vault: authState, enabled: config.auth.auth_state.enabled }, user),
     },
     {
@@ -157,7 +160,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   );
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator, authState, proxy, metrics, log, hubUrl, credentials, requestShutdown: options.onShutdownRequest,
+    authenticator, authState, proxy, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
   };
 
   await syncConfigState(ctx);

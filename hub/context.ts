@@ -12,6 +12,7 @@ import type { Authenticator } from '../authenticators/authenticator.js';
 import type { AuthStateVault } from './auth/auth-state.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { Spawner } from '../spawners/spawner.js';
+import type { ClassGuard } from './classes/guard.js';
 
 /** What request handlers receive: built once by app.ts, passed in, never imported as global state. */
 export interface HubContext {
@@ -33,6 +34,8 @@ export interface HubContext {
   /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */
   hubUrl: string;
   credentials: CredentialService;
+  /** The class policy: what a class may grant and who may change its members (docs/classes.md). */
+  classes: ClassGuard;
   /** Asks the process that runs the hub to shut it down (`POST /shutdown`); absent when nothing can. */
   requestShutdown?: (request: ShutdownRequest) => void;
 }

@@ -529,6 +529,27 @@ export class DockerSpawner implements Spawner {
     return { ...env, JUPYTER_IMAGE_SPEC: image, JUPYTER_IMAGE: image, ...secrets, ...this.extraEnv };
   }
 
+  userVolumes(user: UserKey & { name: string }): string[] {
+    const templated = this.volumes.filter((v) => (v.type ?? 'volume') === 'volume' && /\{(username|uid)\}/.test(v.source));
+    return [homeVolumeName(this.namePrefix, user), ...templated.map((v) => expandVolumeTemplate(v.source, user, ''))];
+  }
+
+  /**
+   * Refuses a class's shared volume that carries a user label of this hub's scheme (a home volume, whoever it was
+   * made for, including users since deleted): the hub checked the name, the engine's labels are the last word.
+   */
+  private async checkSharedVolumes(profile: ServerProfile | undefined, signal: AbortSignal): Promise<void> {
+    for (const { volume } of profile?.sharedVolumes ?? []) {
+      const info = await this.call(`inspect volume ${volume}`, () => this.docker.getVolume(volume).inspect(), signal).catch((err: unknown) => {
+        if (dockerStatus(err) === 404) return null;
+        throw err;
+      });
+      if (info?.Labels?.[this.label('user')] !== undefined) {
+        throw new HttpError(403, `The shared volume ${volume} of ${profile!.id} is a user's own volume; no class may mount it.`);
+      }
+    }
+  }
+
   /** The profile's read-only class volumes as mounts; refuses names and paths that are not safe. */
   private profileMounts(profile: ServerProfile | undefined): Docker.MountSettings[] {
     return (profile?.sharedVolumes ?? []).map(({ volume, mountPath }) => {
@@ -599,6 +620,7 @@ export class DockerSpawner implements Spawner {
     if (signal.aborted) throw abortReason(signal);
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`invalid prefix ${JSON.stringify(prefix)}`);
     const { image, info } = await this.prepare(request);
+    await this.checkSharedVolumes(request.profile, signal);
     const options = this.createOptions(request, image, info);
     const name = options.name!;
     const volume = homeVolumeName(this.namePrefix, user);

@@ -23,7 +23,7 @@ import { containerHubEnv } from './container-env.js';
 import { ResourceCache } from './kubernetes/cache.js';
 import { homeClaimName, serverNames } from './kubernetes/names.js';
 import {
-  COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest, UID_LABEL,
+  COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest, STORAGE_COMPONENT, UID_LABEL,
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
 import { checkProfileOption, isClassProfile, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
@@ -229,6 +229,10 @@ export class KubernetesSpawner implements Spawner {
     return this.profiles.map((p) => p.slug);
   }
 
+  userVolumes(user: UserKey & { name: string }): string[] {
+    return [homeClaimName(this.namePrefix, user)];
+  }
+
   checkOptions(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void {
     checkProfileOption(this.profiles, isClassProfile(request.profile) ? {} : request.userOptions);
   }
@@ -261,6 +265,7 @@ export class KubernetesSpawner implements Spawner {
     const { names } = m.id;
     const ns = this.namespace;
     await this.ready();
+    await this.checkSharedClaims(request.profile, signal);
     if (m.pvc) {
       const created = await this.call(`create persistentvolumeclaims ${names.pvc}`, () => this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: m.pvc! }), signal)
         .then(() => true, (err: unknown) => {
@@ -292,6 +297,23 @@ export class KubernetesSpawner implements Spawner {
     } catch (err) {
       await this.remove(state, 0).catch((e: unknown) => this.log.error({ pod: names.pod, err: apiMessage(e) }, 'could not remove the pod of a failed start'));
       throw err;
+    }
+  }
+
+  /**
+   * Refuses a class's shared claim that is labelled as a user's home (this hub's or another's, including users since
+   * deleted): the hub checked the name against the users it has, the claim's labels are the last word.
+   */
+  private async checkSharedClaims(profile: SpawnRequest['profile'], signal: AbortSignal): Promise<void> {
+    for (const { volume } of profile?.sharedVolumes ?? []) {
+      const claim = await this.call(`get persistentvolumeclaims ${volume}`, () => this.core.readNamespacedPersistentVolumeClaim({ name: volume, namespace: this.namespace }), signal)
+        .catch((err: unknown) => {
+          if (apiStatus(err) === 404) return null;
+          throw err;
+        });
+      if (claim?.metadata?.labels?.[COMPONENT_LABEL] === STORAGE_COMPONENT) {
+        throw new HttpError(403, `The shared claim ${volume} of ${profile!.id} is a user's home; no class may mount it.`);
+      }
     }
   }
 

@@ -105,6 +105,11 @@ export interface Spawner {
    * persistent objects (home volume, PVC, home directory). Returns what it removed, for the admin.
    */
   removeUserData?(user: UserKey & { name: string }): Promise<string[]>;
+  /**
+   * Names of the volumes (Docker) or claims (Kubernetes) that hold this user's own data: their home, and per-user
+   * volumes from the admin's configuration. The hub never lets a class mount one of them as a shared volume.
+   */
+  userVolumes?(user: UserKey & { name: string }): string[];
   /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
   removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

@@ -2,11 +2,10 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
-import type { GroupRow } from '../db/schema.js';
+import type { GroupRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
-import { checkClassProperties } from '../classes/profiles.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
@@ -21,7 +20,7 @@ const MAX_PROPERTIES_BYTES = 256 * 1024;
 /** Groups (a LabHub class is a group with properties): CRUD, members, properties. */
 export function groupsRouter(ctx: HubContext): Router {
   const router = Router();
-  const { store, authz } = ctx;
+  const { store, authz, classes } = ctx;
 
   function nameOf(raw: string): string {
     const result = groupName.safeParse(raw);
@@ -35,15 +34,17 @@ export function groupsRouter(ctx: HubContext): Router {
     return group;
   }
 
-  async function userIds(names: string[]): Promise<number[]> {
-    const ids: number[] = [];
+  async function usersNamed(names: string[]): Promise<UserRow[]> {
+    const users: UserRow[] = [];
     for (const raw of new Set(names)) {
       const user = await store.users.byName(usernameFrom(raw));
       if (!user) throw new HttpError(400, `No such user: ${raw.slice(0, 64)}`);
-      ids.push(user.id);
+      users.push(user);
     }
-    return ids;
+    return users;
   }
+
+  const idsOf = (users: UserRow[]) => users.map((u) => u.id);
 
   async function models(requester: Requester, groups: GroupRow[]) {
     const ids = groups.map((g) => g.id);
@@ -66,14 +67,15 @@ export function groupsRouter(ctx: HubContext): Router {
     const requester = await authz.require(res.locals.requester ?? null, ['admin:groups']);
     if (requester.scopes.get('admin:groups') !== 'all') throw new HttpError(403, 'Creating groups requires unfiltered admin:groups');
     const body = parseInput(bulkBody, req.body);
-    const ids = await userIds(body.users);
+    const members = await usersNamed(body.users);
     const names = [...new Set(body.groups)];
     for (const name of names) if (await store.groups.byName(name)) throw new HttpError(409, `Group ${name} already exists`);
     const created = await store.transaction(async (tx) => {
       const rows: GroupRow[] = [];
       for (const name of names) {
         const group = await tx.groups.create(name);
-        await tx.groups.addMembers(group.id, ids);
+        await classes.checkMembers(requester, group, members, [], tx);
+        await tx.groups.addMembers(group.id, idsOf(members));
         rows.push(group);
       }
       return rows;
@@ -94,9 +96,13 @@ export function groupsRouter(ctx: HubContext): Router {
     if (requester.scopes.get('admin:groups') !== 'all') throw new HttpError(403, 'Creating groups requires unfiltered admin:groups');
     const body = parseInput(createOneBody, isEmptyBody(req.body) ? {} : req.body);
     if (await store.groups.byName(name)) throw new HttpError(409, `Group ${name} already exists`);
-    const ids = await userIds(body.users);
-    const group = await store.groups.create(name);
-    await store.groups.addMembers(group.id, ids);
+    const members = await usersNamed(body.users);
+    const group = await store.transaction(async (tx) => {
+      const created = await tx.groups.create(name);
+      await classes.checkMembers(requester, created, members, [], tx);
+      await tx.groups.addMembers(created.id, idsOf(members));
+      return created;
+    });
     res.status(201).json((await models(requester, [group]))[0]);
   });
 
@@ -111,7 +117,9 @@ export function groupsRouter(ctx: HubContext): Router {
     const name = nameOf(req.params.name);
     const requester = await authz.require(res.locals.requester ?? null, ['groups'], { group: name });
     const group = await existing(name);
-    await store.groups.addMembers(group.id, await userIds(parseInput(usersBody, req.body).users));
+    const users = await usersNamed(parseInput(usersBody, req.body).users);
+    await classes.checkMembers(requester, group, users, []);
+    await store.groups.addMembers(group.id, idsOf(users));
     res.json((await models(requester, [group]))[0]);
   });
 
@@ -119,7 +127,9 @@ export function groupsRouter(ctx: HubContext): Router {
     const name = nameOf(req.params.name);
     const requester = await authz.require(res.locals.requester ?? null, ['groups'], { group: name });
     const group = await existing(name);
-    await store.groups.removeMembers(group.id, await userIds(parseInput(usersBody, req.body).users));
+    const users = await usersNamed(parseInput(usersBody, req.body).users);
+    await classes.checkMembers(requester, group, [], users);
+    await store.groups.removeMembers(group.id, idsOf(users));
     res.json((await models(requester, [group]))[0]);
   });
 
@@ -129,7 +139,7 @@ export function groupsRouter(ctx: HubContext): Router {
     const group = await existing(name);
     const properties = parseInput(propertiesBody, req.body, 'group properties');
     if (JSON.stringify(properties).length > MAX_PROPERTIES_BYTES) throw new HttpError(413, 'Group properties are too large');
-    checkClassProperties(properties);
+    await classes.checkProperties(properties);
     await store.groups.setProperties(group.id, properties);
     res.json((await models(requester, [{ ...group, properties: JSON.stringify(properties) }]))[0]);
   });

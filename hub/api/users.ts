@@ -136,19 +136,25 @@ export function usersRouter(ctx: HubContext): Router {
     if (body.groups !== undefined) {
       await authz.require(requester, ['groups', 'admin:groups']);
       groupIds = [];
+      const before = new Set(await store.groups.namesOfUser(user.id));
       for (const g of new Set(body.groups)) {
         const group = await store.groups.byName(g);
         if (!group) throw new HttpError(400, `No such group: ${g.slice(0, 64)}`);
+        if (!before.delete(g)) await ctx.classes.checkMembers(requester, group, [user], []);
         groupIds.push(group.id);
       }
+      for (const left of before) await ctx.classes.checkMembers(requester, (await store.groups.byName(left))!, [], [user]);
     }
     if (body.auth_state !== undefined) await authz.require(requester, ['admin:auth_state'], { user: name });
     // auth_state is only ever stored encrypted; without LABHUB_CRYPT_KEY there is nowhere to keep it.
     if (body.auth_state && !ctx.authState) throw new HttpError(400, 'auth_state cannot be stored: the hub has no LABHUB_CRYPT_KEY');
+    const current = user;
     user = await store.transaction(async (tx) => {
-      const updated = await tx.users.update(user.id, {
+      // A body with only `groups` changes no column of the user: an UPDATE without SET is not SQL.
+      const columns = newName !== undefined || body.admin !== undefined || body.auth_state !== undefined;
+      const updated = !columns ? current : await tx.users.update(current.id, {
         name: newName, admin: body.admin,
-        authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : ctx.authState!.seal(user.id, body.auth_state),
+        authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : ctx.authState!.seal(current.id, body.auth_state),
       });
       if (groupIds) await tx.groups.setUserGroups(user.id, groupIds);
       return updated;

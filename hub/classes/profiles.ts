@@ -10,10 +10,10 @@ import type { ServerProfile } from '../../spawners/spawner.js';
  * Other property keys are left alone, so groups used for other purposes keep working.
  */
 const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const VOLUME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
 
-const memLimit = z.union([
+export const volumeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'expected a Docker volume name');
+export const memLimit = z.union([
   z.number().int().positive(),
   z.string().regex(/^\d+(\.\d+)?\s*[kmgtKMGT]?(i?[bB])?$/, 'expected bytes or a size such as 512M or 2G'),
 ]);
@@ -30,7 +30,7 @@ const profileSchema = z.strictObject({
 const classSchema = z.object({
   profiles: z.array(profileSchema).max(50).optional(),
   default_profile: z.string().regex(SLUG, 'expected the slug of one of the profiles').optional(),
-  shared_volume: z.string().regex(VOLUME, 'expected a Docker volume name').optional(),
+  shared_volume: volumeName.optional(),
 });
 
 export type ClassProfileSpec = z.infer<typeof profileSchema>;
@@ -52,13 +52,6 @@ export function parseClassSettings(properties: Record<string, unknown>): { setti
     return { problem: `Invalid class properties: default_profile: ${settings.default_profile} is not one of the class's profiles` };
   }
   return { settings };
-}
-
-/** Throws a 400 when properties carry class keys in the wrong shape. */
-export function checkClassProperties(properties: Record<string, unknown>): ClassSettings {
-  const parsed = parseClassSettings(properties);
-  if ('problem' in parsed) throw new HttpError(400, parsed.problem);
-  return parsed.settings;
 }
 
 export interface ClassRecord {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { policySchema } from '../credentials/policy.js';
 import { proxyEntryProblem } from '../auth/trusted-proxies.js';
+import { classesConfigSchema } from '../classes/bounds.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -284,6 +285,8 @@ export const configSchema = z.strictObject({
     .refine((list) => new Set(list.flatMap((s) => s.api_token ?? [])).size === list.filter((s) => s.api_token).length, 'two services share an api_token'),
   roles: z.array(roleSchema).default([]),
   credentials: credentialsSchema,
+  /** What a class may grant (images, shared volumes, limits, credentials, members): see docs/classes.md. */
+  classes: classesConfigSchema.prefault({}),
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
 });

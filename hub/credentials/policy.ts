@@ -37,7 +37,8 @@ export const policySchema = z.strictObject({
 
 export type CredentialPolicy = z.infer<typeof policySchema>;
 
-const classOverrideSchema = z.strictObject({
+/** A class's `credentials` property, and the ceiling an admin sets for it (`classes.credentials`): any key may be left out. */
+export const policyOverrideSchema = z.strictObject({
   mqtt: policySchema.shape.mqtt.unwrap().partial().optional(),
   postgres: policySchema.shape.postgres.unwrap().partial().optional(),
   mongodb: policySchema.shape.mongodb.unwrap().partial().optional(),
@@ -59,7 +60,7 @@ export function resolvePolicy(defaults: CredentialPolicy, classes: ClassProperti
   const overridden = new Set<string>();
   for (const group of classes) {
     if (group.properties.credentials === undefined) continue;
-    const parsed = classOverrideSchema.safeParse(group.properties.credentials);
+    const parsed = policyOverrideSchema.safeParse(group.properties.credentials);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       throw new PolicyError(`group ${group.name}: property credentials.${issue.path.join('.')}: ${issue.message}`);
@@ -81,17 +82,21 @@ export function resolvePolicy(defaults: CredentialPolicy, classes: ClassProperti
     }
   }
   const policy = merged as unknown as CredentialPolicy;
-  policy.mqtt.subscribe = policy.mqtt.subscribe.map((t) => withUser(t, user).replaceAll('{uid}', uid));
-  policy.mqtt.publish = policy.mqtt.publish.map((t) => withUser(t, user).replaceAll('{uid}', uid));
+  policy.mqtt.subscribe = policy.mqtt.subscribe.map((t) => topicFor(t, { name: user, uid }));
+  policy.mqtt.publish = policy.mqtt.publish.map((t) => topicFor(t, { name: user, uid }));
   return policy;
 }
 
+/** Whether a topic filter names a per-user topic (it is filled in for each user), such as the default `users/{uid}/#`. */
+export const isPerUserTopic = (filter: string) => filter.includes('{user}') || filter.includes('{uid}');
+
 /**
- * `{user}` in a topic filter. A username with an MQTT wildcard (`+`, `#`) would widen the filter to other users'
- * topics, so such a name is refused rather than substituted.
+ * `{user}` and `{uid}` in a topic filter. A username with an MQTT wildcard (`+`, `#`) would widen the filter to other
+ * users' topics, so such a name is refused rather than substituted (a uid never has one).
  */
-function withUser(filter: string, user: string): string {
-  if (!filter.includes('{user}')) return filter;
-  if (/[+#]/.test(user)) throw new PolicyError(`username ${user} contains an MQTT wildcard (+ or #) and cannot name a topic`);
-  return filter.replaceAll('{user}', user);
+export function topicFor(filter: string, owner: { name: string; uid: string }): string {
+  if (filter.includes('{user}') && /[+#]/.test(owner.name)) {
+    throw new PolicyError(`username ${owner.name} contains an MQTT wildcard (+ or #) and cannot name a topic`);
+  }
+  return filter.replaceAll('{user}', owner.name).replaceAll('{uid}', owner.uid);
 }

@@ -3,7 +3,8 @@ import type { HubContext } from '../context.js';
 import type { GroupRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { usernameFrom } from '../api/validate.js';
-import { checkClassProperties, offeredProfiles, type ClassProfileSpec } from '../classes/profiles.js';
+import { offeredProfiles, type ClassProfileSpec } from '../classes/profiles.js';
+import type { ClassBounds } from '../classes/bounds.js';
 import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
@@ -14,7 +15,7 @@ const GROUP_NAME = /^[^/\s\p{Cc}][^/\p{Cc}]{0,254}$/u;
 /** Admin: classes (groups with profiles), their members, profiles, default profile and shared volume. */
 export function adminClassPages(ctx: HubContext): Router {
   const router = Router();
-  const { store } = ctx;
+  const { store, classes } = ctx;
   const scopes = ['admin-ui', 'admin:groups'];
 
   async function existing(raw: string): Promise<GroupRow> {
@@ -26,11 +27,11 @@ export function adminClassPages(ctx: HubContext): Router {
   const pageOf = (name: string) => `/hub/admin/classes/${encodeURIComponent(name)}`;
   const propertiesOf = (group: GroupRow) => JSON.parse(group.properties) as Record<string, unknown>;
 
-  /** Validates and stores changed properties; other property keys are kept as they were. */
+  /** Checks changed properties against the class policy and stores them; other property keys are kept as they were. */
   async function saveProperties(group: GroupRow, change: (p: Record<string, unknown>) => void): Promise<void> {
     const properties = propertiesOf(group);
     change(properties);
-    checkClassProperties(properties);
+    await classes.checkProperties(properties);
     await store.groups.setProperties(group.id, properties);
   }
 
@@ -74,7 +75,7 @@ export function adminClassPages(ctx: HubContext): Router {
     const here = pageOf(group.name);
     res.send(renderPage('admin-class.njk', {
       ...(await adminLayout(ctx, req, res, 'classes')), ...flash(req),
-      name: group.name, action: here, offered: offeredProfiles([group]), editing,
+      name: group.name, action: here, offered: offeredProfiles([group]), editing, bounds: boundsView(classes.bounds),
       defaultProfile: properties.default_profile ?? '', sharedVolume: properties.shared_volume ?? '',
       members: memberRows.map((u) => {
         const row = servers.get(u.id)?.find((s) => s.name === '');
@@ -85,7 +86,7 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes/:name/members', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
+    const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
     const group = await existing(String(req.params.name));
     await withFlash(res, pageOf(group.name), async () => {
       const lookup = async (names: string[]) => {
@@ -95,12 +96,15 @@ export function adminClassPages(ctx: HubContext): Router {
           if (!user) throw new HttpError(400, `No such user: ${raw.slice(0, 64)}`);
           users.push(user);
         }
-        return users.map((u) => u.id);
+        return users;
       };
       const add = await lookup(formField(req, 'add', 200_000).split(/[\s,;]+/).filter(Boolean));
       const remove = await lookup(formList(req, 'remove'));
-      await store.groups.addMembers(group.id, add);
-      await store.groups.removeMembers(group.id, remove);
+      await classes.checkMembers(requester, group, add, remove);
+      await store.transaction(async (tx) => {
+        await tx.groups.addMembers(group.id, add.map((u) => u.id));
+        await tx.groups.removeMembers(group.id, remove.map((u) => u.id));
+      });
       return `Members of ${group.name}: ${add.length} added, ${remove.length} removed.`;
     });
   });
@@ -162,6 +166,23 @@ export function adminClassPages(ctx: HubContext): Router {
   });
 
   return router;
+}
+
+/** The bounds as the class page lists them. */
+function boundsView(bounds: ClassBounds) {
+  const { mqtt, postgres, mongodb } = bounds.credentials;
+  return {
+    images: bounds.images, sharedVolumes: bounds.sharedVolumes, maxCpuLimit: bounds.maxCpuLimit, maxMemLimit: bounds.maxMemLimit,
+    memberGroups: bounds.memberGroups,
+    credentials: [
+      { key: 'mqtt.subscribe', values: mqtt.subscribe }, { key: 'mqtt.publish', values: mqtt.publish },
+      { key: 'postgres.read_schemas', values: postgres.read_schemas },
+      { key: 'postgres.own_schema', values: [String(postgres.own_schema)] },
+      { key: 'postgres.connection_limit', values: [String(postgres.connection_limit)] },
+      { key: 'mongodb.read_databases', values: mongodb.read_databases },
+      { key: 'mongodb.own_database', values: [String(mongodb.own_database)] },
+    ],
+  };
 }
 
 /** A profile from the admin form; numbers are checked here, everything else by the class schema. */

@@ -78,11 +78,15 @@ export function adminUserPages(ctx: HubContext): Router {
       const className = formField(req, 'class', 255);
       const group = className ? await store.groups.byName(className) : undefined;
       if (className && !group) throw new HttpError(400, `No such class: ${className}`);
-      if (group) await requireUnfilteredScopes(ctx, req, ['groups']);
+      if (group) {
+        await requireUnfilteredScopes(ctx, req, ['groups']);
+        const existingUsers = await Promise.all(names.map((n) => store.users.byName(n)));
+        await ctx.classes.checkMembers(requester, group, names.map((name, i) => existingUsers[i] ?? { name, admin }), []);
+      }
       const created = await store.users.createMany(names, admin);
       if (group) {
-        const all = await Promise.all(names.map((n) => store.users.byName(n)));
-        await store.groups.addMembers(group.id, all.filter((u): u is UserRow => u !== undefined).map((u) => u.id));
+        const members = (await Promise.all(names.map((n) => store.users.byName(n)))).filter((u): u is UserRow => u !== undefined);
+        await store.groups.addMembers(group.id, members.map((u) => u.id));
       }
       ctx.log.info({ count: created.length, by: requester.name }, 'users created');
       const skipped = names.length - created.length;

@@ -61,7 +61,7 @@ export function serverPages(ctx: HubContext): Router {
   router.get(['/', '/home'], login, async (req, res) => {
     const { user } = res.locals.session!;
     const [rows, classes] = await Promise.all([
-      store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), store.groups.ofUser(user.id),
+      store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), ctx.classes.classesFor(user),
     ]);
     if (!rows.some((r) => r.name === '')) rows.unshift({ name: '', status: 'stopped', last_activity: null, last_error: null, user_options: '{}' } as (typeof rows)[number]);
     const list = rows.map((r) => ({

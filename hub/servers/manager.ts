@@ -11,8 +11,9 @@ import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
 import { waitForHttp, waitForServer } from './readiness.js';
-import { resolveProfile } from '../classes/profiles.js';
+import { resolveProfile, type ClassRecord } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
+import type { ClassGuard } from '../classes/guard.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -37,6 +38,8 @@ export interface ServerManagerDeps {
   authStateFor?: (user: UserRow) => Promise<Record<string, unknown> | undefined>;
   /** Per-server accounts at the lab's data services, issued before the spawner starts and revoked at release. */
   credentials?: CredentialService;
+  /** Gives each spawn the user's classes with only the grants within the admin's bounds. */
+  classes: ClassGuard;
 }
 
 export type StartOutcome = { status: 'ready' } | { status: 'pending' };
@@ -86,7 +89,8 @@ export class ServerManager {
         throw new HttpError(429, 'Active user limit exceeded. Try again in a few minutes.', { 'Retry-After': '60' });
       }
     }
-    const profile = resolveProfile(await store.groups.ofUser(user.id), userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
+    const classes = await this.deps.classes.classesFor(user, { forSpawn: true });
+    const profile = resolveProfile(classes, userOptions, this.options.sharedMountRoot, this.deps.spawner.profileSlugs);
     this.deps.spawner.checkOptions?.({ userOptions, profile });
     await this.deps.spawner.checkUser?.({ name: user.name, uid: user.uid, legacyName: user.legacy_name, admin: Boolean(user.admin), groups: [] });
     // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
@@ -102,7 +106,7 @@ export class ServerManager {
     this.progress.set(key, progress);
     progress.emit({ progress: 0, message: 'Server requested' });
     const abort = new AbortController();
-    const done = this.spawn(user, row, { userOptions, profile }, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
+    const done = this.spawn(user, row, { userOptions, profile }, classes, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
     this.pendingStarts.set(key, { abort, done });
     const ready = await Promise.race([
       done.then(() => true),
@@ -115,7 +119,7 @@ export class ServerManager {
   }
 
   private async spawn(user: UserRow, row: ServerRow, { userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>,
-    progress: SpawnProgress, signal: AbortSignal): Promise<void> {
+    classes: ClassRecord[], progress: SpawnProgress, signal: AbortSignal): Promise<void> {
     const { store, spawner, proxy, tokens, metrics, log } = this.deps;
     const started = performance.now();
     const prefix = serverPrefix(user.name, row.name);
@@ -149,7 +153,8 @@ export class ServerManager {
         });
       }
       const credentials = await this.deps.credentials?.issueForServer({
-        user: { name: user.name, uid: user.uid, legacyName: user.legacy_name }, serverId: row.id, serverName: row.name, classes: await store.groups.propertiesOfUser(user.id),
+        user: { name: user.name, uid: user.uid, legacyName: user.legacy_name }, serverId: row.id, serverName: row.name,
+        classes: classes.map((c) => ({ name: c.name, properties: JSON.parse(c.properties) as Record<string, unknown> })),
         progress: (message) => progress.emit({ progress: 10, message }),
       });
       progress.emit({ progress: 10, message: 'Starting the server' });

@@ -14,6 +14,7 @@ import { createClassInBrowser, expectAccessible, logIn, screenshot, watchCsp } f
  * the container runs the class's image with the class's limits and the class volume mounted read-only.
  */
 const IMAGE = 'labhub/notebook-debian:latest';
+const MISSING_IMAGE = 'labhub/not-built-here:1';
 const docker = new Docker();
 const engineUp = await docker.ping().then(() => true, () => false);
 const ready = requireService('Chromium', chromiumAvailable()) && requireService('Docker engine', engineUp)
@@ -35,6 +36,9 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
         // Containers reach the hub on the bridge gateway, so the hub listens there.
         LABHUB_HUB__IP: gateway,
         LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_AUTHENTICATOR__PASSWORD: 'test-password',
+        // The admin's bounds: the class volume may be mounted, and a second image (never built here) may be named.
+        LABHUB_CLASSES__SHARED_VOLUMES: JSON.stringify([classVolume]),
+        LABHUB_CLASSES__IMAGES: JSON.stringify([IMAGE, MISSING_IMAGE]),
       },
     });
     // The class's material: a volume with one file, written as root as a teacher's upload would be.
@@ -123,7 +127,7 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
     expect((await api(hub.url, adminToken, 'DELETE', '/users/cleo/server')).status).toBe(204);
     const group = await api(hub.url, adminToken, 'GET', '/groups/bio101');
     const properties = (group.body as { properties: { profiles: unknown[] } }).properties;
-    properties.profiles.push({ slug: 'missing', display_name: 'Missing image', image: 'labhub/not-built-here:1' });
+    properties.profiles.push({ slug: 'missing', display_name: 'Missing image', image: MISSING_IMAGE });
     expect((await api(hub.url, adminToken, 'PUT', '/groups/bio101/properties', properties)).status).toBe(200);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -18,6 +18,7 @@ describe.skipIf(!ready)('the web UI in Chromium', () => {
     env: {
       LABHUB_SPAWNER__CMD: JSON.stringify([singleuser]), LABHUB_SPAWNER__ALLOW_ROOT: 'true',
       LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_AUTHENTICATOR__PASSWORD: 'test-password',
+      LABHUB_CLASSES__SHARED_VOLUMES: '[class-bio101-materials]',
     },
   });
   let browser: Browser;

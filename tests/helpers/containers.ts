@@ -36,3 +36,13 @@ export async function bridgeGateway(): Promise<string> {
   if (!address) throw new Error('the Docker spawner found no IPv4 address for the default bridge');
   return address;
 }
+
+/** Removes every container and volume a test hub labelled with its hub id (`org.labhub.hub`), running or not. */
+export async function removeHubObjects(hubId: string): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } })) {
+    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
+  for (const v of (await docker.listVolumes({ filters: { label: [`org.labhub.hub=${hubId}`] } })).Volumes ?? []) {
+    await docker.getVolume(v.Name).remove().catch(() => undefined);
+  }
+}

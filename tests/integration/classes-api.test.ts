@@ -6,7 +6,7 @@ import { api, Browser, HubProcess, xsrfFromHtml } from '../helpers/hub.js';
  * instant spawner.
  */
 describe('classes through the REST API', () => {
-  const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant' } });
+  const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant', LABHUB_CLASSES__SHARED_VOLUMES: '[class-bio101-materials]' } });
   let token = '';
 
   beforeAll(async () => {

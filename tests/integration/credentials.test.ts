@@ -6,7 +6,8 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
-import { userDataNames, type AccountOwner } from '../../hub/credentials/names.js';
+import { userDataNames } from '../../hub/credentials/names.js';
+import { accountOf } from '../helpers/accounts.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
 import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
@@ -123,14 +124,6 @@ async function serverCredentials(hub: HubProcess, token: string, user: string): 
   expect(environ.get('LABHUB_POSTGRES_URL')).toBe(file.postgres.url);
   expect(environ.get('PGUSER')).toBe(file.postgres.username);
   return file;
-}
-
-/** The account as the hub's state DB holds it: what per-user names derive from. */
-function accountOf(hub: HubProcess, name: string): AccountOwner {
-  const sqlite = new SQLite(hub.sqlitePath, { readonly: true });
-  const row = sqlite.prepare('select name, uid, legacy_name from users where name = ?').get(name) as { name: string; uid: string; legacy_name: string | null };
-  sqlite.close();
-  return { name: row.name, uid: row.uid, legacyName: row.legacy_name };
 }
 
 function mqttAs(c: Credentials['mqtt']): Promise<MqttClient> {

@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
-import { bridgeGateway } from '../helpers/containers.js';
+import { bridgeGateway, removeHubObjects } from '../helpers/containers.js';
 
 /**
  * The Docker spawner as a deployment uses it: `labhub start` with `spawner.kind: docker` from config, a real engine,
@@ -44,12 +44,7 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
   afterAll(async () => {
     await api(hub.url, token, 'DELETE', '/users/dora/server').catch(() => undefined);
     await hub.cleanup();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    }
-    for (const v of (await docker.listVolumes()).Volumes ?? []) {
-      if (v.Labels?.['org.labhub.hub'] === hubId) await docker.getVolume(v.Name).remove().catch(() => undefined);
-    }
+    await removeHubObjects(hubId);
   });
 
   it('starts a container from config, reachable through the proxy', async () => {

@@ -435,6 +435,19 @@ describe.skipIf(!imageOk)('DockerSpawner on a real engine', () => {
     await docker.getVolume(classVolume).remove().catch(() => undefined);
   });
 
+  it('refuses a class shared volume that is a user\'s own home, whoever it was made for, before creating a container', async () => {
+    const spawner = new DockerSpawner(options());
+    const gone = await startAndWait(spawner, spawnRequest(hub, 'gone'));
+    await spawner.stop(gone.state, { now: true });
+    // The hub checks names against the users it has; the engine's labels also cover homes of users since deleted.
+    const home = spawner.userVolumes({ name: 'gone', ...key('gone') })[0]!;
+    const rec = spawnRequest(hub, 'lee');
+    rec.request.profile = { id: 'bio101/python', sharedVolumes: [{ volume: home, mountPath: '/home/jovyan/shared/bio101' }] };
+    await expect(spawner.start(rec.request)).rejects.toMatchObject({ status: 403, message: expect.stringMatching(`shared volume ${home} of bio101/python is a user's own volume`) });
+    expect(rec.saved).toEqual([]);
+    expect(await containerExists(`${PREFIX}-lee`)).toBe(false);
+  });
+
   it('a missing image fails fast with a message an admin can act on, and leaves nothing behind', async () => {
     const missing = new DockerSpawner({ ...options(), image: `labhub/does-not-exist-${RUN}:latest` });
     const rec = spawnRequest(hub, 'dave');

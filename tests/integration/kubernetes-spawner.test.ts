@@ -111,6 +111,16 @@ describe.skipIf(!ready)('KubernetesSpawner on a real API server', () => {
     expect(['gone', 'terminating']).toContain(claim);
   });
 
+  it('refuses a user\'s home claim as a class\'s shared claim before creating anything', async () => {
+    const home = spawner.userVolumes({ name: 'bob', ...key('bob') })[0]!;
+    expect((await cluster.core.readNamespacedPersistentVolumeClaim({ name: home, namespace })).metadata!.name).toBe(home);
+    const req = request('gil');
+    req.profile = { id: 'bio101/python', sharedVolumes: [{ volume: home, mountPath: '/home/jovyan/shared/bio101' }] };
+    await expect(spawner.start(req)).rejects.toMatchObject({ status: 403, message: expect.stringMatching(`shared claim ${home} of bio101/python is a user's home`) });
+    expect(req.saved).toEqual([]);
+    await expect(cluster.core.readNamespacedPod({ name: 'spawner-test-gil', namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
   it('fails within seconds on an image that cannot be pulled, with the reason, and deletes the pod', async () => {
     const started = Date.now();
     await expect(spawner.start(request('carol', '', { profile: 'missing' }))).rejects.toThrow(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
