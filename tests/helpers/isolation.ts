@@ -1,0 +1,615 @@
+/**
+ * The cross-user isolation matrix (issue 16): users A and B, A in four roles, every way A could reach B's resources
+ * (REST API, pages, proxy, OAuth flow, leased credentials, class properties), written as data so a failure names
+ * its row. Each tests/integration/isolation-<spawner>.test.ts builds a `World` on a real hub with one spawner kind
+ * and runs `matrixRows()` against it.
+ *
+ * Every row is an attempt by A that must be held: an API answer in 400–499 with JupyterHub's `{status, message}`,
+ * a page in 400–499 (or a redirect to the login), a notebook server that sends A to the hub's login or refuses, a
+ * broker that refuses. A few cells are powers a role holds by design (an `admin:users` holder reads B's model);
+ * those are `permitted` rows, which must answer 2xx and show none of B's secrets.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectAsync, type MqttClient } from 'mqtt';
+import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { oauthClientId, serverPrefix } from '../../hub/servers/naming.js';
+import { api, Browser, HubProcess, xsrfFromHtml } from './hub.js';
+import { startFerretDb, type FerretDbServer } from './ferretdb.js';
+import { startMosquitto, type MosquittoBroker } from './mosquitto.js';
+import { startPostgres, type PostgresCluster } from './postgres.js';
+
+/** The target. */
+export const B = 'bea';
+/** A class B is in (taught by the teacher of B's class), a class B is not in, a group B is in that no actor manages. */
+export const CLASS_OF_B = 'bio101';
+export const OTHER_CLASS = 'chem201';
+export const GROUP_OF_B = 'lab-bea';
+/** B's named server, started once and stopped, so it exists. */
+export const B_NAMED = 'lab2';
+export const PASSWORD = 'isolation-password-1';
+
+export const ACTORS = {
+  'plain user': 'ann',
+  'teacher of B\'s class': 'tia',
+  'teacher of another class': 'tom',
+  'admin:users holder': 'hal',
+} as const;
+export type ActorRole = keyof typeof ACTORS;
+const ROLES = Object.keys(ACTORS) as ActorRole[];
+
+/**
+ * The actors' powers, from config: a teacher holds `groups!group=<class>` (what a class manager's token carried in
+ * the audit), the helpdesk account `admin:users` without admin.
+ */
+export function isolationRolesEnv(): Record<string, string> {
+  return {
+    LABHUB_ROLES: JSON.stringify([
+      { name: 'teacher-bio101', scopes: [`groups!group=${CLASS_OF_B}`], users: [ACTORS['teacher of B\'s class']] },
+      { name: 'teacher-chem201', scopes: [`groups!group=${OTHER_CLASS}`], users: [ACTORS['teacher of another class']] },
+      { name: 'helpdesk', scopes: ['admin:users'], users: [ACTORS['admin:users holder']] },
+    ]),
+    LABHUB_ALLOW_NAMED_SERVERS: 'true',
+  };
+}
+
+export interface Credentials {
+  mongodb: { url: string; username: string; password: string; database: string };
+  mqtt: { url: string; username: string; password: string; subscribe: string[]; publish: string[] };
+  postgres: { url: string; username: string; password: string; schema: string };
+}
+
+/** What a running server holds: its hub API token (its OAuth client secret) and its leased credentials. */
+export interface ServerSecrets {
+  apiToken: string;
+  credentials?: Credentials;
+}
+
+export interface World {
+  hub: HubProcess;
+  admin: string;
+  tokens: Record<string, string>;
+  browsers: Record<string, Browser>;
+  /** B's own API token and its id. */
+  bToken: { token: string; id: string };
+  /** Name B's home storage has on this spawner (Docker volume, PVC), from the product. */
+  bHomeVolume: string;
+  /** Present when servers run (proxy, OAuth and lease rows). */
+  servers?: {
+    bKernel: string;
+    bSecrets: ServerSecrets;
+    /** A's own running server (the plain user's). */
+    aSecrets: ServerSecrets;
+  };
+  services?: LeaseServices;
+}
+
+/** A user's token for the hub API, and a browser logged in as them. */
+export async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'tokens' | 'browsers'>> {
+  const add = async (args: string[]) => {
+    const res = await hub.cli(args, `${PASSWORD}\n`);
+    if (res.status !== 0) throw new Error(`labhub ${args.join(' ')}: ${res.stderr}`);
+  };
+  await add(['users', 'add', 'admin', '--admin', '--password-stdin']);
+  for (const name of [B, ACTORS['plain user'], 'cy']) await add(['users', 'add', name, '--password-stdin']);
+  // The config roles made the teachers and the helpdesk account; they get passwords to log in.
+  for (const role of ROLES.slice(1)) await add(['users', 'passwd', ACTORS[role], '--password-stdin']);
+  const admin = (await hub.cli(['token', 'admin'])).stdout.trim();
+  const tokens: Record<string, string> = {};
+  const browsers: Record<string, Browser> = {};
+  for (const name of [B, ...ROLES.map((r) => ACTORS[r])]) {
+    tokens[name] = (await hub.cli(['token', name])).stdout.trim();
+    browsers[name] = new Browser(hub.url);
+    const home = await browsers[name].login(name, PASSWORD);
+    if (home.status !== 200) throw new Error(`${name} could not log in: ${home.status}`);
+  }
+  for (const [group, users] of [[CLASS_OF_B, [B]], [OTHER_CLASS, ['cy']], [GROUP_OF_B, [B]]] as const) {
+    await must(api(hub.url, admin, 'POST', `/groups/${group}`, { users }), 201);
+  }
+  return { admin, tokens, browsers };
+}
+
+/** B's own token, made by B. */
+export async function bOwnToken(hub: HubProcess, tokens: Record<string, string>): Promise<World['bToken']> {
+  const made = await must(api(hub.url, tokens[B]!, 'POST', `/users/${B}/tokens`, { note: 'B\'s own' }), 201);
+  const body = made.body as { token: string; id: string };
+  return { token: body.token, id: body.id };
+}
+
+/** A kernel in B's running server, started by B with B's token. */
+export async function bKernel(hub: HubProcess, bToken: string): Promise<string> {
+  const res = await fetch(`${hub.url}${serverPrefix(B, '')}api/kernels`, {
+    method: 'POST', headers: { authorization: `token ${bToken}`, 'content-type': 'application/json' }, body: '{}',
+  });
+  if (res.status !== 201) throw new Error(`B could not start a kernel: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+export async function must(p: Promise<Awaited<ReturnType<typeof api>>>, status: number): Promise<Awaited<ReturnType<typeof api>>> {
+  const res = await p;
+  if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The real services leases are issued at: Mosquitto with dynamic security, PostgreSQL with SCRAM, FerretDB.
+
+export interface LeaseServices {
+  broker: MosquittoBroker;
+  cluster: PostgresCluster;
+  ferret: FerretDbServer;
+  admin: pg.Client;
+  /** Hub environment that makes every service required. */
+  hubEnv: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startLeaseServices(): Promise<LeaseServices> {
+  const [broker, cluster, ferret] = await Promise.all([startMosquitto(), startPostgres({ database: 'lab' }), startFerretDb()]);
+  // The run's shared clusters trust every login, which would let A log in as anyone: passwords are checked here.
+  writeFileSync(join(cluster.dir, 'data/pg_hba.conf'), [
+    'local all all trust', 'host all postgres 127.0.0.1/32 trust', 'host all all 127.0.0.1/32 scram-sha-256', '',
+  ].join('\n'));
+  const admin = new pg.Client({ connectionString: cluster.url });
+  await admin.connect();
+  await admin.query('select pg_reload_conf()');
+  await admin.query('create schema shared');
+  return {
+    broker, cluster, ferret, admin,
+    hubEnv: {
+      LABHUB_CREDENTIALS__MQTT__ADMIN_URL: broker.adminUrl, LABHUB_CREDENTIALS__MQTT__REQUIRED: 'true',
+      LABHUB_CREDENTIALS__POSTGRES__ADMIN_URL: cluster.url, LABHUB_CREDENTIALS__POSTGRES__REQUIRED: 'true',
+      LABHUB_CREDENTIALS__MONGODB__ADMIN_URL: ferret.adminUrl, LABHUB_CREDENTIALS__MONGODB__REQUIRED: 'true',
+      // FerretDB 1.x has no roles: accounts are made without them.
+      LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: 'false',
+    },
+    async stop() {
+      await admin.end().catch(() => undefined);
+      await Promise.all([broker.stop(), cluster.stop(), ferret.stop()]);
+    },
+  };
+}
+
+/** B uses B's own lease: a table in B's schema, a document in B's database, a subscriber on B's topics. */
+export async function bUsesItsLease(c: Credentials): Promise<void> {
+  const client = new pg.Client({ connectionString: c.postgres.url });
+  await client.connect();
+  await client.query(`create table ${c.postgres.schema}.notes (text text); insert into ${c.postgres.schema}.notes values ('B''s note')`);
+  await client.end();
+  const mongo = new MongoClient(c.mongodb.url, { serverSelectionTimeoutMS: 5000 });
+  await mongo.db(c.mongodb.database).collection('notes').insertOne({ text: 'B\'s note' });
+  await mongo.close();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outcomes
+
+export interface Outcome {
+  held: boolean;
+  /** What happened, for the failure message. */
+  detail: string;
+}
+
+type ApiAnswer = Awaited<ReturnType<typeof api>>;
+
+/** A clear API refusal: 4xx with `{status, message}` where status is the HTTP status. */
+export function apiRefusal(res: ApiAnswer): Outcome {
+  const body = res.body as { status?: unknown; message?: unknown } | null;
+  const shaped = typeof body === 'object' && body !== null && body.status === res.status && typeof body.message === 'string';
+  return {
+    held: res.status >= 400 && res.status < 500 && shaped,
+    detail: `${res.status} ${JSON.stringify(res.body)?.slice(0, 300)}${shaped ? '' : ' (not a {status, message} error)'}`,
+  };
+}
+
+/** A page refusal: 4xx, or a redirect to the hub's login. */
+export async function pageRefusal(res: Response): Promise<Outcome> {
+  const location = res.headers.get('location') ?? '';
+  const text = await res.text();
+  const refused = (res.status >= 400 && res.status < 500) || ([302, 303].includes(res.status) && location.startsWith('/hub/login'));
+  return { held: refused, detail: `${res.status}${location ? ` -> ${location}` : ''} ${text.slice(0, 200)}` };
+}
+
+/**
+ * A notebook server's refusal: 4xx, or a redirect into the hub's login or OAuth authorize (where A is refused by
+ * the OAuth rows); never a 2xx from B's server.
+ */
+export async function serverRefusal(res: Response): Promise<Outcome> {
+  const location = res.headers.get('location') ?? '';
+  const text = await res.text();
+  const toHub = [302, 303].includes(res.status) && /^(https?:\/\/[^/]+)?\/hub\/(login|api\/oauth2\/authorize)/.test(location);
+  return { held: (res.status >= 400 && res.status < 500) || toHub, detail: `${res.status}${location ? ` -> ${location}` : ''} ${text.slice(0, 200)}` };
+}
+
+/** A permitted cell: 2xx, and none of B's secrets in what came back. */
+export function permittedWithoutSecrets(res: ApiAnswer, w: World): Outcome {
+  const text = JSON.stringify(res.body);
+  const secrets = [w.bToken.token, w.servers?.bSecrets.apiToken, ...Object.values(w.servers?.bSecrets.credentials ?? {}).map((c) => c.password)]
+    .filter((s): s is string => !!s);
+  const leaked = secrets.filter((s) => text.includes(s));
+  return { held: res.status >= 200 && res.status < 300 && !leaked.length, detail: `${res.status}${leaked.length ? ' with a secret of B in the body' : ''} ${text.slice(0, 200)}` };
+}
+
+/** A request's outcome when it must not succeed, whatever way it fails (broker refusals come as errors). */
+async function serviceRefusal(what: string, attempt: () => Promise<unknown>): Promise<Outcome> {
+  try {
+    const result = await attempt();
+    return { held: false, detail: `${what} succeeded: ${JSON.stringify(result)?.slice(0, 200)}` };
+  } catch (err) {
+    return { held: true, detail: `${what} refused: ${(err as Error).message.slice(0, 200)}` };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The matrix
+
+export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties';
+
+export interface MatrixRow {
+  actor: ActorRole;
+  channel: Channel;
+  resource: string;
+  attempt: string;
+  /** `permitted`: a power this role holds by design; checked to answer 2xx without B's secrets. */
+  expect: 'refused' | 'permitted';
+  run(w: World): Promise<Outcome>;
+}
+
+export function rowLabel(r: MatrixRow): string {
+  return `${r.actor} | ${r.channel} | ${r.resource} | ${r.attempt}${r.expect === 'permitted' ? ' (permitted by design)' : ''}`;
+}
+
+export interface MatrixOptions {
+  /** Servers run: proxy, websocket, OAuth and lease rows. */
+  servers: boolean;
+  leases: boolean;
+}
+
+const asActor = (actor: ActorRole) => ACTORS[actor];
+
+/** Posts a hub form as A, with A's XSRF token; no redirect is followed. */
+async function postAsBrowser(browser: Browser, path: string, fields: Record<string, string> = {}): Promise<Response> {
+  const xsrf = xsrfFromHtml(await (await browser.navigate('/hub/home')).text());
+  return browser.request(path, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-mode': 'navigate' },
+    body: new URLSearchParams({ ...fields, _xsrf: xsrf }).toString(),
+  });
+}
+
+/** B's server's OAuth authorize query, as B's server itself sends an anonymous browser to the hub. */
+async function bAuthorizeQuery(w: World): Promise<URLSearchParams> {
+  const anonymous = new Browser(w.hub.url);
+  await anonymous.navigate(serverPrefix(B, ''));
+  const authorize = anonymous.visited.find((p) => p.startsWith('/hub/api/oauth2/authorize'));
+  const query = new URL(authorize ?? '/', w.hub.url).searchParams;
+  if (query.get('client_id') !== oauthClientId(B, '')) throw new Error(`B's server did not send a browser to its OAuth client: ${anonymous.visited.join(' -> ')}`);
+  return query;
+}
+
+/** A code from the hub's authorize for the plain user's own server, as that user's browser obtains it. */
+async function ownCode(w: World, name: string): Promise<{ code: string; redirectUri: string }> {
+  const query = new URLSearchParams({ client_id: oauthClientId(name, ''), redirect_uri: `${serverPrefix(name, '')}oauth_callback`, response_type: 'code', state: 's' });
+  const res = await w.browsers[name]!.request(`/hub/api/oauth2/authorize?${query}`);
+  const location = new URL(res.headers.get('location') ?? '/', w.hub.url);
+  const code = location.searchParams.get('code');
+  if (res.status !== 302 || !code) throw new Error(`${name} got no code for its own server: ${res.status} ${await res.text()}`);
+  return { code, redirectUri: query.get('redirect_uri')! };
+}
+
+function websocketOutcome(url: string, headers: Record<string, string>): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      ws.terminate();
+      resolve({ held: false, detail: 'the websocket to B\'s kernel opened' });
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location ?? '';
+      res.resume();
+      ws.terminate();
+      resolve({ held: (status >= 400 && status < 500) || (status === 302 && /\/hub\/(login|api\/oauth2\/authorize)/.test(location)), detail: `${status} ${location}` });
+    });
+    ws.on('error', (err) => resolve({ held: false, detail: `no clear refusal: ${err.message}` }));
+  });
+}
+
+/** mqtt.js reports a refused subscription as a granted QoS of 128 (v3) or a reason code ≥ 0x80 (v5). */
+async function mqttSubscribe(c: Credentials['mqtt'], topic: string): Promise<Outcome> {
+  const client = await connectAsync(c.url, { username: c.username, password: c.password, reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 5000 });
+  try {
+    const granted = await client.subscribeAsync(topic, { qos: 1 }).then((g) => g[0]?.qos ?? 128, (err: Error) => err.message);
+    return { held: typeof granted === 'string' || granted >= 128, detail: `subscribe ${topic}: ${granted}` };
+  } finally {
+    await client.endAsync(true);
+  }
+}
+
+/** Publishes as A to B's topic; refused when the broker says so (v5 PUBACK reason) and B's subscriber got nothing. */
+async function mqttPublish(c: Credentials['mqtt'], b: Credentials['mqtt'], topic: string): Promise<Outcome> {
+  const watcher: MqttClient = await connectAsync(b.url, { username: b.username, password: b.password, reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 5000 });
+  const client = await connectAsync(c.url, { username: c.username, password: c.password, reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 5000 });
+  try {
+    const received: string[] = [];
+    watcher.on('message', (t, payload) => received.push(`${t}: ${payload.toString()}`));
+    await watcher.subscribeAsync(b.publish, { qos: 1 });
+    const published = await client.publishAsync(topic, 'from A', { qos: 1 }).then(() => 'accepted', (err: Error) => `refused (${err.message})`);
+    await new Promise((r) => setTimeout(r, 500));
+    return { held: published !== 'accepted' && received.length === 0, detail: `publish ${topic}: ${published}; B received ${JSON.stringify(received)}` };
+  } finally {
+    await Promise.all([client.endAsync(true), watcher.endAsync(true)]);
+  }
+}
+
+async function pgAs<T>(c: Credentials['postgres'], use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: c.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function mongoAs<T>(url: string, use: (client: MongoClient) => Promise<T>): Promise<T> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
+  try {
+    return await use(client);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+/** `user:password@` of one account in another's URL. */
+function withAccount(url: string, username: string, password: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(username);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+export function matrixRows(options: MatrixOptions): MatrixRow[] {
+  const rows: MatrixRow[] = [];
+  const add = (actors: readonly ActorRole[], channel: Channel, resource: string, attempt: string, run: (w: World, a: string) => Promise<Outcome>, permittedFor: readonly ActorRole[] = []) => {
+    for (const actor of actors) {
+      rows.push({ actor, channel, resource, attempt, expect: permittedFor.includes(actor) ? 'permitted' : 'refused', run: (w) => run(w, asActor(actor)) });
+    }
+  };
+  const call = (w: World, a: string, method: string, path: string, body?: unknown) => api(w.hub.url, w.tokens[a]!, method, path, body);
+  const refusedCall = (method: string, path: (w: World) => string, body?: (w: World, a: string) => unknown) =>
+    async (w: World, a: string) => apiRefusal(await call(w, a, method, path(w), body?.(w, a)));
+  const permittedOrRefused = (method: string, path: string, body?: unknown, permittedFor: readonly ActorRole[] = []) =>
+    async (w: World, a: string) => {
+      const res = await call(w, a, method, path, body);
+      const role = ROLES.find((r) => ACTORS[r] === a)!;
+      return permittedFor.includes(role) ? permittedWithoutSecrets(res, w) : apiRefusal(res);
+    };
+  const helpdesk: ActorRole[] = ['admin:users holder'];
+
+  // REST API
+  add(ROLES, 'REST API', 'B\'s user model', `GET /users/${B}`, permittedOrRefused('GET', `/users/${B}`, undefined, helpdesk), helpdesk);
+  add(ROLES, 'REST API', 'B\'s user model', `PATCH /users/${B} {admin: true}`, refusedCall('PATCH', () => `/users/${B}`, () => ({ admin: true })));
+  add(ROLES.slice(0, 3), 'REST API', 'B\'s user model', `PATCH /users/${B} {name}`, refusedCall('PATCH', () => `/users/${B}`, (_w, a) => ({ name: `${a}-owns-${B}` })));
+  add(ROLES.slice(0, 3), 'REST API', 'B\'s account', `DELETE /users/${B}`, refusedCall('DELETE', () => `/users/${B}`));
+  add(ROLES, 'REST API', 'B\'s default server', `POST /users/${B}/server (start)`, refusedCall('POST', () => `/users/${B}/server`));
+  add(ROLES, 'REST API', 'B\'s default server', `DELETE /users/${B}/server (stop)`, refusedCall('DELETE', () => `/users/${B}/server`));
+  add(ROLES, 'REST API', 'B\'s default server', `GET /users/${B}/server/progress`, refusedCall('GET', () => `/users/${B}/server/progress`));
+  add(ROLES, 'REST API', 'B\'s named servers', `POST /users/${B}/servers/${B_NAMED} (start)`, refusedCall('POST', () => `/users/${B}/servers/${B_NAMED}`));
+  add(ROLES, 'REST API', 'B\'s named servers', `POST /users/${B}/servers/mine (create)`, refusedCall('POST', () => `/users/${B}/servers/mine`));
+  add(ROLES, 'REST API', 'B\'s named servers', `DELETE /users/${B}/servers/${B_NAMED} {remove: true}`, refusedCall('DELETE', () => `/users/${B}/servers/${B_NAMED}`, () => ({ remove: true })));
+  add(ROLES, 'REST API', 'B\'s tokens', `GET /users/${B}/tokens`, refusedCall('GET', () => `/users/${B}/tokens`));
+  add(ROLES, 'REST API', 'B\'s tokens', `GET /users/${B}/tokens/<id>`, refusedCall('GET', (w) => `/users/${B}/tokens/${w.bToken.id}`));
+  add(ROLES, 'REST API', 'B\'s tokens', `POST /users/${B}/tokens`, refusedCall('POST', () => `/users/${B}/tokens`, () => ({ note: 'stolen' })));
+  add(ROLES, 'REST API', 'B\'s tokens', `DELETE /users/${B}/tokens/<id>`, refusedCall('DELETE', (w) => `/users/${B}/tokens/${w.bToken.id}`));
+  // The lease list is the helpdesk's by design (it holds no secret); revoking it would end B's sessions.
+  add(ROLES, 'REST API', 'B\'s credentials', `GET /users/${B}/credentials`, permittedOrRefused('GET', `/users/${B}/credentials`, undefined, helpdesk), helpdesk);
+  add(ROLES.slice(0, 3), 'REST API', 'B\'s credentials', `DELETE /users/${B}/credentials`, refusedCall('DELETE', () => `/users/${B}/credentials`));
+  add(ROLES, 'REST API', 'a group B is in', `GET /groups/${GROUP_OF_B}`, refusedCall('GET', () => `/groups/${GROUP_OF_B}`));
+  add(ROLES, 'REST API', 'a group B is in', `POST /groups/${GROUP_OF_B}/users (join)`, refusedCall('POST', () => `/groups/${GROUP_OF_B}/users`, (_w, a) => ({ users: [a] })));
+  add(ROLES, 'REST API', 'a group B is in', `DELETE /groups/${GROUP_OF_B}/users (remove B)`, refusedCall('DELETE', () => `/groups/${GROUP_OF_B}/users`, () => ({ users: [B] })));
+  add(ROLES, 'REST API', 'a group B is in', `PUT /groups/${GROUP_OF_B}/properties`, refusedCall('PUT', () => `/groups/${GROUP_OF_B}/properties`, () => ({ colour: 'red' })));
+  add(ROLES, 'REST API', 'an invitation for B', `POST /users/${B}/invitation`, refusedCall('POST', () => `/users/${B}/invitation`));
+  add(ROLES, 'REST API', 'B\'s activity', `POST /users/${B}/activity`,
+    permittedOrRefused('POST', `/users/${B}/activity`, { last_activity: new Date().toISOString() }, helpdesk), helpdesk);
+
+  // Pages
+  add(ROLES, 'pages', 'B\'s home', 'GET /hub/home shows A\'s servers, never B\'s', async (w, a) => {
+    const res = await w.browsers[a]!.request('/hub/home');
+    const text = await res.text();
+    const showsB = text.includes(`/hub/stop/${B}`) || text.includes(`/hub/spawn/${B}`) || text.includes(serverPrefix(B, ''));
+    return { held: res.status === 200 && !showsB && text.includes(a), detail: `${res.status}${showsB ? ' showing B\'s server' : ''}` };
+  });
+  add(ROLES, 'pages', 'B\'s servers', `POST /hub/spawn/${B}`, async (w, a) => pageRefusal(await postAsBrowser(w.browsers[a]!, `/hub/spawn/${B}`)));
+  add(ROLES, 'pages', 'B\'s servers', `POST /hub/spawn/${B}/mine`, async (w, a) => pageRefusal(await postAsBrowser(w.browsers[a]!, `/hub/spawn/${B}/mine`)));
+  add(ROLES, 'pages', 'B\'s servers', `POST /hub/stop/${B}`, async (w, a) => pageRefusal(await postAsBrowser(w.browsers[a]!, `/hub/stop/${B}`)));
+  add(ROLES, 'pages', 'B\'s servers', `GET /hub${serverPrefix(B, '')}`, async (w, a) => pageRefusal(await w.browsers[a]!.request(`/hub${serverPrefix(B, '')}`)));
+  add(ROLES, 'pages', 'B\'s servers', `GET /hub/spawn-pending/${B}`, async (w, a) => pageRefusal(await w.browsers[a]!.request(`/hub/spawn-pending/${B}`)));
+  for (const path of ['/hub/admin/users', `/hub/admin/users/${B}`, '/hub/admin/servers', '/hub/admin/leases', `/hub/admin/classes/${GROUP_OF_B}`]) {
+    add(ROLES, 'pages', 'admin pages', `GET ${path}`, async (w, a) => pageRefusal(await w.browsers[a]!.request(path)));
+  }
+  add(ROLES, 'pages', 'admin pages', `POST /hub/admin/users/${B} (make B admin)`, async (w, a) => pageRefusal(await postAsBrowser(w.browsers[a]!, `/hub/admin/users/${B}`, { admin: 'on', name: B })));
+  add(ROLES, 'pages', 'admin pages', `POST /hub/admin/users/${B}/delete`, async (w, a) => pageRefusal(await postAsBrowser(w.browsers[a]!, `/hub/admin/users/${B}/delete`)));
+
+  if (options.servers) {
+    const prefix = serverPrefix(B, '');
+    // Proxy
+    add(ROLES, 'proxy', 'B\'s running server', `GET ${prefix} as A's logged-in browser (through B's server's OAuth)`, async (w, a) => {
+      const browser = w.browsers[a]!;
+      const from = browser.visited.length;
+      const outcome = await pageRefusal(await browser.navigate(prefix));
+      const hops = browser.visited.slice(from);
+      const viaOAuth = hops.some((p) => p.startsWith('/hub/api/oauth2/authorize'));
+      return { held: outcome.held && viaOAuth, detail: `${hops.join(' -> ')}: ${outcome.detail}` };
+    });
+    add(ROLES, 'proxy', 'B\'s running server', `GET ${prefix}api/status with A's cookies`, async (w, a) =>
+      serverRefusal(await w.browsers[a]!.request(`${prefix}api/status`)));
+    add(ROLES, 'proxy', 'B\'s running server', `GET ${prefix}api/status with A's token`, async (w, a) =>
+      serverRefusal(await fetch(`${w.hub.url}${prefix}api/status`, { redirect: 'manual', headers: { authorization: `token ${w.tokens[a]}` } })));
+    add(ROLES, 'proxy', 'B\'s files', `GET ${prefix}api/contents with A's token`, async (w, a) =>
+      serverRefusal(await fetch(`${w.hub.url}${prefix}api/contents`, { redirect: 'manual', headers: { authorization: `token ${w.tokens[a]}` } })));
+    add(ROLES, 'proxy', 'B\'s kernel', 'websocket to B\'s kernel with A\'s token', async (w, a) =>
+      websocketOutcome(`${w.hub.url.replace('http', 'ws')}${prefix}api/kernels/${w.servers!.bKernel}/channels`, { authorization: `token ${w.tokens[a]}` }));
+    add(ROLES, 'proxy', 'B\'s kernel', 'websocket to B\'s kernel with A\'s cookies', async (w, a) => {
+      const path = `${prefix}api/kernels/${w.servers!.bKernel}/channels`;
+      return websocketOutcome(`${w.hub.url.replace('http', 'ws')}${path}`, { cookie: w.browsers[a]!.cookieHeader(path) || w.browsers[a]!.cookieHeader('/hub/') });
+    });
+    const plain: ActorRole[] = ['plain user'];
+    add(plain, 'proxy', 'B\'s running server', 'A\'s server\'s own API token at B\'s server', async (w) =>
+      serverRefusal(await fetch(`${w.hub.url}${prefix}api/status`, { redirect: 'manual', headers: { authorization: `token ${w.servers!.aSecrets.apiToken}` } })));
+    add(plain, 'proxy', 'B\'s running server', 'A\'s server login cookie replayed under B\'s server\'s cookie name', async (w, a) => {
+      const own = w.browsers[a]!;
+      await own.navigate(serverPrefix(a, ''));
+      const cookie = own.cookie(oauthClientId(a, ''), serverPrefix(a, ''));
+      if (!cookie) return { held: false, detail: `A has no login cookie for A's own server (visited ${own.visited.slice(-5).join(' -> ')})` };
+      return serverRefusal(await fetch(`${w.hub.url}${prefix}api/status`, { redirect: 'manual', headers: { cookie: `${oauthClientId(B, '')}=${cookie}` } }));
+    });
+    add(plain, 'REST API', 'B\'s user model', 'A\'s server\'s own API token: GET and stop B', async (w) => {
+      const token = w.servers!.aSecrets.apiToken;
+      const read = apiRefusal(await api(w.hub.url, token, 'GET', `/users/${B}`));
+      const stop = apiRefusal(await api(w.hub.url, token, 'DELETE', `/users/${B}/server`));
+      return { held: read.held && stop.held, detail: `GET ${read.detail}; DELETE ${stop.detail}` };
+    });
+
+    // OAuth
+    add(ROLES, 'OAuth', 'B\'s server\'s OAuth client', 'GET /hub/api/oauth2/authorize for B\'s client with A\'s cookie', async (w, a) => {
+      const res = await w.browsers[a]!.request(`/hub/api/oauth2/authorize?${await bAuthorizeQuery(w)}`);
+      const outcome = await pageRefusal(res);
+      const code = new URL(res.headers.get('location') ?? '/', w.hub.url).searchParams.get('code');
+      return { held: outcome.held && !code, detail: outcome.detail };
+    });
+    add(ROLES, 'OAuth', 'B\'s server\'s OAuth client', 'POST /hub/api/oauth2/authorize (consent) for B\'s client with A\'s XSRF', async (w, a) => {
+      const query = await bAuthorizeQuery(w);
+      const res = await postAsBrowser(w.browsers[a]!, '/hub/api/oauth2/authorize', Object.fromEntries(query));
+      const outcome = await pageRefusal(res);
+      const code = new URL(res.headers.get('location') ?? '/', w.hub.url).searchParams.get('code');
+      return { held: outcome.held && !code, detail: outcome.detail };
+    });
+    add(plain, 'OAuth', 'B\'s server\'s OAuth client', 'A\'s code and A\'s server secret traded as B\'s client', async (w, a) => {
+      const { code } = await ownCode(w, a);
+      const res = await fetch(`${w.hub.url}/hub/api/oauth2/token`, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, client_id: oauthClientId(B, ''), client_secret: w.servers!.aSecrets.apiToken, redirect_uri: `${prefix}oauth_callback` }).toString(),
+      });
+      return { held: res.status >= 400 && res.status < 500, detail: `${res.status} ${(await res.text()).slice(0, 200)}` };
+    });
+    add(plain, 'OAuth', 'B\'s running server', 'A\'s OAuth access token (from A\'s own server\'s flow) at B\'s server and at B\'s API', async (w, a) => {
+      const { code, redirectUri } = await ownCode(w, a);
+      const traded = await fetch(`${w.hub.url}/hub/api/oauth2/token`, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, client_id: oauthClientId(a, ''), client_secret: w.servers!.aSecrets.apiToken, redirect_uri: redirectUri }).toString(),
+      });
+      if (traded.status !== 200) return { held: false, detail: `A could not complete A's own flow: ${traded.status} ${await traded.text()}` };
+      const { access_token: token } = (await traded.json()) as { access_token: string };
+      const atServer = await serverRefusal(await fetch(`${w.hub.url}${prefix}api/status`, { redirect: 'manual', headers: { authorization: `token ${token}` } }));
+      const atApi = apiRefusal(await api(w.hub.url, token, 'GET', `/users/${B}`));
+      return { held: atServer.held && atApi.held, detail: `server: ${atServer.detail}; API: ${atApi.detail}` };
+    });
+  }
+
+  if (options.servers && options.leases) {
+    const plain: ActorRole[] = ['plain user'];
+    const creds = (w: World) => ({ a: w.servers!.aSecrets.credentials!, b: w.servers!.bSecrets.credentials! });
+    add(plain, 'leases', 'B\'s MQTT topics', 'subscribe to B\'s publish topics with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      const outcomes = await Promise.all(b.mqtt.publish.map((t) => mqttSubscribe(a.mqtt, t)));
+      return { held: outcomes.every((o) => o.held), detail: outcomes.map((o) => o.detail).join('; ') };
+    });
+    add(plain, 'leases', 'B\'s MQTT topics', 'publish to B\'s topic with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      return mqttPublish(a.mqtt, b.mqtt, b.mqtt.publish[0]!.replace(/#$/, 'from-a'));
+    });
+    add(plain, 'leases', 'B\'s MQTT account', 'log in as B\'s MQTT account with A\'s password', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('MQTT login', async () => {
+        const client = await connectAsync(b.mqtt.url, { username: b.mqtt.username, password: a.mqtt.password, reconnectPeriod: 0, protocolVersion: 5, connectTimeout: 5000 });
+        await client.endAsync(true);
+        return 'connected';
+      });
+    });
+    add(plain, 'leases', 'B\'s PostgreSQL schema', 'SELECT from B\'s table with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('SELECT', () => pgAs(a.postgres, (c) => c.query(`select * from ${b.postgres.schema}.notes`).then((r) => r.rows)));
+    });
+    add(plain, 'leases', 'B\'s PostgreSQL schema', 'CREATE TABLE and INSERT in B\'s schema with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      const create = await serviceRefusal('CREATE TABLE', () => pgAs(a.postgres, (c) => c.query(`create table ${b.postgres.schema}.planted (x int)`)));
+      const insert = await serviceRefusal('INSERT', () => pgAs(a.postgres, (c) => c.query(`insert into ${b.postgres.schema}.notes values ('from A')`)));
+      return { held: create.held && insert.held, detail: `${create.detail}; ${insert.detail}` };
+    });
+    add(plain, 'leases', 'B\'s PostgreSQL role', 'SET ROLE to B\'s account with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('SET ROLE', () => pgAs(a.postgres, (c) => c.query(`set role "${b.postgres.username}"`)));
+    });
+    add(plain, 'leases', 'B\'s PostgreSQL role', 'log in as B\'s account with A\'s password', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('login', () => pgAs({ ...b.postgres, url: withAccount(b.postgres.url, b.postgres.username, a.postgres.password) }, (c) => c.query('select 1')));
+    });
+    add(plain, 'leases', 'B\'s Mongo database', 'read B\'s database with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('find', () => mongoAs(a.mongodb.url, (c) => c.db(b.mongodb.database).collection('notes').find().toArray()));
+    });
+    add(plain, 'leases', 'B\'s Mongo database', 'write B\'s database with A\'s lease', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('insertOne', () => mongoAs(a.mongodb.url, (c) => c.db(b.mongodb.database).collection('notes').insertOne({ text: 'from A' })));
+    });
+    add(plain, 'leases', 'B\'s Mongo account', 'log in as B\'s Mongo account with A\'s password', async (w) => {
+      const { a, b } = creds(w);
+      return serviceRefusal('login', () => mongoAs(withAccount(b.mongodb.url, b.mongodb.username, a.mongodb.password), (c) => c.db(b.mongodb.database).command({ ping: 1 })));
+    });
+  }
+
+  // Class escalations: what a class manager may put into a class B is in, or pull B into.
+  const teacherOfB: ActorRole[] = ['teacher of B\'s class'];
+  const putProperties = (group: string, properties: (w: World) => Record<string, unknown>) =>
+    async (w: World, a: string) => apiRefusal(await call(w, a, 'PUT', `/groups/${group}/properties`, properties(w)));
+  const bLease = (w: World) => w.servers!.bSecrets.credentials!;
+  const escalations: Array<[string, (w: World) => Record<string, unknown>]> = [
+    ['shared_volume: B\'s home volume', (w) => ({ shared_volume: w.bHomeVolume })],
+    ['a default profile with an image outside allowed_images', () => ({
+      profiles: [{ slug: 'own', display_name: 'Own', image: 'attacker/notebook:latest' }], default_profile: 'own',
+    })],
+    ['a profile with cpu_limit 1024 and 1 TiB of memory', () => ({
+      profiles: [{ slug: 'big', display_name: 'Big', cpu_limit: 1024, mem_limit: '1024G' }], default_profile: 'big',
+    })],
+    ['credentials: MQTT subscribe #', () => ({ credentials: { mqtt: { subscribe: ['#'] } } })],
+    ...(options.servers && options.leases ? [
+      ['credentials: PostgreSQL read_schemas with B\'s schema', (w: World) => ({ credentials: { postgres: { read_schemas: ['shared', bLease(w).postgres.schema] } } })],
+      ['credentials: MQTT publish to B\'s topics', (w: World) => ({ credentials: { mqtt: { publish: bLease(w).mqtt.publish } } })],
+      ['credentials: Mongo read_databases admin and B\'s database', (w: World) => ({ credentials: { mongodb: { read_databases: ['admin', bLease(w).mongodb.database] } } })],
+    ] as Array<[string, (w: World) => Record<string, unknown>]> : []),
+  ];
+  for (const [what, properties] of escalations) {
+    add(teacherOfB, 'class properties', `the class B is in (${CLASS_OF_B})`, `PUT properties with ${what}`, putProperties(CLASS_OF_B, properties));
+  }
+  add(teacherOfB, 'class properties', `the class B is in (${CLASS_OF_B})`, 'POST /groups/…/users adding an admin', async (w, a) =>
+    apiRefusal(await call(w, a, 'POST', `/groups/${CLASS_OF_B}/users`, { users: ['admin'] })));
+  add(['teacher of another class'], 'class properties', `a class B is not in (${OTHER_CLASS})`, 'POST /groups/…/users pulling B in', async (w, a) =>
+    apiRefusal(await call(w, a, 'POST', `/groups/${OTHER_CLASS}/users`, { users: [B] })));
+  add(['teacher of another class'], 'class properties', `a class B is not in (${OTHER_CLASS})`, 'PUT properties with shared_volume: B\'s home volume', putProperties(OTHER_CLASS, (w) => ({ shared_volume: w.bHomeVolume })));
+  add(['teacher of another class'], 'class properties', `the class B is in (${CLASS_OF_B})`, 'PUT properties', putProperties(CLASS_OF_B, () => ({ colour: 'red' })));
+  return rows;
+}
+
+/**
+ * After the matrix: B's account, server, token and groups are as they were. A refused attempt that still changed
+ * something shows up here.
+ */
+export async function bUnchanged(w: World, serverRunning: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  const model = await api(w.hub.url, w.admin, 'GET', `/users/${B}`);
+  const user = model.body as { admin: boolean; groups: string[]; servers: Record<string, { ready: boolean }> };
+  if (model.status !== 200) return [`B is gone: ${model.status}`];
+  if (user.admin) problems.push('B became an admin');
+  if ([...user.groups].sort().join() !== [CLASS_OF_B, GROUP_OF_B].sort().join()) problems.push(`B's groups changed: ${user.groups.join()}`);
+  if (serverRunning && !user.servers['']?.ready) problems.push('B\'s server is no longer running');
+  if (user.servers.mine) problems.push('a named server was created for B');
+  const tokens = await api(w.hub.url, w.admin, 'GET', `/users/${B}/tokens`);
+  if (!(tokens.body as { api_tokens: Array<{ id: string }> }).api_tokens.some((t) => t.id === w.bToken.id)) problems.push('B\'s token was deleted');
+  if (serverRunning && (await fetch(`${w.hub.url}${serverPrefix(B, '')}api/status`, { headers: { authorization: `token ${w.bToken.token}` } })).status !== 200) {
+    problems.push('B can no longer use B\'s server');
+  }
+  return problems;
+}
