@@ -16,7 +16,8 @@ import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { oauthClientId, serverPrefix } from '../../hub/servers/naming.js';
-import { api, Browser, HubProcess, xsrfFromHtml } from './hub.js';
+import { expect } from 'vitest';
+import { api, Browser, eventually, HubProcess, xsrfFromHtml } from './hub.js';
 import { startFerretDb, type FerretDbServer } from './ferretdb.js';
 import { startMosquitto, type MosquittoBroker } from './mosquitto.js';
 import { startPostgres, type PostgresCluster } from './postgres.js';
@@ -131,6 +132,44 @@ export async function must(p: Promise<Awaited<ReturnType<typeof api>>>, status: 
   const res = await p;
   if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
   return res;
+}
+
+export async function startAndWait(hub: HubProcess, admin: string, user: string, server = ''): Promise<void> {
+  const path = server ? `/users/${user}/servers/${server}` : `/users/${user}/server`;
+  const res = await api(hub.url, admin, 'POST', path);
+  expect([201, 202], JSON.stringify(res.body)).toContain(res.status);
+  await eventually(async () => ((await api(hub.url, admin, 'GET', `/users/${user}`)).body as { servers: Record<string, { ready: boolean }> }).servers[server]?.ready, 90_000);
+}
+
+export interface SpawnerAccess {
+  /** What user's running default server holds, read where that spawner puts it. */
+  secretsOf(hub: HubProcess, admin: string, user: string): Promise<ServerSecrets>;
+  /** The name of B's home storage, from what the spawner made for B's running server. */
+  homeVolumeOf(hub: HubProcess, admin: string, user: string): Promise<string>;
+}
+
+/**
+ * Everything the matrix needs on a started hub: the users and groups, B's named server (started and stopped, so it
+ * exists), B's and A's running servers with their leases, B's data in B's lease, B's token and a kernel of B's.
+ */
+export async function prepareWorld(hub: HubProcess, services: LeaseServices, access: SpawnerAccess): Promise<World> {
+  const users = await setUpUsers(hub);
+  const a = ACTORS['plain user'];
+  await startAndWait(hub, users.admin, B, B_NAMED);
+  await must(api(hub.url, users.admin, 'DELETE', `/users/${B}/servers/${B_NAMED}`), 204);
+  await Promise.all([startAndWait(hub, users.admin, B), startAndWait(hub, users.admin, a)]);
+  const [bSecrets, aSecrets] = [await access.secretsOf(hub, users.admin, B), await access.secretsOf(hub, users.admin, a)];
+  // A's lease is the one the hub lists for A's server.
+  const listed = (await api(hub.url, users.admin, 'GET', `/users/${a}/credentials`)).body as Array<{ account: string }>;
+  expect(listed.map((l) => l.account).sort()).toEqual(Object.values(aSecrets.credentials!).map((c) => c.username).sort());
+  await bUsesItsLease(bSecrets.credentials!);
+  const bToken = await bOwnToken(hub, users.tokens);
+  return {
+    hub, ...users, bToken,
+    bHomeVolume: await access.homeVolumeOf(hub, users.admin, B),
+    servers: { bKernel: await bKernel(hub, bToken.token), bSecrets, aSecrets },
+    services,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

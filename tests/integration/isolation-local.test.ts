@@ -4,14 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../hub/config/schema.js';
 import { CREDENTIALS_FILE } from '../../hub/credentials/service.js';
 import { homeVolumeName } from '../../spawners/docker.js';
-import { api, eventually, HubProcess } from '../helpers/hub.js';
+import { api, HubProcess } from '../helpers/hub.js';
 import { ferretdbAvailable } from '../helpers/ferretdb.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
 import { mosquittoUnavailableReason } from '../helpers/mosquitto.js';
 import { postgresUnavailableReason } from '../helpers/postgres.js';
 import {
-  ACTORS, B, B_NAMED, bKernel, bOwnToken, bUnchanged, bUsesItsLease, isolationRolesEnv, matrixRows, must, rowLabel,
-  setUpUsers, startLeaseServices, type Credentials, type LeaseServices, type ServerSecrets, type World,
+  bUnchanged, isolationRolesEnv, matrixRows, prepareWorld, rowLabel, startLeaseServices,
+  type Credentials, type LeaseServices, type ServerSecrets, type World,
 } from '../helpers/isolation.js';
 
 /**
@@ -24,12 +24,10 @@ const available = requireService('jupyterhub-singleuser 5.x', singleuser !== nul
   && requireService('postgres', postgresUnavailableReason() === null)
   && requireService('FerretDB', ferretdbAvailable());
 
-const A = ACTORS['plain user'];
-
 /** A local server's secrets, as that server's own process holds them. */
-async function localSecrets(hub: HubProcess, admin: string, user: string, server = ''): Promise<ServerSecrets> {
+async function localSecrets(hub: HubProcess, admin: string, user: string): Promise<ServerSecrets> {
   const model = (await api(hub.url, admin, 'GET', `/users/${user}`)).body as { servers: Record<string, { state: { pid: number } }> };
-  const environ = new Map(readFileSync(`/proc/${model.servers[server]!.state.pid}/environ`, 'utf8').split('\0').map((kv) => {
+  const environ = new Map(readFileSync(`/proc/${model.servers['']!.state.pid}/environ`, 'utf8').split('\0').map((kv) => {
     const eq = kv.indexOf('=');
     return [kv.slice(0, eq), kv.slice(eq + 1)] as const;
   }));
@@ -37,21 +35,15 @@ async function localSecrets(hub: HubProcess, admin: string, user: string, server
   return { apiToken: environ.get('JUPYTERHUB_API_TOKEN')!, credentials };
 }
 
-async function startAndWait(hub: HubProcess, admin: string, user: string, server = ''): Promise<void> {
-  const path = server ? `/users/${user}/servers/${server}` : `/users/${user}/server`;
-  const res = await api(hub.url, admin, 'POST', path);
-  expect([201, 202], JSON.stringify(res.body)).toContain(res.status);
-  await eventually(async () => ((await api(hub.url, admin, 'GET', `/users/${user}`)).body as { servers: Record<string, { ready: boolean }> }).servers[server]?.ready, 60_000);
-}
-
 describe.skipIf(!available)('isolation matrix: local spawner', () => {
   const rows = matrixRows({ servers: true, leases: true });
   let services: LeaseServices;
+  let hub: HubProcess;
   let world: World;
 
   beforeAll(async () => {
     services = await startLeaseServices();
-    const hub = new HubProcess({
+    hub = new HubProcess({
       env: {
         LABHUB_SPAWNER__CMD: JSON.stringify([singleuser]),
         // The test runs as root without system accounts for these users: servers run as the hub's user.
@@ -61,27 +53,15 @@ describe.skipIf(!available)('isolation matrix: local spawner', () => {
       },
     });
     await hub.start();
-    const users = await setUpUsers(hub);
-    await startAndWait(hub, users.admin, B, B_NAMED);
-    await must(api(hub.url, users.admin, 'DELETE', `/users/${B}/servers/${B_NAMED}`), 204);
-    await Promise.all([startAndWait(hub, users.admin, B), startAndWait(hub, users.admin, A)]);
-    const [bSecrets, aSecrets] = [await localSecrets(hub, users.admin, B), await localSecrets(hub, users.admin, A)];
-    // A's lease is the one the hub lists for A's server.
-    const listed = (await api(hub.url, users.admin, 'GET', `/users/${A}/credentials`)).body as Array<{ service: string; account: string }>;
-    expect(listed.map((l) => l.account).sort()).toEqual(Object.values(aSecrets.credentials!).map((c) => c.username).sort());
-    await bUsesItsLease(bSecrets.credentials!);
-    const bToken = await bOwnToken(hub, users.tokens);
-    world = {
-      hub, ...users, bToken,
+    world = await prepareWorld(hub, services, {
+      secretsOf: localSecrets,
       // The local spawner mounts no volumes; a class naming B's Docker home volume is the same attempt on any hub.
-      bHomeVolume: homeVolumeName(configSchema.parse({}).spawner.docker.hub_id, B),
-      servers: { bKernel: await bKernel(hub, bToken.token), bSecrets, aSecrets },
-      services,
-    };
+      homeVolumeOf: async (_hub, _admin, user) => homeVolumeName(configSchema.parse({}).spawner.docker.hub_id, user),
+    });
   }, 240_000);
 
   afterAll(async () => {
-    await world?.hub.cleanup();
+    await hub?.cleanup();
     await services?.stop();
   });
 
