@@ -85,6 +85,10 @@ export interface World {
     aSecrets: ServerSecrets;
   };
   services?: LeaseServices;
+  /** What a user's running default server holds, read where the spawner puts it. */
+  secretsOf?: (user: string) => Promise<ServerSecrets>;
+  /** Volumes (Docker) or claims (Kubernetes) a user's running default server mounts; absent for the local spawner. */
+  mountsOf?: (user: string) => Promise<string[]>;
 }
 
 /** A user's token for the hub API, and a browser logged in as them. */
@@ -146,6 +150,7 @@ export interface SpawnerAccess {
   secretsOf(hub: HubProcess, admin: string, user: string): Promise<ServerSecrets>;
   /** The name of B's home storage, from what the spawner made for B's running server. */
   homeVolumeOf(hub: HubProcess, admin: string, user: string): Promise<string>;
+  mountsOf?(hub: HubProcess, admin: string, user: string): Promise<string[]>;
 }
 
 /**
@@ -169,6 +174,8 @@ export async function prepareWorld(hub: HubProcess, services: LeaseServices, acc
     bHomeVolume: await access.homeVolumeOf(hub, users.admin, B),
     servers: { bKernel: await bKernel(hub, bToken.token), bSecrets, aSecrets },
     services,
+    secretsOf: (user) => access.secretsOf(hub, users.admin, user),
+    ...(access.mountsOf ? { mountsOf: (user: string) => access.mountsOf!(hub, users.admin, user) } : {}),
   };
 }
 
@@ -304,6 +311,8 @@ export interface MatrixOptions {
   /** Servers run: proxy, websocket, OAuth and lease rows. */
   servers: boolean;
   leases: boolean;
+  /** The spawner mounts volumes (Docker, Kubernetes): the shared_volume escalation is followed to the mount. */
+  volumes: boolean;
 }
 
 const asActor = (actor: ActorRole) => ACTORS[actor];
@@ -629,6 +638,41 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
     apiRefusal(await call(w, a, 'POST', `/groups/${OTHER_CLASS}/users`, { users: [B] })));
   add(['teacher of another class'], 'class properties', `a class B is not in (${OTHER_CLASS})`, 'PUT properties with shared_volume: B\'s home volume', putProperties(OTHER_CLASS, (w) => ({ shared_volume: w.bHomeVolume })));
   add(['teacher of another class'], 'class properties', `the class B is in (${CLASS_OF_B})`, 'PUT properties', putProperties(CLASS_OF_B, () => ({ colour: 'red' })));
+  if (options.servers && options.leases) {
+    // The whole escalation of the audit: grant the class B's schema and topics, join it, start, use the lease.
+    // MongoDB is left out: the lease rows above already show whether the Mongo server enforces anything.
+    add(teacherOfB, 'leases', 'B\'s PostgreSQL schema and MQTT topics', 'teacher\'s own lease after granting the class B\'s schema and topics and joining it', async (w, a) => {
+      const b = bLease(w);
+      const put = await call(w, a, 'PUT', `/groups/${CLASS_OF_B}/properties`, {
+        credentials: { postgres: { read_schemas: ['shared', b.postgres.schema] }, mqtt: { subscribe: b.mqtt.publish } },
+      });
+      const join = await call(w, a, 'POST', `/groups/${CLASS_OF_B}/users`, { users: [a] });
+      await startAndWait(w.hub, w.admin, a);
+      try {
+        const own = (await w.secretsOf!(a)).credentials!;
+        const outcomes = [
+          await serviceRefusal('SELECT', () => pgAs(own.postgres, (c) => c.query(`select * from ${b.postgres.schema}.notes`).then((r) => r.rows))),
+          ...(await Promise.all(b.mqtt.publish.map((t) => mqttSubscribe(own.mqtt, t)))),
+        ];
+        return { held: outcomes.every((o) => o.held), detail: `PUT ${put.status}, join ${join.status}; ${outcomes.map((o) => o.detail).join('; ')}` };
+      } finally {
+        expect((await api(w.hub.url, w.admin, 'DELETE', `/users/${a}/server`)).status).toBeLessThan(300);
+      }
+    });
+  }
+  if (options.servers && options.volumes) {
+    add(teacherOfB, 'class properties', 'B\'s home volume', 'teacher\'s own server after naming B\'s home as the class\'s shared_volume and joining it', async (w, a) => {
+      const put = await call(w, a, 'PUT', `/groups/${CLASS_OF_B}/properties`, { shared_volume: w.bHomeVolume });
+      const join = await call(w, a, 'POST', `/groups/${CLASS_OF_B}/users`, { users: [a] });
+      await startAndWait(w.hub, w.admin, a);
+      try {
+        const mounts = await w.mountsOf!(a);
+        return { held: !mounts.includes(w.bHomeVolume), detail: `PUT ${put.status}, join ${join.status}; the teacher's server mounts ${mounts.join(', ')}` };
+      } finally {
+        expect((await api(w.hub.url, w.admin, 'DELETE', `/users/${a}/server`)).status).toBeLessThan(300);
+      }
+    });
+  }
   return rows;
 }
 

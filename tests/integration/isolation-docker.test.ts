@@ -36,6 +36,11 @@ async function containerOf(hub: HubProcess, admin: string, user: string): Promis
   return state.containerId;
 }
 
+async function volumesOf(hub: HubProcess, admin: string, user: string): Promise<string[]> {
+  const info = await docker.getContainer(await containerOf(hub, admin, user)).inspect();
+  return info.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Name!);
+}
+
 /** What a server's container holds, read inside it as its own user. */
 async function containerSecrets(hub: HubProcess, admin: string, user: string): Promise<ServerSecrets> {
   const id = await containerOf(hub, admin, user);
@@ -49,7 +54,7 @@ async function containerSecrets(hub: HubProcess, admin: string, user: string): P
 describe.skipIf(!available)('isolation matrix: Docker spawner', () => {
   const hubId = `iso-${randomBytes(3).toString('hex')}`;
   const homeMount = configSchema.parse({}).spawner.docker.home_mount_path;
-  const rows = matrixRows({ servers: true, leases: true });
+  const rows = matrixRows({ servers: true, leases: true, volumes: true });
   let services: LeaseServices;
   let hub: HubProcess;
   let world: World;
@@ -72,6 +77,7 @@ describe.skipIf(!available)('isolation matrix: Docker spawner', () => {
     await hub.start();
     world = await prepareWorld(hub, services, {
       secretsOf: containerSecrets,
+      mountsOf: volumesOf,
       homeVolumeOf: async (h, admin, user) => {
         const info = await docker.getContainer(await containerOf(h, admin, user)).inspect();
         const home = info.Mounts.find((m) => m.Destination === homeMount && m.Type === 'volume');
@@ -98,9 +104,7 @@ describe.skipIf(!available)('isolation matrix: Docker spawner', () => {
   });
 
   it('gives A and B containers that each mount only their own home volume', async () => {
-    const mounts = async (user: string) => (await docker.getContainer(await containerOf(hub, world.admin, user)).inspect()).Mounts
-      .filter((m) => m.Type === 'volume').map((m) => m.Name);
-    const [a, b] = [await mounts(ACTORS['plain user']), await mounts(B)];
+    const [a, b] = [await volumesOf(hub, world.admin, ACTORS['plain user']), await volumesOf(hub, world.admin, B)];
     expect(b).toEqual([world.bHomeVolume]);
     expect(a).toHaveLength(1);
     expect(a).not.toContain(world.bHomeVolume);

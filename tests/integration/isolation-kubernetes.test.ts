@@ -44,7 +44,7 @@ function credentialsFromEnv(env: Record<string, string>): Credentials {
 describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
   const namespace = `iso-${randomBytes(3).toString('hex')}`;
   const hubId = 'iso';
-  const rows = matrixRows({ servers: true, leases: true });
+  const rows = matrixRows({ servers: true, leases: true, volumes: true });
   let cluster: TestCluster;
   let runner: PodRunner;
   let services: LeaseServices;
@@ -68,6 +68,10 @@ describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
       for (const [k, v] of Object.entries(secret.data ?? {})) env[k] = Buffer.from(v, 'base64').toString('utf8');
     }
     return env;
+  }
+
+  async function claimsOf(admin: string, user: string): Promise<string[]> {
+    return ((await podOf(admin, user)).spec!.volumes ?? []).flatMap((v) => (v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : []));
   }
 
   beforeAll(async () => {
@@ -94,6 +98,7 @@ describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
         const env = await secretEnvOf(admin, user);
         return { apiToken: env.JUPYTERHUB_API_TOKEN!, credentials: credentialsFromEnv(env) };
       },
+      mountsOf: (_hub, admin, user) => claimsOf(admin, user),
       homeVolumeOf: async (_hub, admin, user) => {
         const pod = await podOf(admin, user);
         const mount = pod.spec!.containers[0]!.volumeMounts!.find((m) => m.mountPath === kube.home_mount_path)!;
@@ -118,7 +123,7 @@ describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
     const a = ACTORS['plain user'];
     const describePod = async (user: string) => {
       const pod = await podOf(world.admin, user);
-      const claims = (pod.spec!.volumes ?? []).flatMap((v) => (v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : []));
+      const claims = await claimsOf(world.admin, user);
       const secrets = [
         ...(pod.spec!.containers[0]!.envFrom ?? []).map((e) => e.secretRef?.name),
         ...(pod.spec!.volumes ?? []).map((v) => v.secret?.secretName),

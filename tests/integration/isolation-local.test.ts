@@ -36,7 +36,7 @@ async function localSecrets(hub: HubProcess, admin: string, user: string): Promi
 }
 
 describe.skipIf(!available)('isolation matrix: local spawner', () => {
-  const rows = matrixRows({ servers: true, leases: true });
+  const rows = matrixRows({ servers: true, leases: true, volumes: false });
   let services: LeaseServices;
   let hub: HubProcess;
   let world: World;
