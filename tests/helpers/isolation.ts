@@ -15,6 +15,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import WebSocket from 'ws';
+import { identifierSlug } from '../../hub/credentials/names.js';
 import { oauthClientId, serverPrefix } from '../../hub/servers/naming.js';
 import { expect } from 'vitest';
 import { api, Browser, eventually, HubProcess, xsrfFromHtml } from './hub.js';
@@ -31,6 +32,11 @@ export const GROUP_OF_B = 'lab-bea';
 /** B's named server, started once and stopped, so it exists. */
 export const B_NAMED = 'lab2';
 export const PASSWORD = 'isolation-password-1';
+/** Issue 16 item 4: a dotted name, and the name the product's identifier slug makes of it (itself a legal username). */
+export const DOTTED = `${B}.smith`;
+export const SLUG_NAMED = identifierSlug(DOTTED);
+/** Issue 16 item 6: a user named `<B>-<B's named server>`, whose default server's OAuth client id is that server's. */
+export const CLIENT_NAMED = `${B}-${B_NAMED}`;
 
 export const ACTORS = {
   'plain user': 'ann',
@@ -98,7 +104,7 @@ export async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' |
     if (res.status !== 0) throw new Error(`labhub ${args.join(' ')}: ${res.stderr}`);
   };
   await add(['users', 'add', 'admin', '--admin', '--password-stdin']);
-  for (const name of [B, ACTORS['plain user'], 'cy']) await add(['users', 'add', name, '--password-stdin']);
+  for (const name of [B, ACTORS['plain user'], 'cy', DOTTED, SLUG_NAMED, CLIENT_NAMED]) await add(['users', 'add', name, '--password-stdin']);
   // The config roles made the teachers and the helpdesk account; they get passwords to log in.
   for (const role of ROLES.slice(1)) await add(['users', 'passwd', ACTORS[role], '--password-stdin']);
   const admin = (await hub.cli(['token', 'admin'])).stdout.trim();
@@ -160,14 +166,15 @@ export interface SpawnerAccess {
 export async function prepareWorld(hub: HubProcess, services: LeaseServices, access: SpawnerAccess): Promise<World> {
   const users = await setUpUsers(hub);
   const a = ACTORS['plain user'];
+  // B's named server runs too: item 6's row needs B logged in to it.
+  await Promise.all([B, a, DOTTED, SLUG_NAMED].map((user) => startAndWait(hub, users.admin, user)));
   await startAndWait(hub, users.admin, B, B_NAMED);
-  await must(api(hub.url, users.admin, 'DELETE', `/users/${B}/servers/${B_NAMED}`), 204);
-  await Promise.all([startAndWait(hub, users.admin, B), startAndWait(hub, users.admin, a)]);
   const [bSecrets, aSecrets] = [await access.secretsOf(hub, users.admin, B), await access.secretsOf(hub, users.admin, a)];
   // A's lease is the one the hub lists for A's server.
   const listed = (await api(hub.url, users.admin, 'GET', `/users/${a}/credentials`)).body as Array<{ account: string }>;
   expect(listed.map((l) => l.account).sort()).toEqual(Object.values(aSecrets.credentials!).map((c) => c.username).sort());
   await bUsesItsLease(bSecrets.credentials!);
+  await bUsesItsLease((await access.secretsOf(hub, users.admin, DOTTED)).credentials!);
   const bToken = await bOwnToken(hub, users.tokens);
   return {
     hub, ...users, bToken,
@@ -294,7 +301,8 @@ async function serviceRefusal(what: string, attempt: () => Promise<unknown>): Pr
 export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties';
 
 export interface MatrixRow {
-  actor: ActorRole;
+  /** One of ACTORS' roles, or a user whose name collides with one of B's identifiers. */
+  actor: string;
   channel: Channel;
   resource: string;
   attempt: string;
@@ -425,6 +433,9 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
     for (const actor of actors) {
       rows.push({ actor, channel, resource, attempt, expect: permittedFor.includes(actor) ? 'permitted' : 'refused', run: (w) => run(w, asActor(actor)) });
     }
+  };
+  const add2 = (actor: string, name: string, channel: Channel, resource: string, attempt: string, run: (w: World, a: string) => Promise<Outcome>) => {
+    rows.push({ actor, channel, resource, attempt, expect: 'refused', run: (w) => run(w, name) });
   };
   const call = (w: World, a: string, method: string, path: string, body?: unknown) => api(w.hub.url, w.tokens[a]!, method, path, body);
   const refusedCall = (method: string, path: (w: World) => string, body?: (w: World, a: string) => unknown) =>
@@ -671,6 +682,42 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
       } finally {
         expect((await api(w.hub.url, w.admin, 'DELETE', `/users/${a}/server`)).status).toBeLessThan(300);
       }
+    });
+  }
+  if (options.servers && options.leases) {
+    add2('user named like another\'s identifiers (item 4)', SLUG_NAMED, 'leases', `${DOTTED}'s PostgreSQL schema`, `SELECT, INSERT and CREATE TABLE in ${DOTTED}'s schema with the lease of ${SLUG_NAMED}`, async (w) => {
+      const [own, target] = [(await w.secretsOf!(SLUG_NAMED)).credentials!, (await w.secretsOf!(DOTTED)).credentials!];
+      const select = await serviceRefusal('SELECT', () => pgAs(own.postgres, (c) => c.query(`select * from ${target.postgres.schema}.notes`).then((r) => r.rows)));
+      const insert = await serviceRefusal('INSERT', () => pgAs(own.postgres, (c) => c.query(`insert into ${target.postgres.schema}.notes values ('from ${SLUG_NAMED}')`)));
+      const create = await serviceRefusal('CREATE TABLE', () => pgAs(own.postgres, (c) => c.query(`create table ${target.postgres.schema}.planted (x int)`)));
+      return {
+        held: select.held && insert.held && create.held,
+        detail: `schemas ${own.postgres.schema} and ${target.postgres.schema}; ${select.detail}; ${insert.detail}; ${create.detail}`,
+      };
+    });
+  }
+  if (options.servers) {
+    add2('user named <B>-<B\'s named server> (item 6)', CLIENT_NAMED, 'OAuth', `B's named server ${B_NAMED}'s OAuth client`, `${CLIENT_NAMED} starts and stops its own server; B still logs in to ${B_NAMED} and stays logged in`, async (w) => {
+      const named = serverPrefix(B, B_NAMED);
+      const browser = w.browsers[B]!;
+      await browser.navigate(named);
+      const before = await browser.request(`${named}api/status`);
+      if (before.status !== 200) return { held: false, detail: `B could not use B's own named server before: ${before.status}` };
+      await startAndWait(w.hub, w.admin, CLIENT_NAMED);
+      const fresh = new Browser(w.hub.url);
+      await fresh.login(B, PASSWORD);
+      await fresh.navigate(named);
+      const whileRunning = await fresh.request(`${named}api/status`);
+      const intruder = new Browser(w.hub.url);
+      await intruder.login(CLIENT_NAMED, PASSWORD);
+      const intruded = await pageRefusal(await intruder.navigate(named));
+      expect((await api(w.hub.url, w.admin, 'DELETE', `/users/${CLIENT_NAMED}/server`)).status).toBeLessThan(300);
+      const after = await browser.request(`${named}api/status`);
+      return {
+        held: whileRunning.status === 200 && after.status === 200 && intruded.held,
+        detail: `B's new login while ${CLIENT_NAMED} runs: ${whileRunning.status} (${fresh.visited.slice(-4).join(' -> ')}); `
+          + `${CLIENT_NAMED} at B's ${B_NAMED}: ${intruded.detail.slice(0, 120)}; B's session after it stopped: ${after.status}`,
+      };
     });
   }
   return rows;
