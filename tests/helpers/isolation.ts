@@ -720,6 +720,22 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
       };
     });
   }
+  // Last: when it is not refused, it replaces B's password.
+  add2('holder of the first-start setup link (item 3)', '', 'pages', 'B\'s account', `POST the setup link with username=${B} once admins exist`, async (w) => {
+    const link = /\/hub\/setup\?code=\S+/.exec(w.hub.output)?.[0];
+    if (!link) return { held: false, detail: 'the hub printed no setup link at its first start' };
+    const holder = new Browser(w.hub.url);
+    const page = await holder.request(link);
+    if (page.status !== 200) return pageRefusal(page);
+    const stolen = 'taken-over-password-1';
+    const res = await holder.request(link, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _xsrf: xsrfFromHtml(await page.text()), username: B, password: stolen, password2: stolen }).toString(),
+    });
+    const outcome = await pageRefusal(res);
+    const stillB = (await new Browser(w.hub.url).login(B, PASSWORD)).status === 200;
+    return { held: outcome.held && stillB, detail: `${outcome.detail.slice(0, 120)}; B's own password ${stillB ? 'still works' : 'no longer works'}` };
+  });
   return rows;
 }
 
