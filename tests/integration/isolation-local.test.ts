@@ -1,22 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe } from 'vitest';
 import { configSchema } from '../../hub/config/schema.js';
 import { CREDENTIALS_FILE } from '../../hub/credentials/service.js';
 import { homeVolumeName } from '../../spawners/docker.js';
-import { api, HubProcess } from '../helpers/hub.js';
+import { api, type HubProcess } from '../helpers/hub.js';
 import { ferretdbAvailable } from '../helpers/ferretdb.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
 import { mosquittoUnavailableReason } from '../helpers/mosquitto.js';
 import { postgresUnavailableReason } from '../helpers/postgres.js';
-import {
-  bUnchanged, isolationRolesEnv, matrixRows, prepareWorld, rowLabel, startLeaseServices,
-  type Credentials, type LeaseServices, type ServerSecrets, type World,
-} from '../helpers/isolation.js';
+import { registerMatrix, type Credentials, type ServerSecrets } from '../helpers/isolation.js';
 
 /**
- * The isolation matrix on the local spawner: a real hub, real jupyterhub-singleuser 5.x servers for B and for A
- * (the plain user), leases at real Mosquitto, PostgreSQL (SCRAM) and FerretDB.
+ * The isolation matrix on the local spawner: a real hub, real jupyterhub-singleuser 5.x servers, leases at real
+ * Mosquitto, PostgreSQL (SCRAM) and FerretDB.
  */
 const singleuser = findSingleuser(5);
 const available = requireService('jupyterhub-singleuser 5.x', singleuser !== null)
@@ -36,41 +33,16 @@ async function localSecrets(hub: HubProcess, admin: string, user: string): Promi
 }
 
 describe.skipIf(!available)('isolation matrix: local spawner', () => {
-  const rows = matrixRows({ servers: true, leases: true, volumes: false });
-  let services: LeaseServices;
-  let hub: HubProcess;
-  let world: World;
-
-  beforeAll(async () => {
-    services = await startLeaseServices();
-    hub = new HubProcess({
-      env: {
-        LABHUB_SPAWNER__CMD: JSON.stringify([singleuser]),
-        // The test runs as root without system accounts for these users: servers run as the hub's user.
-        LABHUB_SPAWNER__ALLOW_ROOT: 'true',
-        ...isolationRolesEnv(),
-        ...services.hubEnv,
-      },
-    });
-    await hub.start();
-    world = await prepareWorld(hub, services, {
+  registerMatrix({ servers: true, leases: true, volumes: false }, async () => ({
+    env: {
+      LABHUB_SPAWNER__CMD: JSON.stringify([singleuser]),
+      // The test runs as root without system accounts for these users: servers run as the hub's user.
+      LABHUB_SPAWNER__ALLOW_ROOT: 'true',
+    },
+    access: {
       secretsOf: localSecrets,
       // The local spawner mounts no volumes; a class naming B's Docker home volume is the same attempt on any hub.
       homeVolumeOf: async (_hub, _admin, user) => homeVolumeName(configSchema.parse({}).spawner.docker.hub_id, user),
-    });
-  }, 240_000);
-
-  afterAll(async () => {
-    await hub?.cleanup();
-    await services?.stop();
-  });
-
-  it.each(rows.map((r) => [rowLabel(r), r] as const))('%s', async (_label, row) => {
-    const outcome = await row.run(world);
-    expect(outcome.held, `${rowLabel(row)}: ${outcome.detail}`).toBe(true);
-  });
-
-  it('leaves B as B was: account, groups, server, token', async () => {
-    expect(await bUnchanged(world, true)).toEqual([]);
-  });
+    },
+  }));
 });
