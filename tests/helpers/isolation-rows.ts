@@ -205,6 +205,21 @@ function withAccount(url: string, username: string, password: string): string {
   return u.toString();
 }
 
+/** Sets a password through a one-time link, as its holder would; held when refused and B's own password still works. */
+async function passwordThroughLink(w: World, link: string, fields: Record<string, string>): Promise<Outcome> {
+  const holder = new Browser(w.hub.url);
+  const page = await holder.request(link);
+  if (page.status !== 200) return pageRefusal(page);
+  const stolen = 'taken-over-password-1';
+  const res = await holder.request(link, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ ...fields, _xsrf: xsrfFromHtml(await page.text()), password: stolen, password2: stolen }).toString(),
+  });
+  const outcome = await pageRefusal(res);
+  const stillB = (await new Browser(w.hub.url).login(B, PASSWORD)).status === 200;
+  return { held: outcome.held && stillB, detail: `${outcome.detail.slice(0, 120)}; B's own password ${stillB ? 'still works' : 'no longer works'}` };
+}
+
 export function matrixRows(options: MatrixOptions): MatrixRow[] {
   const rows: MatrixRow[] = [];
   const add = (actors: readonly ActorRole[], channel: Channel, resource: string, attempt: string, run: (w: World, a: string) => Promise<Outcome>, permittedFor: readonly ActorRole[] = []) => {
@@ -498,21 +513,12 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
       };
     });
   }
-  // Last: when it is not refused, it replaces B's password.
+  // Last: when they are not refused, they replace B's password.
   add2('holder of the first-start setup link (item 3)', '', 'pages', 'B\'s account', `POST the setup link with username=${B} once admins exist`, async (w) => {
     const link = /\/hub\/setup\?code=\S+/.exec(w.hub.output)?.[0];
-    if (!link) return { held: false, detail: 'the hub printed no setup link at its first start' };
-    const holder = new Browser(w.hub.url);
-    const page = await holder.request(link);
-    if (page.status !== 200) return pageRefusal(page);
-    const stolen = 'taken-over-password-1';
-    const res = await holder.request(link, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _xsrf: xsrfFromHtml(await page.text()), username: B, password: stolen, password2: stolen }).toString(),
-    });
-    const outcome = await pageRefusal(res);
-    const stillB = (await new Browser(w.hub.url).login(B, PASSWORD)).status === 200;
-    return { held: outcome.held && stillB, detail: `${outcome.detail.slice(0, 120)}; B's own password ${stillB ? 'still works' : 'no longer works'}` };
+    return link ? passwordThroughLink(w, link, { username: B }) : { held: false, detail: 'the hub printed no setup link at its first start' };
   });
+  add2('holder of an invitation for B made before B\'s password was set', '', 'pages', 'B\'s account', 'POST the invitation link with a new password', async (w) =>
+    passwordThroughLink(w, w.bStaleInvitation, {}));
   return rows;
 }

@@ -75,6 +75,8 @@ export interface World {
   bToken: { token: string; id: string };
   /** Name B's home storage has on this spawner (Docker volume, PVC), from the product. */
   bHomeVolume: string;
+  /** An invitation link the admin made for B before B's password was set (which should have ended it). */
+  bStaleInvitation: string;
   /** Present when servers run (proxy, OAuth and lease rows). */
   servers?: {
     bKernel: string;
@@ -90,7 +92,7 @@ export interface World {
 }
 
 /** A user's token for the hub API, and a browser logged in as them. */
-async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'tokens' | 'browsers'>> {
+async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'tokens' | 'browsers' | 'bStaleInvitation'>> {
   const add = async (args: string[]) => {
     const res = await hub.cli(args, `${PASSWORD}\n`);
     if (res.status !== 0) throw new Error(`labhub ${args.join(' ')}: ${res.stderr}`);
@@ -100,6 +102,8 @@ async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'token
   // The config roles made the teachers and the helpdesk account; they get passwords to log in.
   for (const role of ROLES.slice(1)) await add(['users', 'passwd', ACTORS[role], '--password-stdin']);
   const admin = (await hub.cli(['token', 'admin'])).stdout.trim();
+  const invitation = new URL(((await must(api(hub.url, admin, 'POST', `/users/${B}/invitation`), 201)).body as { url: string }).url);
+  await add(['users', 'passwd', B, '--password-stdin']);
   const tokens: Record<string, string> = {};
   const browsers: Record<string, Browser> = {};
   for (const name of [B, ...ROLES.map((r) => ACTORS[r])]) {
@@ -111,7 +115,7 @@ async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'token
   for (const [group, users] of [[CLASS_OF_B, [B]], [OTHER_CLASS, ['cy']], [GROUP_OF_B, [B]]] as const) {
     await must(api(hub.url, admin, 'POST', `/groups/${group}`, { users }), 201);
   }
-  return { admin, tokens, browsers };
+  return { admin, tokens, browsers, bStaleInvitation: invitation.pathname + invitation.search };
 }
 
 /** B's own token, made by B. */
