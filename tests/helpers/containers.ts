@@ -46,3 +46,16 @@ export async function removeHubObjects(hubId: string): Promise<void> {
     await docker.getVolume(v.Name).remove().catch(() => undefined);
   }
 }
+
+/** A hub's environment for the Docker spawner with the notebook image, never pulled, listening where containers reach it. */
+export async function dockerSpawnerEnv(hubId: string, image: string): Promise<Record<string, string>> {
+  return {
+    LABHUB_SPAWNER__KIND: 'docker',
+    LABHUB_SPAWNER__DOCKER__IMAGE: image,
+    LABHUB_SPAWNER__DOCKER__PULL_POLICY: 'never',
+    LABHUB_SPAWNER__DOCKER__HUB_ID: hubId,
+    LABHUB_SPAWNER__DOCKER__MEM_LIMIT: '1g',
+    // Containers reach the hub on the bridge gateway, so the hub listens there.
+    LABHUB_HUB__IP: await bridgeGateway(),
+  };
+}

@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
-import { bridgeGateway, removeHubObjects } from '../helpers/containers.js';
+import { dockerSpawnerEnv, removeHubObjects } from '../helpers/containers.js';
 
 /**
  * The Docker spawner as a deployment uses it: `labhub start` with `spawner.kind: docker` from config, a real engine,
@@ -22,19 +22,7 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
   let token = '';
 
   beforeAll(async () => {
-    const gateway = await bridgeGateway();
-    hub = new HubProcess({
-      env: {
-        LABHUB_SPAWNER__KIND: 'docker',
-        LABHUB_SPAWNER__DOCKER__IMAGE: IMAGE,
-        LABHUB_SPAWNER__DOCKER__PULL_POLICY: 'never',
-        LABHUB_SPAWNER__DOCKER__HUB_ID: hubId,
-        LABHUB_SPAWNER__DOCKER__MEM_LIMIT: '1g',
-        // Containers reach the hub on the bridge gateway, so the hub listens there.
-        LABHUB_HUB__IP: gateway,
-        LABHUB_AUTHENTICATOR__KIND: 'dummy',
-      },
-    });
+    hub = new HubProcess({ env: { ...(await dockerSpawnerEnv(hubId, IMAGE)), LABHUB_AUTHENTICATOR__KIND: 'dummy' } });
     await hub.start();
     expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
     token = (await hub.cli(['token', 'admin'])).stdout.trim();
