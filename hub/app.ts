@@ -11,6 +11,8 @@ import { SessionManager } from './auth/sessions.js';
 import { TokenService } from './auth/token-service.js';
 import { Xsrf } from './auth/xsrf.js';
 import { buildRoles } from './auth/roles.js';
+import { syncAdminFlags } from './auth/admin-role.js';
+import { ADMIN_ROLE } from './db/roles.js';
 import { normalizeUsername } from './auth/usernames.js';
 import { createHubMetrics } from './metrics.js';
 import { ServerManager } from './servers/manager.js';
@@ -207,8 +209,9 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
   const roles = buildRoles(config.roles);
   const keep = config.services.map((s) => s.name);
   await store.services.deleteExcept(keep);
+  const adminServices = new Set(roles.get(ADMIN_ROLE)?.services);
   for (const service of config.services) {
-    const row = await store.services.upsert({ name: service.name, admin: service.admin, url: service.url ?? null });
+    const row = await store.services.upsert({ name: service.name, admin: service.admin || adminServices.has(service.name), url: service.url ?? null });
     await store.tokens.deleteForService(row.id);
     if (service.api_token) {
       await tokens.storeSupplied(service.api_token, { owner: { serviceId: row.id }, scopes: ['inherit'], note: `Service ${service.name} (config)` });
@@ -236,7 +239,10 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
     }
     declared.push({ name: role.name, description: role.description, scopes: [...role.scopes], members });
   }
+  const previousAdmins = await store.roles.memberIds(ADMIN_ROLE, 'user');
   await store.roles.replaceAll(declared);
+  const admins = declared.find((r) => r.name === ADMIN_ROLE)?.members.filter((m) => m.kind === 'user').map((m) => m.id) ?? [];
+  await syncAdminFlags(store, previousAdmins, admins, log);
 }
 
 function securityHeaders(version: string) {
