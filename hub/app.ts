@@ -42,6 +42,7 @@ import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
+import { brandAssets } from './pages/assets.js';
 import { ChpProxyClient } from '../proxy/chp-client.js';
 import { FanOutProxyClient } from '../proxy/fan-out-client.js';
 import type { Spawner } from '../spawners/spawner.js';
@@ -307,6 +308,7 @@ export function buildApp(ctx: HubContext): Express {
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 
+  app.use(brandAssets());
   app.use('/hub/static', express.static(`${TEMPLATES_DIR}static`, { maxAge: '1h', index: false }));
   app.get('/hub/error/:code', proxyErrorPage);
 
