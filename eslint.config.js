@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     files: ['templates/static/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly' } },
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', fetch: 'readonly', DOMParser: 'readonly' } },
   },
   {
     rules: {

@@ -11,6 +11,8 @@ import { SessionManager } from './auth/sessions.js';
 import { TokenService } from './auth/token-service.js';
 import { Xsrf } from './auth/xsrf.js';
 import { buildRoles } from './auth/roles.js';
+import { syncAdminFlags } from './auth/admin-role.js';
+import { ADMIN_ROLE } from './db/roles.js';
 import { normalizeUsername } from './auth/usernames.js';
 import { createHubMetrics } from './metrics.js';
 import { ServerManager } from './servers/manager.js';
@@ -41,6 +43,7 @@ import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
+import { brandAssets } from './pages/assets.js';
 import { ChpProxyClient } from '../proxy/chp-client.js';
 import { FanOutProxyClient } from '../proxy/fan-out-client.js';
 import type { Spawner } from '../spawners/spawner.js';
@@ -214,8 +217,9 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
   const roles = buildRoles(config.roles);
   const keep = config.services.map((s) => s.name);
   await store.services.deleteExcept(keep);
+  const adminServices = new Set(roles.get(ADMIN_ROLE)?.services);
   for (const service of config.services) {
-    const row = await store.services.upsert({ name: service.name, admin: service.admin, url: service.url ?? null });
+    const row = await store.services.upsert({ name: service.name, admin: service.admin || adminServices.has(service.name), url: service.url ?? null });
     await store.tokens.deleteForService(row.id);
     if (service.api_token) {
       await tokens.storeSupplied(service.api_token, { owner: { serviceId: row.id }, scopes: ['inherit'], note: `Service ${service.name} (config)` });
@@ -243,7 +247,10 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
     }
     declared.push({ name: role.name, description: role.description, scopes: [...role.scopes], members });
   }
+  const previousAdmins = await store.roles.memberIds(ADMIN_ROLE, 'user');
   await store.roles.replaceAll(declared);
+  const admins = declared.find((r) => r.name === ADMIN_ROLE)?.members.filter((m) => m.kind === 'user').map((m) => m.id) ?? [];
+  await syncAdminFlags(store, previousAdmins, admins, log);
 }
 
 function securityHeaders(version: string) {
@@ -308,6 +315,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 
+  app.use(brandAssets());
   app.use('/hub/static', express.static(`${TEMPLATES_DIR}static`, { maxAge: '1h', index: false }));
   app.get('/hub/error/:code', proxyErrorPage);
 

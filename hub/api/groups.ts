@@ -6,7 +6,7 @@ import type { GroupRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
-import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
+import { hasRequestBody, isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
 export const GROUP_NAME = new RegExp('^[^/\\s\\p{Cc}][^/\\p{Cc}]{0,254}$', 'u');
@@ -137,6 +137,8 @@ export function groupsRouter(ctx: HubContext): Router {
     const name = nameOf(req.params.name);
     const requester = await authz.require(res.locals.requester ?? null, ['groups'], { group: name });
     const group = await existing(name);
+    // The JSON parser reads an empty body as `{}`: without this, a bodiless PUT would wipe the properties.
+    if (!hasRequestBody(req)) throw new HttpError(400, 'Must specify properties');
     const properties = parseInput(propertiesBody, req.body, 'group properties');
     if (JSON.stringify(properties).length > MAX_PROPERTIES_BYTES) throw new HttpError(413, 'Group properties are too large');
     await classes.checkProperties(properties);

@@ -1,5 +1,7 @@
-import type { GroupRow, ServerRow, TokenRow, UserRow } from '../db/schema.js';
+import type { GroupRow, ServerRow, ServiceRow, TokenRow, UserRow } from '../db/schema.js';
 import type { Authorizer, Requester } from '../auth/identity.js';
+import type { HubContext } from '../context.js';
+import { ADMIN_ROLE } from '../db/roles.js';
 import { progressUrl, serverPrefix } from '../servers/naming.js';
 
 /** JupyterHub's `pending`: a start or stop in progress. */
@@ -64,7 +66,7 @@ export async function userModel(authz: Authorizer, requester: Requester, input: 
     kind: 'user',
     name: user.name,
     admin: Boolean(user.admin),
-    roles: ['user', ...(user.admin ? ['admin'] : []), ...input.roles],
+    roles: rolesOf(Boolean(user.admin), input.roles),
     groups: input.groups,
     server: defaultServer?.status === 'running' ? serverPrefix(user.name, '') : null,
     pending: pendingOf(defaultServer),
@@ -82,6 +84,66 @@ export async function userModel(authz: Authorizer, requester: Requester, input: 
     }
     full.servers = servers;
   }
+  const model: Record<string, unknown> = {};
+  for (const k of Object.keys(full)) if (keys.has(k)) model[k] = full[k];
+  return model;
+}
+
+/**
+ * The roles a user or service holds: `user` for every user, `admin` exactly when the admin flag is set (config
+ * membership of the admin role sets it at start, revoking admin clears it), then the other roles from config.
+ */
+function rolesOf(admin: boolean, declared: string[], builtIn: string[] = ['user']): string[] {
+  return [...new Set([...builtIn, ...(admin ? [ADMIN_ROLE] : []), ...declared.filter((r) => r !== ADMIN_ROLE)])];
+}
+
+/** Models of users as the requester may see them, loading what they show in a few queries for the whole page. */
+export async function userModels(ctx: HubContext, requester: Requester, users: UserRow[], includeStopped: boolean): Promise<Array<Record<string, unknown>>> {
+  const { store } = ctx;
+  const ids = users.map((u) => u.id);
+  const [groups, roles, servers] = await Promise.all([store.users.groupsOf(ids), store.roles.rolesOf('user', ids), store.servers.forUsers(ids)]);
+  const out = [];
+  for (const user of users) {
+    const model = await userModel(ctx.authz, requester, {
+      user, authState: ctx.authState?.open(user.id, user.auth_state) ?? null, groups: groups.get(user.id) ?? [],
+      roles: roles.get(user.id) ?? [], servers: servers.get(user.id) ?? [], includeStopped,
+    });
+    if (model) out.push(model);
+  }
+  return out;
+}
+
+/** Which scope reveals which keys of a service (JupyterHub's `service_model`). */
+const SERVICE_KEYS_BY_SCOPE: Array<[string, string[]]> = [
+  ['read:services', ['kind', 'name', 'admin', 'url', 'prefix', 'command', 'pid', 'info', 'display']],
+  ['read:services:name', ['kind', 'name', 'admin']],
+  ['read:roles:services', ['kind', 'name', 'roles', 'admin']],
+];
+
+/**
+ * A service as the requester may see it; null when it may see nothing of it. LabHub runs no service itself, so
+ * `command` is empty and `pid` 0, as JupyterHub reports for a service it does not manage.
+ */
+export async function serviceModel(ctx: HubContext, requester: Requester, service: ServiceRow): Promise<Record<string, unknown> | null> {
+  const keys = new Set<string>();
+  for (const [scope, scopeKeys] of SERVICE_KEYS_BY_SCOPE) {
+    if (await ctx.authz.allows(requester, [scope], { service: service.name })) for (const k of scopeKeys) keys.add(k);
+  }
+  if (!keys.size) return null;
+  const roles = (await ctx.store.roles.rolesOf('service', [service.id])).get(service.id) ?? [];
+  const config = ctx.config.services.find((s) => s.name === service.name);
+  const full: Record<string, unknown> = {
+    kind: 'service',
+    name: service.name,
+    roles: rolesOf(Boolean(service.admin), roles, []),
+    admin: Boolean(service.admin),
+    url: service.url ?? '',
+    prefix: service.url ? `/services/${encodeURIComponent(service.name)}/` : '',
+    command: [],
+    pid: 0,
+    info: {},
+    display: config?.display ?? true,
+  };
   const model: Record<string, unknown> = {};
   for (const k of Object.keys(full)) if (keys.has(k)) model[k] = full[k];
   return model;

@@ -1,6 +1,9 @@
 import { Router } from 'express';
 import type { HubContext } from '../context.js';
 import { VERSION } from '../version.js';
+import type { Requester } from '../auth/identity.js';
+import { formatScopes, identifyScopes, parseScopes } from '../auth/scopes.js';
+import { serviceModel, userModels } from './models.js';
 
 /** `/hub/api/` (version, unauthenticated), `/info` and `/user` (who am I). */
 export function rootRouter(ctx: HubContext): Router {
@@ -23,29 +26,24 @@ export function rootRouter(ctx: HubContext): Router {
     });
   });
 
-  router.get('/user', async (_req, res) => {
+  /**
+   * Who am I: the owner's model as JupyterHub's `SelfAPIHandler` builds it, with the same keys as GET /users/{name}
+   * (or a service's model) for the credential's scopes, plus the identify scopes every credential has here.
+   */
+  router.get('/user', async (req, res) => {
     const requester = res.locals.requester;
     if (!requester) {
       res.status(403).json({ status: 403, message: 'Missing or invalid credentials.' });
       return;
     }
-    const base: Record<string, unknown> = requester.user
-      ? {
-          kind: 'user', name: requester.name, admin: Boolean(requester.user.admin),
-          groups: await ctx.store.groups.namesOfUser(requester.user.id),
-        }
-      : { kind: 'service', name: requester.name, admin: Boolean(requester.service?.admin) };
-    if (requester.user && (await ctx.authz.allows(requester, ['read:users'], { user: requester.name }))) {
-      const servers = await ctx.store.servers.forUsers([requester.user.id]);
-      const running = (servers.get(requester.user.id) ?? []).find((s) => s.name === '' && s.status === 'running');
-      Object.assign(base, {
-        roles: ['user', ...(requester.user.admin ? ['admin'] : [])], created: requester.user.created,
-        last_activity: requester.user.last_activity, server: running ? `/user/${encodeURIComponent(requester.name)}/` : null,
-        pending: null,
-      });
-    }
+    const identifying: Requester = {
+      ...requester, scopes: parseScopes([...formatScopes(requester.scopes), ...identifyScopes({ kind: requester.kind, name: requester.name })]),
+    };
+    const model = requester.user
+      ? (await userModels(ctx, identifying, [requester.user], req.query.include_stopped_servers !== undefined))[0]
+      : await serviceModel(ctx, identifying, requester.service!);
     res.json({
-      ...base,
+      ...model,
       scopes: requester.tokenScopes,
       session_id: requester.token?.session_id ?? requester.session?.id ?? null,
       token_id: requester.token ? `a${requester.token.id}` : null,

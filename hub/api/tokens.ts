@@ -6,6 +6,7 @@ import { HttpError } from '../errors.js';
 import { excessTokenScopes, scopeProblem, tokenScopes } from '../auth/scopes.js';
 import type { TokenRow, UserRow } from '../db/schema.js';
 import { parseTokenApiId } from '../auth/tokens.js';
+import { buildRoles, scopesForRoles, UnknownRoleError } from '../auth/roles.js';
 import { tokenModel } from './models.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
 
@@ -13,8 +14,9 @@ const createBody = z.strictObject({
   // 0 and null both mean no expiry, as the spec says.
   expires_in: z.number().int().min(0).max(10 * 366 * 86_400).nullable().optional(),
   note: z.string().max(1000).optional(),
-  scopes: z.array(z.string().max(255)).max(200).optional(),
-  roles: z.array(z.string().max(255)).max(50).optional(),
+  scopes: z.array(z.string().max(255)).max(200).nullable().optional(),
+  /** Deprecated since JupyterHub 3.0 but still accepted: the roles' scopes, resolved at once. */
+  roles: z.array(z.string().max(255)).max(50).nullable().optional(),
 });
 
 /** A user's API tokens: list, create (shown once), read, revoke. */
@@ -56,9 +58,9 @@ export function tokensRouter(ctx: HubContext): Router {
     const requester = await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
     const user = await owner(name);
     const body = parseInput(createBody, isEmptyBody(req.body) ? {} : req.body);
-    if (body.roles?.length) throw new HttpError(400, 'Tokens hold scopes, not roles: pass "scopes" instead');
+    const scopes = requestedScopes(ctx, body.scopes, body.roles);
     const note = body.note ?? `Requested via api${requester.name !== user.name ? ` by ${requester.kind} ${requester.name}` : ''}`;
-    const { token, row } = await issueUserToken(ctx, requester, user, { scopes: body.scopes ?? ['inherit'], note, expiresIn: body.expires_in || null });
+    const { token, row } = await issueUserToken(ctx, requester, user, { scopes, note, expiresIn: body.expires_in || null });
     const [model] = await models(user, [row]);
     res.status(201).json({ ...model, token });
   });
@@ -89,6 +91,23 @@ export function tokensRouter(ctx: HubContext): Router {
   });
 
   return router;
+}
+
+/**
+ * The scopes a new token asks for, as JupyterHub's `APIToken.new` reads them: `scopes` or `roles` (not both), else
+ * the `token` role's `inherit`. An empty list of either is a token that can only identify its owner.
+ */
+function requestedScopes(ctx: HubContext, scopes: string[] | null | undefined, roles: string[] | null | undefined): string[] {
+  // Lists are truthy even when empty: only null and a missing key count as "not given".
+  if (scopes && roles) throw new HttpError(400, 'Can only assign one of scopes or roles when creating tokens.');
+  if (scopes) return scopes;
+  if (!roles) return ['inherit'];
+  try {
+    return [...scopesForRoles(roles, buildRoles(ctx.config.roles))];
+  } catch (err) {
+    if (err instanceof UnknownRoleError) throw new HttpError(400, `No such role: ${err.roleName.slice(0, 64)}`);
+    throw err;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Requester } from '../auth/identity.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { filterForList, PASSWORDS_SCOPE } from '../auth/scopes.js';
-import { userModel } from './models.js';
+import { userModels } from './models.js';
 import { removeUser, type UserRemoval } from '../users/removal.js';
 import { createInvitation, INVITATION_TTL_S } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
@@ -49,18 +49,7 @@ export function usersRouter(ctx: HubContext): Router {
   const router = Router();
   const { store, authz } = ctx;
 
-  async function modelsFor(requester: Requester, users: UserRow[], includeStopped: boolean) {
-    const ids = users.map((u) => u.id);
-    const [groups, roles, servers] = await Promise.all([store.users.groupsOf(ids), store.roles.rolesOf('user', ids), store.servers.forUsers(ids)]);
-    const out = [];
-    for (const user of users) {
-      const model = await userModel(authz, requester, {
-        user, authState: ctx.authState?.open(user.id, user.auth_state) ?? null, groups: groups.get(user.id) ?? [], roles: roles.get(user.id) ?? [], servers: servers.get(user.id) ?? [], includeStopped,
-      });
-      if (model) out.push(model);
-    }
-    return out;
-  }
+  const modelsFor = (requester: Requester, users: UserRow[], includeStopped: boolean) => userModels(ctx, requester, users, includeStopped);
 
   async function existingUser(raw: string): Promise<UserRow> {
     const user = await store.users.byName(usernameFrom(raw));

@@ -58,6 +58,11 @@ export function paginatedBody(items: unknown[] | Record<string, unknown>, offset
   return { items, _pagination: { offset, limit, total, next } };
 }
 
+/** Whether the client sent a body at all (JupyterHub tells "no body" from `{}`; the JSON parser does not). */
+export function hasRequestBody(req: Request): boolean {
+  return req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? '0') > 0;
+}
+
 /** No body, `null`, or `{}`: what clients send when they mean "no options". */
 export function isEmptyBody(body: unknown): boolean {
   return body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);

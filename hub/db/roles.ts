@@ -2,6 +2,9 @@ import type { Db } from './database.js';
 
 export type RoleMemberKind = 'user' | 'group' | 'service';
 
+/** The built-in role whose user and service members are the hub's admins (JupyterHub: membership sets `admin`). */
+export const ADMIN_ROLE = 'admin';
+
 export interface RoleDefinition {
   name: string;
   description: string;
@@ -43,21 +46,33 @@ export class RoleRepository {
     return out;
   }
 
-  /** Scopes of every role a user holds directly or through a group. */
+  /** Ids of the members of one kind a role has (the config's last word on who holds it). */
+  async memberIds(roleName: string, kind: RoleMemberKind): Promise<number[]> {
+    const rows = await this.db.selectFrom('role_members').innerJoin('roles', 'roles.id', 'role_members.role_id')
+      .select('role_members.member_id').where('roles.name', '=', roleName).where('role_members.kind', '=', kind).execute();
+    return rows.map((r) => r.member_id);
+  }
+
+  /**
+   * Scopes of every role a user holds directly or through a group. Holding `admin` directly adds nothing here: it
+   * sets the user's admin flag, which grants the admin scopes, so revoking admin through the API takes them away.
+   */
   async scopesForUser(userId: number): Promise<string[]> {
     const rows = await this.db.selectFrom('role_members').innerJoin('roles', 'roles.id', 'role_members.role_id')
       .select('roles.scopes')
       .where((eb) => eb.or([
-        eb.and([eb('role_members.kind', '=', 'user'), eb('role_members.member_id', '=', userId)]),
+        eb.and([eb('role_members.kind', '=', 'user'), eb('role_members.member_id', '=', userId), eb('roles.name', '!=', ADMIN_ROLE)]),
         eb.and([eb('role_members.kind', '=', 'group'), eb('role_members.member_id', 'in',
           eb.selectFrom('user_groups').select('group_id').where('user_id', '=', userId))]),
       ])).execute();
     return rows.flatMap((r) => JSON.parse(r.scopes) as string[]);
   }
 
+  /** Scopes of the roles a service holds; like a user's, its `admin` comes from its admin flag. */
   async scopesForService(serviceId: number): Promise<string[]> {
     const rows = await this.db.selectFrom('role_members').innerJoin('roles', 'roles.id', 'role_members.role_id')
-      .select('roles.scopes').where('role_members.kind', '=', 'service').where('role_members.member_id', '=', serviceId).execute();
+      .select('roles.scopes').where('role_members.kind', '=', 'service').where('role_members.member_id', '=', serviceId)
+      .where('roles.name', '!=', ADMIN_ROLE).execute();
     return rows.flatMap((r) => JSON.parse(r.scopes) as string[]);
   }
 }

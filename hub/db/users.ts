@@ -145,8 +145,8 @@ export class UserRepository {
     const direction = q.descending ? 'desc' : 'asc';
     let ordered = query.selectAll('users');
     ordered = q.sort === 'last_activity'
-      // Users who were never active sort last in ascending order, as "least recent" would suggest otherwise.
-      ? ordered.orderBy(sql`users.last_activity is null`, direction).orderBy('users.last_activity', direction)
+      // Never active counts as least recent, as in JupyterHub: first in ascending order, last in descending.
+      ? ordered.orderBy(sql`users.last_activity is not null`, direction).orderBy('users.last_activity', direction)
       : ordered.orderBy(`users.${q.sort}`, direction);
     const rows = await ordered.orderBy('users.id').offset(q.offset).limit(q.limit).execute();
     return { rows, total: Number(total.n) };

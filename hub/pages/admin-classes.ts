@@ -9,6 +9,7 @@ import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
+import { redirectWithFlash } from './flash.js';
 
 const GROUP_NAME = /^[^/\s\p{Cc}][^/\p{Cc}]{0,254}$/u;
 
@@ -162,7 +163,7 @@ export function adminClassPages(ctx: HubContext): Router {
     await requireUnfilteredScopes(ctx, req, [...scopes, 'delete:groups']);
     const group = await existing(String(req.params.name));
     await store.groups.delete(group.id);
-    res.redirect(303, `/hub/admin/classes?done=${encodeURIComponent(`Deleted ${group.name}.`)}`);
+    redirectWithFlash(res, '/hub/admin/classes', 'done', `Deleted ${group.name}.`);
   });
 
   return router;

@@ -3,6 +3,7 @@ import type { HubContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { progressUrl, serverPrefix } from '../servers/naming.js';
 import { layoutFor } from './page-context.js';
+import { redirectWithFlash } from './flash.js';
 
 /**
  * The admin area's sections, in tab order. A feature with its own admin page adds one entry here and mounts its
@@ -19,25 +20,21 @@ export async function adminLayout(ctx: HubContext, req: Request, res: Response, 
   return { ...(await layoutFor(ctx, req, res, 'admin')), adminSection, adminSections: ADMIN_SECTIONS };
 }
 
-/** The outcome of the last admin action, carried across its redirect in the query (`done` or `error`). */
-export function flash(req: Request): { done: string; message: string } {
-  const text = (key: string) => (typeof req.query[key] === 'string' ? (req.query[key] as string).slice(0, 300) : '');
-  return { done: text('done'), message: text('error') };
-}
+export { flash } from './flash.js';
 
 /**
  * Runs an admin form action and redirects (303) with its outcome: the success text to `successTarget`, a client error
  * back to `back`. Server errors propagate to the error page.
  */
 export async function withFlash(res: Response, back: string, work: () => Promise<string>, successTarget = back): Promise<void> {
-  const join = (url: string) => (url.includes('?') ? '&' : '?');
+  let done: string;
   try {
-    const done = await work();
-    res.redirect(303, `${successTarget}${join(successTarget)}done=${encodeURIComponent(done)}`);
+    done = await work();
   } catch (err) {
     if (!(err instanceof HttpError) || err.status >= 500) throw err;
-    res.redirect(303, `${back}${join(back)}error=${encodeURIComponent(err.message)}`);
+    return redirectWithFlash(res, back, 'error', err.message);
   }
+  redirectWithFlash(res, successTarget, 'done', done);
 }
 
 export const serverPath = (user: string, server: string) => `${encodeURIComponent(user)}${server ? `/${encodeURIComponent(server)}` : ''}`;

@@ -54,9 +54,11 @@ export function adminUserPages(ctx: HubContext): Router {
         named: own.filter((s) => s.name !== '' && s.status !== 'stopped').length,
       };
     });
+    // A click on the sorted column reverses it; the first click on last activity shows the most recent first.
     const sortLink = (column: string) => {
-      const descending = sortKey === column;
-      return { url: link({ sort: descending ? `-${column}` : column, page: 1 }), state: sortKey === column ? 'ascending' : sortKey === `-${column}` ? 'descending' : 'none' };
+      const active = sortKey === column || sortKey === `-${column}`;
+      const state = !active ? 'none' : SORTS[sortKey]!.descending ? 'descending' : 'ascending';
+      return { url: link({ sort: sortKey === column ? `-${column}` : column, page: 1 }), state };
     };
     res.send(renderPage('admin-users.njk', {
       ...(await adminLayout(ctx, req, res, 'users')), ...flash(req),

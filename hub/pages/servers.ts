@@ -9,7 +9,9 @@ import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
 import { adminReturnPath, serverActions, serverPath } from './admin-layout.js';
+import { flash, redirectWithFlash } from './flash.js';
 import { offeredProfiles } from '../classes/profiles.js';
+import type { SpawnProgress } from '../servers/progress.js';
 import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
 import { isApiRequest } from '../../proxy/api-requests.js';
@@ -72,7 +74,7 @@ export function serverPages(ctx: HubContext): Router {
     const profiles = offeredProfiles(classes);
     const lastProfile = list.find((s) => s.name === '')?.profile;
     const selected = profiles.find((p) => p.id === lastProfile)?.id ?? profiles.find((p) => p.isDefault)?.id ?? profiles[0]?.id;
-    const message = typeof req.query.error === 'string' ? req.query.error.slice(0, 300) : '';
+    const { message } = flash(req);
     res.send(renderPage('home.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected,
       specsApplied: appliesProfileResources(ctx.spawner.kind),
@@ -91,7 +93,7 @@ export function serverPages(ctx: HubContext): Router {
         const profile = formField(req, 'profile', 400);
         await servers.start(user, server, profile ? { profile } : {}, 0);
       } catch (err) {
-        if (err instanceof HttpError && err.status < 500) return res.redirect(303, `/hub/home?error=${encodeURIComponent(err.message)}`);
+        if (err instanceof HttpError && err.status < 500) return redirectWithFlash(res, '/hub/home', 'error', err.message);
         throw err;
       }
     }
@@ -119,7 +121,7 @@ export function serverPages(ctx: HubContext): Router {
       ...(await layoutFor(ctx, req, res, 'home')),
       label: serverLabel(user.name, server, res.locals.session!.user.name), progressUrl: progressUrl(user.name, server),
       serverUrl: next || serverPrefix(user.name, server), next, startAction: `/hub/spawn/${serverPath(user.name, server)}`,
-      profile: row ? profileOption(row.user_options) : undefined,
+      profile: row ? profileOption(row.user_options) : undefined, failedAt: failedAt(servers.progressOf(user.name, server)),
     }));
   });
 
@@ -239,6 +241,15 @@ function afterStart(next: string, user: string, server: string): string {
 /** Whether a spawner puts a class profile's image, limits and shared volume into effect (containers and pods do; local processes cannot). */
 export function appliesProfileResources(spawnerKind: string): boolean {
   return spawnerKind === 'docker' || spawnerKind === 'kubernetes';
+}
+
+/**
+ * How far a start that already failed had come, so the progress page can mark the step that failed: a page opened
+ * after the failure gets only the outcome from the event stream (as JupyterHub's does).
+ */
+function failedAt(progress: SpawnProgress | undefined): number | undefined {
+  if (!progress?.events.at(-1)?.failed) return undefined;
+  return progress.events.filter((e) => !e.failed).at(-1)?.progress;
 }
 
 /** How the progress page names a server: "your server", "your server lab1", "bea's server". */

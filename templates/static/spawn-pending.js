@@ -22,25 +22,61 @@
     });
   }
 
+  // The reason a start failed is for admins (it may name system accounts, paths or the engine); others get plain words.
+  const showDetail = root.hasAttribute('data-show-detail');
+  const PLAIN_FAILURE = 'Something went wrong while starting the server. Try again; if it fails again, tell your lab\'s admin.';
+
+  /** Marks the step the start stopped at as failed, in words as well as in colour; false when that is not known. */
+  function markFailedStep() {
+    if (!root.querySelector('#progress-steps .current') && root.dataset.failedAt !== undefined) {
+      const at = Number(root.dataset.failedAt);
+      bar.value = at;
+      bar.textContent = at + '%';
+      markSteps(at, false);
+    }
+    const step = root.querySelector('#progress-steps .current');
+    if (!step) return false;
+    step.classList.remove('current');
+    step.classList.add('failed');
+    const state = document.createElement('span');
+    state.className = 'step-state';
+    state.textContent = ' (failed)';
+    step.appendChild(state);
+    return true;
+  }
+
+  function showFailedStep() {
+    // Nothing known about how far it came (a start from before a hub restart): show only the outcome.
+    if (markFailedStep()) return;
+    bar.hidden = true;
+    document.getElementById('progress-steps').hidden = true;
+  }
+
   function fail(reason) {
     source.close();
     root.classList.add('failed');
-    // Opened after the start had already failed: there is no progress to show, only the outcome.
-    if (!root.querySelector('#progress-steps .done, #progress-steps .current')) {
-      bar.hidden = true;
-      document.getElementById('progress-steps').hidden = true;
-    }
     message.textContent = 'The server did not start.';
-    failed.textContent = reason;
+    failed.textContent = showDetail ? reason : PLAIN_FAILURE;
     failed.hidden = false;
     retry.hidden = false;
     retry.querySelector('button').focus();
+    if (root.querySelector('#progress-steps .current') || root.dataset.failedAt !== undefined) { showFailedStep(); return; }
+    // The start failed before this page's event stream opened, and the stream then gives only the outcome (as
+    // JupyterHub's does): the page, asked again, says how far the start came.
+    fetch(window.location.href, { credentials: 'same-origin' })
+      .then(function (res) { return res.text(); })
+      .then(function (html) {
+        const again = new DOMParser().parseFromString(html, 'text/html').getElementById('spawn');
+        if (again && again.dataset.failedAt !== undefined) root.dataset.failedAt = again.dataset.failedAt;
+      })
+      .catch(function () { /* the outcome is shown already; only the step is unknown */ })
+      .then(showFailedStep);
   }
 
   source.onmessage = function (e) {
     const event = JSON.parse(e.data);
     const item = document.createElement('li');
-    item.textContent = event.message || '';
+    item.textContent = (event.failed && !showDetail ? PLAIN_FAILURE : event.message) || '';
     log.appendChild(item);
     // A failure ends the stream at 100%; the steps stay where the start stopped, that step marked as failed.
     if (event.failed) { fail(event.message); return; }

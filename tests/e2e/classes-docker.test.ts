@@ -135,13 +135,20 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
     await page.getByRole('radio', { name: /Missing image/ }).check();
     await page.getByRole('button', { name: 'Start' }).click();
     await page.waitForURL(/\/hub\/spawn-pending\/cleo$/);
+    // The student gets plain words and the step it stopped at; the engine's reason is for admins.
     const alert = page.getByRole('alert');
-    await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toMatch(/Spawn failed: .*not-built-here/);
+    await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toMatch(/Something went wrong while starting the server/);
+    expect(await page.locator('main').textContent()).not.toMatch(/not-built-here/);
+    expect(await page.locator('#progress-steps li.failed').count()).toBe(1);
     const retry = page.getByRole('button', { name: 'Try again' });
     expect(await retry.isVisible()).toBe(true);
     expect(await retry.evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
     await expectAccessible(page);
     await screenshot(page, 'spawn-failed');
+    const admin = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(admin, hub.url, 'ada', 'test-password');
+    await admin.goto(`${hub.url}/hub/spawn-pending/cleo`);
+    await expect.poll(() => admin.getByRole('alert').textContent(), { timeout: 30_000 }).toMatch(/Spawn failed: .*not-built-here/);
     expect(await docker.listContainers({ all: true, filters: { label: [`org.labhub.hub=${hubId}`, 'org.labhub.user=cleo'] } })).toEqual([]);
   });
 });
