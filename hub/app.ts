@@ -55,6 +55,7 @@ import { readFileSync } from 'node:fs';
 import { createAuthenticator } from '../authenticators/index.js';
 import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
 import { authStateForSpawn } from './auth/spawn-auth-state.js';
+import { loginThrottleFrom } from './auth/login-throttle.js';
 import { classBounds } from './classes/bounds.js';
 import { ClassGuard } from './classes/guard.js';
 
@@ -164,6 +165,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
     authenticator, authState, proxy, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
+    loginThrottle: loginThrottleFrom(config.auth.rate_limit),
   };
 
   await syncConfigState(ctx);

@@ -14,6 +14,8 @@ import type { ProxyClient } from '../proxy/client.js';
 import type { Spawner } from '../spawners/spawner.js';
 import type { ClassGuard } from './classes/guard.js';
 
+import type { LoginThrottle } from './auth/login-throttle.js';
+
 /** What request handlers receive: built once by app.ts, passed in, never imported as global state. */
 export interface HubContext {
   config: LabHubConfig;
@@ -36,6 +38,11 @@ export interface HubContext {
   credentials: CredentialService;
   /** The class policy: what a class may grant and who may change its members (docs/classes.md). */
   classes: ClassGuard;
+  /**
+   * Failed password checks, per account and address: sign-in and the password change page count into the same
+   * one, so a borrowed session cannot guess the owner's password faster than the login form allows. Null when off.
+   */
+  loginThrottle: LoginThrottle | null;
   /** Asks the process that runs the hub to shut it down (`POST /shutdown`); absent when nothing can. */
   requestShutdown?: (request: ShutdownRequest) => void;
 }

@@ -104,3 +104,12 @@ export class LoginThrottle {
     this.addresses.refund(ip, this.clock());
   }
 }
+
+/** The hub's one throttle from `auth.rate_limit`, or null when the admin turned it off. */
+export function loginThrottleFrom(rateLimit: { enabled: boolean; account_failures: number; ip_failures: number; base_delay: number; max_delay: number; window: number }): LoginThrottle | null {
+  if (!rateLimit.enabled) return null;
+  return new LoginThrottle({
+    accountThreshold: rateLimit.account_failures, ipThreshold: rateLimit.ip_failures,
+    baseDelayMs: rateLimit.base_delay * 1000, maxDelayMs: rateLimit.max_delay * 1000, windowMs: rateLimit.window * 1000,
+  });
+}

@@ -9,7 +9,6 @@ import { renderPage } from './render.js';
 import { openLink, redeemLink, type LinkTarget } from '../auth/one-time-links.js';
 import { serialize as serializeCookie } from 'cookie';
 import { admitUser } from '../auth/login-policy.js';
-import { LoginThrottle } from '../auth/login-throttle.js';
 import { PendingLogins } from '../auth/pending-logins.js';
 import { publicOrigin } from '../config/load.js';
 
@@ -33,11 +32,7 @@ export function authPages(ctx: HubContext): Router {
     return validateNextUrl(raw, req.get('host') ?? '') || '/hub/home';
   };
 
-  const throttle = config.auth.rate_limit.enabled ? new LoginThrottle({
-    accountThreshold: config.auth.rate_limit.account_failures, ipThreshold: config.auth.rate_limit.ip_failures,
-    baseDelayMs: config.auth.rate_limit.base_delay * 1000, maxDelayMs: config.auth.rate_limit.max_delay * 1000,
-    windowMs: config.auth.rate_limit.window * 1000,
-  }) : null;
+  const throttle = ctx.loginThrottle;
   const pendingLogins = new PendingLogins();
   const redirectLogin = ctx.authenticator.redirect;
 

@@ -28,11 +28,21 @@ export function passwordPages(ctx: HubContext): Router {
     checkFormXsrf(ctx, req, res);
     if (ctx.authenticator.kind !== 'native') return show(req, res, 404);
     const user = await ctx.store.users.byId(res.locals.session!.user.id);
+    if (!user) return show(req, res, 404);
     const current = formField(req, 'current', 4096);
     const next = formField(req, 'password', 4096);
-    if (!user?.password_hash || passwordRejection(current) !== null || !(await verifyPassword(current, user.password_hash))) {
+    // Checking the current password is a sign-in attempt: it counts into the login throttle, account and address.
+    const ip = req.ip ?? '';
+    const waitMs = ctx.loginThrottle?.attempt(user.name, ip) ?? 0;
+    if (waitMs > 0) {
+      res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+      return show(req, res, 429, `Too many wrong passwords. Try again in ${Math.ceil(waitMs / 1000)} seconds.`);
+    }
+    if (!user.password_hash || passwordRejection(current) !== null || !(await verifyPassword(current, user.password_hash))) {
+      ctx.log.info({ user: user.name, ip }, 'wrong current password at password change');
       return show(req, res, 400, 'Your current password is not right.');
     }
+    ctx.loginThrottle?.succeeded(user.name, ip);
     if (passwordRejection(next) !== null || next.length < minLength) return show(req, res, 400, `Choose a new password of at least ${minLength} characters.`);
     if (next !== formField(req, 'password2', 4096)) return show(req, res, 400, 'The two new passwords differ.');
     // Setting the password also revokes the account's one-time links (UserRepository.update).

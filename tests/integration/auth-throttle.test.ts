@@ -43,6 +43,29 @@ describe('login throttling per account, with a growing delay', () => {
     expectRefused(await tryLogin(hub, 'alice', 'wrong-4'));
   });
 
+  it('counts wrong current passwords at /hub/password into the same throttle: a borrowed session cannot guess faster than the login form', async () => {
+    await addNativeUser(hub, 'pia', 'pia-password');
+    const { res, browser } = await tryLogin(hub, 'pia', 'pia-password');
+    expect(res.status).toBe(200);
+    const change = async (current: string) => {
+      const xsrf = xsrfFromHtml(await (await browser.navigate('/hub/password')).text());
+      return browser.navigate('/hub/password', {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ current, password: 'pia-new-password', password2: 'pia-new-password', _xsrf: xsrf }).toString(),
+      });
+    };
+    expect((await change('guess-1')).status).toBe(400);
+    expect((await change('guess-2')).status).toBe(400);
+    const held = await change('pia-password');
+    expect(held.status).toBe(429);
+    expect(held.headers.get('retry-after')).toBe('1');
+    // Held at the login form too: both are one count per account.
+    expect((await tryLogin(hub, 'pia', 'pia-password')).res.status).toBe(429);
+    await sleep(1100);
+    expect((await change('pia-password')).status).toBe(200);
+    expectRefused(await tryLogin(hub, 'pia', 'pia-password'));
+  });
+
   it('throttles names that do not exist exactly like real ones (no account enumeration)', async () => {
     expectRefused(await tryLogin(hub, 'ghost', 'x-1'));
     expectRefused(await tryLogin(hub, 'ghost', 'x-2'));
