@@ -105,7 +105,10 @@ if [ ${#stale[@]} -gt 0 ]; then
   cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/templates" "$APP/"
   for d in hub spawners proxy authenticators datalab; do cp -a "$REPO/dist/$d" "$APP/dist/"; done
   # Hard links when the stage is on the repository's file system, a copy otherwise; prune drops dev-only packages.
-  cp -al "$REPO/node_modules" "$APP/node_modules" 2>/dev/null || cp -a "$REPO/node_modules" "$APP/node_modules"
+  # A node_modules that is a symlink (a git worktree sharing another checkout's) is copied as what it points to:
+  # a copied link would leave prune a non-directory, and it reinstalls without building the native addons.
+  MODULES=$(readlink -f "$REPO/node_modules")
+  cp -al "$MODULES" "$APP/node_modules" 2>/dev/null || cp -a "$MODULES" "$APP/node_modules"
   (cd "$APP" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund) >/tmp/labhub-datalab-prune.log 2>&1 ||
     { tail -n 30 /tmp/labhub-datalab-prune.log >&2; die "npm prune failed"; }
   did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")

@@ -2,7 +2,7 @@ import type { CredentialsConfig } from '../config/schema.js';
 import type { Store } from '../db/index.js';
 import type { Logger } from '../log.js';
 import { DynsecClient } from './dynsec-client.js';
-import { MongoBroker, mongoAdmin } from './mongodb.js';
+import { MongoBroker, mongoAdmin, UNISOLATED_MONGODB_WARNING } from './mongodb.js';
 import { MqttBroker } from './mqtt.js';
 import { PostgresBroker } from './postgres.js';
 import { CredentialService, type ConfiguredBroker } from './service.js';
@@ -33,6 +33,7 @@ export function createCredentialService(config: CredentialsConfig, store: Store,
       }),
       required: config.mongodb.required,
     });
+    if (!config.mongodb.grant_roles) log.warn(UNISOLATED_MONGODB_WARNING);
   }
   return new CredentialService({ store, log: log.child({ component: 'credentials' }) }, brokers, {
     ttlMs: config.ttl * 1000, sweepIntervalMs: config.sweep_interval * 1000, defaults: config.policy,

@@ -3,6 +3,15 @@ import type { AccountPlan, CredentialBroker, Delivery, IssueRequest } from './br
 import { accountName, userDataNames, type AccountOwner } from './names.js';
 import { accountVariables, withAccount } from './urls.js';
 
+/**
+ * What an admin is told when the broker makes accounts without roles (`grant_roles: false`, for servers such as
+ * FerretDB 1.x that refuse them): such a server authenticates each lease but authorizes nothing, so isolation
+ * between users' databases there is not something the hub can give.
+ */
+export const UNISOLATED_MONGODB_WARNING =
+  'credentials.mongodb.grant_roles is false: the MongoDB server enforces no roles, so any lease can read and write every database there, ' +
+  'other users\' included. Use a MongoDB server with authorization (grant_roles: true) where users must not reach each other\'s data.';
+
 /** The one call the broker makes: a command on the `admin` database. */
 export interface MongoAdmin {
   command(command: Document): Promise<Document>;

@@ -4,6 +4,7 @@ import { HttpError } from '../errors.js';
 import { renderPage } from './render.js';
 import { checkFormXsrf, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, withFlash } from './admin-layout.js';
+import { UNISOLATED_MONGODB_WARNING } from '../credentials/mongodb.js';
 
 /** Admin: every credential lease not yet revoked (failing revocations included), with a revoke button. */
 export function adminLeasePages(ctx: HubContext): Router {
@@ -15,6 +16,7 @@ export function adminLeasePages(ctx: HubContext): Router {
     const leases = await ctx.store.leases.unrevoked();
     res.send(renderPage('admin-leases.njk', {
       ...(await adminLayout(ctx, req, res, 'leases')), ...flash(req),
+      warnings: ctx.config.credentials.mongodb?.grant_roles === false ? [UNISOLATED_MONGODB_WARNING] : [],
       leases: leases.map((l) => ({
         id: l.id, user: l.user_name, userUrl: `/hub/admin/users/${encodeURIComponent(l.user_name)}`, server: l.server_name || 'default',
         service: l.service, account: l.account, status: l.status, issuedAt: l.issued_at, expiresAt: l.expires_at,

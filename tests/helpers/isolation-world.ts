@@ -54,6 +54,12 @@ export function isolationRolesEnv(): Record<string, string> {
   };
 }
 
+/**
+ * Whether the MongoDB-wire server of the matrix authorizes what roles grant. The one these machines can run is
+ * FerretDB 1.24 (TEST-ENV.md: no MongoDB server installs here), which authenticates each lease and authorizes nothing.
+ */
+export const MONGODB_ENFORCES_ROLES = false;
+
 export interface Credentials {
   mongodb: { url: string; username: string; password: string; database: string };
   mqtt: { url: string; username: string; password: string; subscribe: string[]; publish: string[] };
@@ -212,7 +218,7 @@ export async function startLeaseServices(): Promise<LeaseServices> {
       LABHUB_CREDENTIALS__POSTGRES__ADMIN_URL: cluster.url, LABHUB_CREDENTIALS__POSTGRES__REQUIRED: 'true',
       LABHUB_CREDENTIALS__MONGODB__ADMIN_URL: ferret.adminUrl, LABHUB_CREDENTIALS__MONGODB__REQUIRED: 'true',
       // FerretDB 1.x has no roles: accounts are made without them.
-      LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: 'false',
+      LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: String(MONGODB_ENFORCES_ROLES),
     },
     async stop() {
       await admin.end().catch(() => undefined);
