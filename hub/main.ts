@@ -25,8 +25,9 @@ Commands:
   start                     run the hub and its proxy (the default)
   proxy [proxy options]     run only the proxy (configurable-http-proxy compatible; see labhub proxy --help)
   users add <name> [--admin] [--password-stdin]
-  users invite <name> [--admin]
-                            print a one-time link (valid 7 days) where the user sets a password
+  users invite <name>... [--admin]
+                            print a one-time link (valid 7 days) where each user sets a password,
+                            creating accounts that do not exist; several names: "name<TAB>link" lines
   users passwd <name> --password-stdin
                             set a native account's password; its sessions and one-time links end
   users list
@@ -188,7 +189,8 @@ function expectArgs(args: string[], count: number, command: string): void {
 
 async function users(config: LabHubConfig, args: string[], values: Record<string, string | boolean | undefined>, io: Io): Promise<number> {
   const [sub, raw] = args;
-  expectArgs(args, sub === 'list' ? 1 : 2, `users ${sub ?? ''}`.trim());
+  // invite takes several names (a class at once); the others one.
+  if (sub !== 'invite') expectArgs(args, sub === 'list' ? 1 : 2, `users ${sub ?? ''}`.trim());
   if (sub === 'list') {
     return withStore(config, async (store) => {
       const { rows } = await store.users.list({ offset: 0, limit: 1_000_000, sort: 'name', descending: false });
@@ -228,13 +230,20 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
     });
   }
   if (sub === 'invite') {
-    const name = checkedName(raw);
+    const names = [...new Set(args.slice(1).map(checkedName))];
+    if (!names.length) throw new UsageError('users invite takes at least one name');
     return withStore(config, async (store) => {
-      const existing = await store.users.byName(name);
+      const found = await Promise.all(names.map((name) => store.users.byName(name)));
       // The link sets a password and nothing else: admin rights are the account's, given when it is created here.
-      if (existing && values.admin && !existing.admin) throw new CliError(`${name} exists and is not an admin; --admin only applies to a new account`);
-      const code = await createInvitation(store, existing ?? await store.users.create(name, { admin: Boolean(values.admin) }));
-      io.stdout.write(`${linkOrigin(config)}/hub/invite?code=${code}\n`);
+      const demoted = names.filter((_, i) => values.admin && found[i] && !found[i]!.admin);
+      if (demoted.length) throw new CliError(`${demoted.join(', ')} exist${demoted.length === 1 ? 's' : ''} and ${demoted.length === 1 ? 'is' : 'are'} not an admin; --admin only applies to new accounts`);
+      const origin = linkOrigin(config);
+      for (const [i, name] of names.entries()) {
+        const code = await createInvitation(store, found[i] ?? await store.users.create(name, { admin: Boolean(values.admin) }));
+        const url = `${origin}/hub/invite?code=${code}`;
+        // One name: the link alone, for scripts; several: name and link per line, tab-separated.
+        io.stdout.write(names.length === 1 ? `${url}\n` : `${name}\t${url}\n`);
+      }
       return 0;
     });
   }

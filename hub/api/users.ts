@@ -173,24 +173,13 @@ export function usersRouter(ctx: HubContext): Router {
     if (ctx.authenticator.kind !== 'native') throw new HttpError(400, 'Invitation links are for native accounts; this hub uses another authenticator');
     parseInput(z.strictObject({}), isEmptyBody(req.body) ? {} : req.body);
     const user = await existingUser(name);
-    await requirePasswordPower(requester, user);
+    await requirePasswordPower(ctx, requester, user);
     const code = await createInvitation(store, user);
     res.status(201).json({
       url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`,
       expires_at: new Date(Date.now() + INVITATION_TTL_S * 1000).toISOString(),
     });
   });
-
-  /**
-   * A link that sets a user's password is that user's account: `admin:users` alone (which edits users) is not enough.
-   * Admins may, and so may holders of `admin:users:passwords` for that user (a LabHub scope, e.g. for a helpdesk),
-   * but never for an admin's account.
-   */
-  async function requirePasswordPower(requester: Requester, user: UserRow): Promise<void> {
-    if (user.admin) return requireAdmin(requester, 'invite an admin');
-    if (isAdmin(requester) || (await authz.allows(requester, [PASSWORDS_SCOPE], { user: user.name }))) return;
-    throw new HttpError(403, `Only admins, or holders of the ${PASSWORDS_SCOPE} scope, can make a link that sets another user's password`);
-  }
 
   router.post('/users/:name/activity', async (req, res) => {
     const name = usernameFrom(req.params.name!);
@@ -228,6 +217,17 @@ export async function deleteUser(ctx: HubContext, requester: Requester, user: Us
   if (result.failed.length) ctx.log.error(entry, 'user deleted; some of their data could not be removed');
   else ctx.log.info(entry, 'user deleted');
   return result;
+}
+
+/**
+ * A link that sets a user's password is that user's account: `admin:users` alone (which edits users) is not enough.
+ * Admins may, and so may holders of `admin:users:passwords` for that user (a LabHub scope, e.g. for a helpdesk),
+ * but never for an admin's account. The API and the admin pages both ask here.
+ */
+export async function requirePasswordPower(ctx: Pick<HubContext, 'authz'>, requester: Requester, user: UserRow): Promise<void> {
+  if (user.admin) return requireAdmin(requester, 'invite an admin');
+  if (isAdmin(requester) || (await ctx.authz.allows(requester, [PASSWORDS_SCOPE], { user: user.name }))) return;
+  throw new HttpError(403, `Only admins, or holders of the ${PASSWORDS_SCOPE} scope, can make a link that sets another user's password`);
 }
 
 /** Only admins grant admin, edit admins or delete admins: a scope to edit users is not enough. */

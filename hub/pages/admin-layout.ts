@@ -24,17 +24,18 @@ export { flash } from './flash.js';
 
 /**
  * Runs an admin form action and redirects (303) with its outcome: the success text to `successTarget`, a client error
- * back to `back`. Server errors propagate to the error page.
+ * back to `back`. Server errors propagate to the error page. An action that answered itself (a page showing
+ * something only once, such as new sign-in links) returns null.
  */
-export async function withFlash(res: Response, back: string, work: () => Promise<string>, successTarget = back): Promise<void> {
-  let done: string;
+export async function withFlash(res: Response, back: string, work: () => Promise<string | null>, successTarget = back): Promise<void> {
+  let done: string | null;
   try {
     done = await work();
   } catch (err) {
     if (!(err instanceof HttpError) || err.status >= 500) throw err;
     return redirectWithFlash(res, back, 'error', err.message);
   }
-  redirectWithFlash(res, successTarget, 'done', done);
+  if (done !== null) redirectWithFlash(res, successTarget, 'done', done);
 }
 
 export const serverPath = (user: string, server: string) => `${encodeURIComponent(user)}${server ? `/${encodeURIComponent(server)}` : ''}`;

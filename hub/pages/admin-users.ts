@@ -2,7 +2,11 @@ import { Router } from 'express';
 import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { deleteUser, requireAdmin } from '../api/users.js';
+import { deleteUser, requireAdmin, requirePasswordPower } from '../api/users.js';
+import { createInvitation, INVITATION_TTL_S } from '../auth/one-time-links.js';
+import { publicOrigin } from '../config/load.js';
+import type { Requester } from '../auth/identity.js';
+import { PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { usernameFrom } from '../api/validate.js';
 import type { UserSort } from '../db/users.js';
 import { renderPage } from './render.js';
@@ -27,6 +31,19 @@ export function adminUserPages(ctx: HubContext): Router {
     if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
     return user;
   }
+
+  const native = ctx.authenticator.kind === 'native';
+
+  /**
+   * A one-time link where the user sets a password: an invitation for an account without one, a reset for an
+   * account with one. Shown once, in the answer to the admin's POST, never put in an address or a flash cookie.
+   */
+  async function signInLink(requester: Requester, user: UserRow): Promise<{ name: string; url: string; reset: boolean }> {
+    await requirePasswordPower(ctx, requester, user);
+    const code = await createInvitation(store, user);
+    return { name: user.name, url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`, reset: Boolean(user.password_hash) };
+  }
+  const linkDays = INVITATION_TTL_S / 86_400;
 
   router.get('/admin', (_req, res) => res.redirect(302, '/hub/admin/users'));
 
@@ -62,7 +79,7 @@ export function adminUserPages(ctx: HubContext): Router {
     };
     res.send(renderPage('admin-users.njk', {
       ...(await adminLayout(ctx, req, res, 'users')), ...flash(req),
-      users, total, q, page, pages, sortKey, classes: classes.rows.map((g) => g.name),
+      users, total, q, page, pages, sortKey, classes: classes.rows.map((g) => g.name), nativeAccounts: native,
       sortName: sortLink('name'), sortActivity: sortLink('last_activity'),
       prevUrl: page > 1 ? link({ page: page - 1 }) : null, nextUrl: page < pages ? link({ page: page + 1 }) : null,
     }));
@@ -77,6 +94,9 @@ export function adminUserPages(ctx: HubContext): Router {
       if (!names.length) throw new HttpError(400, 'Enter at least one username');
       const admin = formField(req, 'admin') === 'on';
       if (admin) requireAdmin(requester);
+      const links = native && formField(req, 'links') === 'on';
+      // Checked before any account is made, so a refusal leaves nothing half done.
+      if (links && !requester.user?.admin) await requireUnfilteredScopes(ctx, req, [PASSWORDS_SCOPE]);
       const className = formField(req, 'class', 255);
       const group = className ? await store.groups.byName(className) : undefined;
       if (className && !group) throw new HttpError(400, `No such class: ${className}`);
@@ -92,13 +112,34 @@ export function adminUserPages(ctx: HubContext): Router {
       }
       ctx.log.info({ count: created.length, by: requester.name }, 'users created');
       const skipped = names.length - created.length;
-      return `Added ${created.length} user${created.length === 1 ? '' : 's'}${skipped ? ` (${skipped} already existed)` : ''}${group ? ` to ${group.name}` : ''}.`;
+      const summary = `Added ${created.length} user${created.length === 1 ? '' : 's'}${skipped ? ` (${skipped} already existed)` : ''}${group ? ` to ${group.name}` : ''}.`;
+      if (!links) return summary;
+      // Links for the new accounts only: an existing account's password is not reset by adding it again.
+      const made = [];
+      for (const user of created) made.push(await signInLink(requester, user));
+      res.set('Cache-Control', 'no-store').send(renderPage('admin-links.njk', { ...(await adminLayout(ctx, req, res, 'users')), done: summary, links: made, linkDays }));
+      return null;
     });
   });
 
   router.get('/admin/users/:name', async (req, res) => {
     await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
+    await showUser(req, res, await existing(String(req.params.name)));
+  });
+
+  router.post('/admin/users/:name/sign-in-link', async (req, res) => {
+    checkFormXsrf(ctx, req, res);
+    const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
     const user = await existing(String(req.params.name));
+    if (!native) throw new HttpError(400, 'Sign-in links are for native accounts; this hub uses another authenticator');
+    const link = await signInLink(requester, user);
+    ctx.log.info({ user: user.name, by: requester.name, reset: link.reset }, 'sign-in link made');
+    // The link is a secret shown once: never stored by the browser or a cache on the way.
+    res.set('Cache-Control', 'no-store');
+    await showUser(req, res, user, link);
+  });
+
+  async function showUser(req: Parameters<typeof adminLayout>[1], res: Parameters<typeof adminLayout>[2], user: UserRow, link?: { url: string; reset: boolean }) {
     const here = `/hub/admin/users/${encodeURIComponent(user.name)}`;
     const [memberOf, servers, classes] = await Promise.all([
       store.groups.namesOfUser(user.id), store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), store.groups.list(0, 500),
@@ -113,8 +154,9 @@ export function adminUserPages(ctx: HubContext): Router {
         profile: (JSON.parse(s.user_options) as { profile?: unknown }).profile, ...serverActions(user.name, s.name, s.status, here),
       })),
       self: user.id === res.locals.session!.user.id, action: here,
+      native, hasPassword: Boolean(user.password_hash), link, linkDays,
     }));
-  });
+  }
 
   router.post('/admin/users/:name', async (req, res) => {
     checkFormXsrf(ctx, req, res);

@@ -151,6 +151,7 @@ export function authPages(ctx: HubContext): Router {
       heading: first ? 'Create the first admin account' : 'Set your password',
       intro: first ? 'This link works once. The account you create here administers LabHub.' : `Choose a password for ${target.user.name}.`,
       minLength: config.authenticator.minimum_password_length,
+      submitLabel: first ? 'Create account' : 'Set password and sign in',
     }));
   }
 

@@ -53,6 +53,8 @@ export function tokenPages(ctx: HubContext): Router {
     try {
       if (!Number.isSafeInteger(expiresIn) || expiresIn < 0) throw new HttpError(400, 'Choose an expiry from the list');
       const { token } = await issueUserToken(ctx, requester!, user, { scopes: scopes.length ? scopes : ['inherit'], note, expiresIn: expiresIn || null });
+      // A page holding a secret is never stored by the browser or a cache on the way.
+      res.set('Cache-Control', 'no-store');
       await show(req, res, 201, { created: { token, note } });
     } catch (err) {
       if (!(err instanceof HttpError) || err.status >= 500) throw err;
