@@ -5,7 +5,7 @@ import { ConfigError, publicOrigin } from './config/load.js';
 import { openStateDatabase } from './db/open-state.js';
 import { createStore } from './db/index.js';
 import { createLogger, type Logger } from './log.js';
-import { loadOrCreateSecret, PROXY_TOKEN_FILE } from './secrets.js';
+import { COOKIE_SECRET_FILE, loadOrCreateSecret, PROXY_TOKEN_FILE } from './secrets.js';
 import { Authorizer } from './auth/identity.js';
 import { SessionManager } from './auth/sessions.js';
 import { TokenService } from './auth/token-service.js';
@@ -133,7 +133,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const database = await openStateDatabase(config);
   const store = createStore(database.db);
   const secure = config.public_url?.startsWith('https:') ?? false;
-  const cookieSecret = loadOrCreateSecret(config.data_dir, 'cookie_secret', process.env.LABHUB_COOKIE_SECRET);
+  const cookieSecret = loadOrCreateSecret(config.data_dir, COOKIE_SECRET_FILE, process.env.LABHUB_COOKIE_SECRET);
   const proxyToken = config.proxy.auth_token ?? loadOrCreateSecret(config.data_dir, PROXY_TOKEN_FILE, undefined);
   // Where the proxy (and servers) reach the hub: in a container or a pod, 127.0.0.1 is not the hub's address.
   const hubUrl = config.hub.connect_url?.replace(/\/+$/, '')

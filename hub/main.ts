@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -8,7 +9,9 @@ import type { ShutdownRequest } from './context.js';
 import type { LabHubConfig } from './config/schema.js';
 import { DatabaseTooNewError } from './db/database.js';
 import { createStore } from './db/index.js';
-import { openStateDatabase } from './db/open-state.js';
+import { openStateDatabase, sqlitePathOf } from './db/open-state.js';
+import { backupSqlite } from './db/backup.js';
+import { COOKIE_SECRET_FILE } from './secrets.js';
 import { createInvitation } from './auth/one-time-links.js';
 import { VERSION } from './version.js';
 import { createLogger } from './log.js';
@@ -35,6 +38,7 @@ Commands:
   token <name> [--scopes a,b] [--expires-in SECONDS] [--note TEXT]
                             print a new API token for a user
   db upgrade                apply pending migrations to the state DB
+  db backup <file>          a consistent copy of the SQLite state DB, also while the hub runs
 
 Options (every command but proxy):
   --config FILE             YAML config file (env LABHUB_CONFIG)
@@ -98,8 +102,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Prom
       case 'users': return await users(config, rest, values, io);
       case 'token': return await token(config, rest, values, io);
       case 'db':
-        if (rest[0] !== 'upgrade' || rest.length > 1) throw new UsageError('db takes one subcommand: upgrade');
-        return await dbUpgrade(config, io);
+        if (rest[0] === 'upgrade' && rest.length === 1) return await dbUpgrade(config, io);
+        if (rest[0] === 'backup' && rest.length === 2) return await dbBackup(config, rest[1]!, io);
+        throw new UsageError('db takes a subcommand: upgrade, or backup <file>');
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (err) {
@@ -290,6 +295,19 @@ async function dbUpgrade(config: LabHubConfig, io: Io): Promise<number> {
   const db = await openStateDatabase(config);
   await db.close();
   io.stdout.write('state DB is up to date\n');
+  return 0;
+}
+
+async function dbBackup(config: LabHubConfig, target: string, io: Io): Promise<number> {
+  const source = sqlitePathOf(config);
+  if (!source || source === ':memory:') throw new CliError('db backup copies a SQLite state DB; for PostgreSQL use pg_dump');
+  if (!existsSync(source)) throw new CliError(`no state DB at ${source}`);
+  try {
+    await backupSqlite(source, resolve(target));
+  } catch (err) {
+    throw new CliError(`backup failed: ${(err as Error).message}`);
+  }
+  io.stdout.write(`state DB copied to ${resolve(target)}; keep ${join(config.data_dir, COOKIE_SECRET_FILE)} with it\n`);
   return 0;
 }
 

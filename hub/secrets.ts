@@ -4,6 +4,8 @@ import { join } from 'node:path';
 
 /** Where the proxy's API token is kept in the data dir when config does not set one. */
 export const PROXY_TOKEN_FILE = 'proxy_auth_token';
+/** Where the key signing session cookies is kept in the data dir when LABHUB_COOKIE_SECRET does not set one. */
+export const COOKIE_SECRET_FILE = 'cookie_secret';
 
 /**
  * Secrets generated once into the data dir (mode 0600) and reused across restarts, so sessions and the proxy's
