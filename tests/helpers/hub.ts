@@ -80,6 +80,17 @@ export class HubProcess {
     throw new Error(`labhub did not start:\n${this.output.slice(-3000)}`);
   }
 
+  /**
+   * The first-admin setup link this hub printed at start. It is printed after "LabHub is running", which start()
+   * waits for, so it may still be on its way; null if none comes (an admin exists).
+   */
+  async setupLink(timeoutMs = 5000): Promise<string | null> {
+    const find = () => /(https?:\/\/\S+\/hub\/setup\?code=[A-Za-z0-9_-]+)/.exec(this.output)?.[1] ?? null;
+    const deadline = Date.now() + timeoutMs;
+    while (!find() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return find();
+  }
+
   /** Runs another `labhub` command against the same data dir (users add, token, …). */
   async cli(args: string[], stdin?: string): Promise<{ status: number; stdout: string; stderr: string }> {
     return runLabhub(args, this.env, stdin);

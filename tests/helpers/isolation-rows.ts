@@ -543,8 +543,8 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
   }
   // Last: when they are not refused, they replace B's password.
   add2('holder of the first-start setup link (item 3)', '', 'pages', 'B\'s account', `POST the setup link with username=${B} once admins exist`, async (w) => {
-    const link = /\/hub\/setup\?code=\S+/.exec(w.hub.output)?.[0];
-    return link ? passwordThroughLink(w, link, { username: B }) : { held: false, detail: 'the hub printed no setup link at its first start' };
+    const link = await w.hub.setupLink();
+    return link ? passwordThroughLink(w, new URL(link).pathname + new URL(link).search, { username: B }) : { held: false, detail: 'the hub printed no setup link at its first start' };
   });
   add2('holder of an invitation for B made before B\'s password was set', '', 'pages', 'B\'s account', 'POST the invitation link with a new password', async (w) =>
     passwordThroughLink(w, w.bStaleInvitation, {}));
