@@ -178,14 +178,16 @@ export class Authorizer {
     return (u) => map.get(u) ?? [];
   }
 
-  private readonly userTouched = new Map<number, number>();
-
-  /** User activity from API and page use, throttled like token activity. */
+  /**
+   * User activity from API and page use, written only when the stored value is older than the token service's
+   * resolution (JupyterHub's `activity_resolution`). The row is updated in memory first: a cached row then shows
+   * the write to the next request, and concurrent requests do not write twice.
+   */
   private async touchUser(user: UserRow): Promise<void> {
     const now = Date.now();
-    if (now - (this.userTouched.get(user.id) ?? 0) < 30_000) return;
-    this.userTouched.set(user.id, now);
-    await this.store.users.touch(user.id, new Date(now).toISOString());
+    if (!this.tokens.activityIsStale(user.last_activity, now)) return;
+    user.last_activity = new Date(now).toISOString();
+    await this.store.users.touch(user.id, user.last_activity);
   }
 }
 

@@ -1,3 +1,4 @@
+import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase } from '../../hub/db/database.js';
 import { createStore } from '../../hub/db/index.js';
@@ -119,6 +120,29 @@ for (const dialect of dialects) describe.skipIf(dialect.skip)(`token cache on ${
       await other.close();
     }
     expect([403, 404]).toContain((await as(token, 'GET', '/users/alice')).status);
+  });
+
+  it.skipIf(dialect.dbName !== undefined)('repeated requests write nothing to the DB within the activity resolution', async () => {
+    const { token } = await tokenFor('alice');
+    const db = new SQLite(hub.sqlitePath, { readonly: true });
+    try {
+      const version = () => db.pragma('data_version', { simple: true }) as number;
+      const before = version();
+      // The first use records activity for the token and its user; nothing after it within 30 s does.
+      expect((await as(token, 'GET', '/users/alice')).status).toBe(200);
+      const afterFirst = version();
+      expect(afterFirst).not.toBe(before);
+      for (let i = 0; i < 20; i++) expect((await as(token, 'GET', '/users/alice')).status).toBe(200);
+      expect(version()).toBe(afterFirst);
+      // What decides is the stored time, not this process's memory: a restarted hub does not write it again either.
+      await hub.stop();
+      await hub.start();
+      const afterRestart = version();
+      expect((await as(token, 'GET', '/users/alice')).status).toBe(200);
+      expect(version()).toBe(afterRestart);
+    } finally {
+      db.close();
+    }
   });
 
   describe.skipIf(dialect.dbName === undefined)('with a second hub on the same PostgreSQL', () => {
