@@ -39,8 +39,10 @@ export function rootRouter(ctx: HubContext): Router {
     const identifying: Requester = {
       ...requester, scopes: parseScopes([...formatScopes(requester.scopes), ...identifyScopes({ kind: requester.kind, name: requester.name })]),
     };
+    // The requester's row may come from the token cache, which is kept only as fresh as authorization needs.
+    const user = requester.user && await ctx.store.users.byId(requester.user.id);
     const model = requester.user
-      ? (await userModels(ctx, identifying, [requester.user], req.query.include_stopped_servers !== undefined))[0]
+      ? user && (await userModels(ctx, identifying, [user], req.query.include_stopped_servers !== undefined))[0]
       : await serviceModel(ctx, identifying, requester.service!);
     res.json({
       ...model,

@@ -138,5 +138,4 @@ export async function issueUserToken(ctx: HubContext, requester: Requester, user
 export async function revokeUserToken(ctx: HubContext, user: UserRow, row: TokenRow): Promise<void> {
   if (row.oauth_client_id) await ctx.store.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
   else await ctx.store.tokens.delete(row.id);
-  ctx.tokens.forget(row.id);
 }

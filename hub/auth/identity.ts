@@ -4,6 +4,8 @@ import type { ServiceRow, SessionRow, TokenRow, UserRow } from '../db/schema.js'
 import { HttpError } from '../errors.js';
 import { checkScope, expandScopes, formatScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeOwner } from './scopes.js';
 import { ADMIN_ROLE_SCOPES } from './roles.js';
+import { RequesterCache } from './requester-cache.js';
+import { secretDigest } from './tokens.js';
 import type { TokenService } from './token-service.js';
 import type { SessionManager } from './sessions.js';
 
@@ -45,6 +47,8 @@ export class Authorizer {
     private readonly sessions: SessionManager,
   ) {}
 
+  private readonly cache = new RequesterCache<Requester>();
+
   /** The token from `Authorization: token X` or `Bearer X`, if any. Never from the URL. */
   headerToken(req: Request): string | null | undefined {
     const header = req.get('authorization');
@@ -76,20 +80,40 @@ export class Authorizer {
     return { expanded: expandScopes(await this.serviceRoleScopes(owner.service), who), owner: who };
   }
 
-  /** A requester for an API token, or null if the token is unknown or expired. */
+  /**
+   * A requester for an API token, or null if the token is unknown or expired. Resolving one costs several queries,
+   * so it is kept (requester-cache.ts) until the DB's auth epoch moves; only the epoch is read on a repeat.
+   */
   async fromToken(token: string): Promise<Requester | null> {
+    const key = secretDigest(token);
+    const epoch = await this.store.authEpoch.current();
+    let requester = this.cache.get(key, epoch);
+    if (requester && isExpired(requester.token!)) {
+      this.cache.delete(key);
+      return null;
+    }
+    if (!requester) {
+      const resolved = await this.resolveToken(token);
+      if (!resolved) return null;
+      requester = resolved;
+      this.cache.set(key, epoch, requester);
+    }
+    await this.tokens.touch(requester.token!);
+    if (requester.user) await this.touchUser(requester.user);
+    return requester;
+  }
+
+  private async resolveToken(token: string): Promise<Requester | null> {
     const row = await this.tokens.resolve(token);
     if (!row) return null;
     const user = row.user_id !== null ? await this.store.users.byId(row.user_id) : undefined;
     const service = row.service_id !== null ? await this.store.services.byId(row.service_id) : undefined;
     if (!user && !service) return null;
-    await this.tokens.touch(row);
     const { expanded: ownerExpanded, owner } = await this.ownerScopes(user ? { user } : { service: service! });
     const raw = JSON.parse(row.scopes) as string[];
     const groupsOf = await this.groupLookup([ownerExpanded, expandScopes(raw, owner)]);
     const effective = tokenScopes(raw, owner, ownerExpanded, groupsOf);
     const scopes = parseScopes(effective);
-    if (user) await this.touchUser(user);
     return {
       kind: user ? 'user' : 'service', name: user ? user.name : service!.name, user: user ?? null, service: service ?? null,
       token: row, session: null, scopes, tokenScopes: [...effective].sort(), groupsOf,
@@ -154,15 +178,21 @@ export class Authorizer {
     return (u) => map.get(u) ?? [];
   }
 
-  private readonly userTouched = new Map<number, number>();
-
-  /** User activity from API and page use, throttled like token activity. */
+  /**
+   * User activity from API and page use, written only when the stored value is older than the token service's
+   * resolution (JupyterHub's `activity_resolution`). The row is updated in memory first: a cached row then shows
+   * the write to the next request, and concurrent requests do not write twice.
+   */
   private async touchUser(user: UserRow): Promise<void> {
     const now = Date.now();
-    if (now - (this.userTouched.get(user.id) ?? 0) < 30_000) return;
-    this.userTouched.set(user.id, now);
-    await this.store.users.touch(user.id, new Date(now).toISOString());
+    if (!this.tokens.activityIsStale(user.last_activity, now)) return;
+    user.last_activity = new Date(now).toISOString();
+    await this.store.users.touch(user.id, user.last_activity);
   }
+}
+
+function isExpired(token: TokenRow): boolean {
+  return token.expires_at !== null && token.expires_at <= new Date().toISOString();
 }
 
 function hasGroupFilter(scopes: ParsedScopes): boolean {

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../db/index.js';
 import type { TokenRow } from '../db/schema.js';
-import { nowIso } from '../db/database.js';
 import { generateToken, hashToken, hashSuppliedToken, tokenPrefix, verifySuppliedToken, verifyTokenHash } from './tokens.js';
 
 export interface IssueTokenRequest {
@@ -16,9 +15,6 @@ export interface IssueTokenRequest {
 
 /** Creating and looking up API tokens. Only hashes are stored; a token is shown once, when it is created. */
 export class TokenService {
-  /** Last time each token's activity was written, to write at most once per resolution window. */
-  private readonly lastTouched = new Map<number, number>();
-
   constructor(private readonly store: Store, private readonly activityResolutionMs = 30_000) {}
 
   async issue(request: IssueTokenRequest): Promise<{ token: string; row: TokenRow }> {
@@ -67,15 +63,20 @@ export class TokenService {
     return candidates.find((row) => verifyTokenHash(token, row.hashed) || verifySuppliedToken(token, row.hashed, this.suppliedKey)) ?? null;
   }
 
-  /** Records use of a token, throttled: a busy script must not turn every request into a DB write. */
+  /**
+   * Records use of a token, as JupyterHub does: only when the stored last_activity is older than the resolution
+   * (30 s), so a busy script does not turn every request into a DB write. The row is updated in memory first: a
+   * cached row shows the write to the next request, and concurrent requests do not write twice.
+   */
   async touch(row: TokenRow): Promise<void> {
     const now = Date.now();
-    if (now - (this.lastTouched.get(row.id) ?? 0) < this.activityResolutionMs) return;
-    this.lastTouched.set(row.id, now);
-    await this.store.tokens.touch(row.id, nowIso());
+    if (!this.activityIsStale(row.last_activity, now)) return;
+    row.last_activity = new Date(now).toISOString();
+    await this.store.tokens.touch(row.id, row.last_activity);
   }
 
-  forget(tokenId: number): void {
-    this.lastTouched.delete(tokenId);
+  /** Whether a stored activity time is old enough (or absent) that a new one must be written. */
+  activityIsStale(stored: string | null, now: number): boolean {
+    return stored === null || now - Date.parse(stored) >= this.activityResolutionMs;
   }
 }

@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { AuthEpochRepository } from './auth-epoch.js';
 import { LeaseRepository } from './credentials.js';
 import { GroupRepository } from './groups.js';
 import { IdentityRepository } from './identities.js';
@@ -25,6 +26,7 @@ export interface Store {
   invitations: InvitationRepository;
   leases: LeaseRepository;
   identities: IdentityRepository;
+  authEpoch: AuthEpochRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -47,5 +49,6 @@ export function createStore(db: Db): Store {
     invitations: new InvitationRepository(db),
     leases: new LeaseRepository(db),
     identities: new IdentityRepository(db),
+    authEpoch: new AuthEpochRepository(db),
   };
 }

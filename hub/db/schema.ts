@@ -168,6 +168,12 @@ export interface UserIdentitiesTable {
   user_id: number;
 }
 
+/** One row (id 1) whose epoch DB triggers bump on every change to what a token may do (migration 006). */
+export interface AuthEpochTable {
+  id: number;
+  epoch: ColumnType<number | string | bigint, number, number>;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -183,6 +189,7 @@ export interface Database {
   invitations: InvitationsTable;
   credential_leases: CredentialLeasesTable;
   user_identities: UserIdentitiesTable;
+  auth_epoch: AuthEpochTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -248,10 +248,7 @@ export class ServerManager {
   private async release(user: Pick<UserRow, 'name' | 'uid'>, serverName: string, rowId: number, error: string | null): Promise<void> {
     const { store, proxy, log } = this.deps;
     const row = await store.servers.byId(rowId);
-    if (row?.token_id) {
-      await store.tokens.delete(row.token_id);
-      this.deps.tokens.forget(row.token_id);
-    }
+    if (row?.token_id) await store.tokens.delete(row.token_id);
     // Also any client still registered for this server's callback under another id (one from before uids).
     const clientIds = new Set([oauthClientId(user.uid, serverName), ...(await store.oauth.clientIdsWithRedirect(callbackUrl(user.name, serverName)))]);
     for (const clientId of clientIds) {

@@ -5,6 +5,7 @@ import { auth } from './002-auth.js';
 import { credentials } from './003-credentials.js';
 import { userUid } from './004-user-uid.js';
 import { oneTimeLinks } from './005-one-time-links.js';
+import { authEpoch } from './006-auth-epoch.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -14,5 +15,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '003-credentials': credentials(dialect),
     '004-user-uid': userUid(),
     '005-one-time-links': oneTimeLinks(),
+    '006-auth-epoch': authEpoch(dialect),
   };
 }
