@@ -37,7 +37,15 @@ export class ProxySupervisor {
   private closing = false;
   private checking = false;
 
-  constructor(private readonly options: ProxySupervisorOptions) {}
+  constructor(private options: ProxySupervisorOptions) {}
+
+  /**
+   * The hub now drives the proxy at `apiUrl` (`PATCH /hub/api/proxy`): watch it and re-sync it, but never start
+   * one there; whatever runs that proxy restarts it. A proxy this hub started keeps running until the hub stops.
+   */
+  follow(apiUrl: string): void {
+    this.options = { ...this.options, apiUrl, managed: false };
+  }
 
   /** Makes sure a proxy answers (adopting one, or launching ours), puts the routes in, and starts checking. */
   async start(): Promise<void> {
