@@ -19,7 +19,7 @@ import { ServerManager } from './servers/manager.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
 import type { HubContext } from './context.js';
 import { JUPYTERHUB_API_VERSION, VERSION } from './version.js';
-import { apiErrorHandler, apiNotFound } from './api/errors.js';
+import { apiErrorHandler, apiNotFound, loggablePath } from './api/errors.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './api/validate.js';
 import { HttpError } from './errors.js';
 import { authenticateApi } from './api/authenticate.js';
@@ -46,6 +46,8 @@ import { TEMPLATES_DIR } from './pages/render.js';
 import { brandAssets } from './pages/assets.js';
 import { ChpProxyClient } from '../proxy/chp-client.js';
 import { FanOutProxyClient } from '../proxy/fan-out-client.js';
+import { SwitchableProxyClient } from '../proxy/switchable-client.js';
+import { ProxySwitch } from './proxy-switch.js';
 import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
@@ -142,7 +144,12 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const tokens = new TokenService(store);
   const sessions = new SessionManager(store, { maxAgeDays: config.cookie_max_age_days, secure });
   const authz = new Authorizer(store, tokens, sessions);
-  const proxyInstances = (config.proxy.api_urls ?? [config.proxy.api_url]).map((apiUrl) => ({ apiUrl, client: new ChpProxyClient({ apiUrl, authToken: proxyToken }) }));
+  // Each instance's clients can be pointed elsewhere: PATCH /proxy moves a hub with one instance to a new proxy.
+  const proxyInstances = (config.proxy.api_urls ?? [config.proxy.api_url]).map((apiUrl) => ({
+    apiUrl,
+    client: new SwitchableProxyClient(new ChpProxyClient({ apiUrl, authToken: proxyToken })),
+    probe: new SwitchableProxyClient(new ChpProxyClient({ apiUrl, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] })),
+  }));
   const fanOut = proxyInstances.length > 1 ? new FanOutProxyClient(proxyInstances, log.child({ component: 'proxy' })) : undefined;
   const proxy = fanOut ?? proxyInstances[0]!.client;
   const spawner = options.spawner ?? createSpawner(config, log);
@@ -162,9 +169,21 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
       sharedMountRoot: `${config.spawner.docker.home_mount_path.replace(/\/+$/, '')}/shared`,
     },
   );
+  // One supervisor per instance: each one re-syncs its own instance after a restart.
+  const supervisors = proxyInstances.map(({ apiUrl, client, probe }) => new ProxySupervisor({
+    managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
+    apiUrl, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
+    log: log.child({ component: 'proxy', ...(proxyInstances.length > 1 && { instance: apiUrl }) }), proxy: client,
+    probe, resync: () => servers.syncRoutes(hubUrl, client),
+    missedChanges: fanOut && (() => fanOut.takeMissed(apiUrl)),
+  }));
+  const proxySwitch = fanOut ? undefined : new ProxySwitch({
+    proxy: proxyInstances[0]!.client, probe: proxyInstances[0]!.probe, current: { apiUrl: config.proxy.api_url, authToken: proxyToken },
+    resync: (client) => servers.syncRoutes(hubUrl, client), follow: (apiUrl) => supervisors[0]!.follow(apiUrl), log: log.child({ component: 'proxy' }),
+  });
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
-    authenticator, authState, proxy, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
+    authenticator, authState, proxy, proxySwitch, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
     loginThrottle: loginThrottleFrom(config.auth.rate_limit),
   };
 
@@ -177,14 +196,6 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   await servers.reconcile();
   // After reconciling: leases of servers a killed hub left half started are now orphans, revoked by this first sweep.
   await credentials.start();
-  // One supervisor per instance: each one re-syncs its own instance after a restart.
-  const supervisors = proxyInstances.map(({ apiUrl, client }) => new ProxySupervisor({
-    managed: config.proxy.mode === 'managed', command: config.proxy.command, publicIp: config.ip, publicPort: config.port,
-    apiUrl, authToken: proxyToken, hubUrl, checkIntervalMs: config.proxy.check_interval * 1000,
-    log: log.child({ component: 'proxy', ...(proxyInstances.length > 1 && { instance: apiUrl }) }), proxy: client,
-    probe: new ChpProxyClient({ apiUrl, authToken: proxyToken, timeoutMs: 2000, retryDelaysMs: [] }), resync: () => servers.syncRoutes(hubUrl, client),
-    missedChanges: fanOut && (() => fanOut.takeMissed(apiUrl)),
-  }));
   await startSupervisors(supervisors, log);
   servers.startPolling();
 
@@ -276,7 +287,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
     res.on('finish', () => {
       const kind = req.path.startsWith('/hub/api') ? 'api' : req.path.startsWith('/user/') ? 'user' : 'page';
       ctx.metrics.requestDuration.observe({ method: req.method, kind, status: String(res.statusCode) }, (performance.now() - started) / 1000);
-      if (res.statusCode >= 500) ctx.log.warn({ method: req.method, path: req.path.slice(0, 200), status: res.statusCode }, 'request failed');
+      if (res.statusCode >= 500) ctx.log.warn({ method: req.method, path: loggablePath(req.originalUrl), status: res.statusCode }, 'request failed');
     });
     next();
   });
@@ -295,7 +306,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
   });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
-    authorizationsRouter(), shutdownRouter(ctx));
+    authorizationsRouter(ctx), shutdownRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

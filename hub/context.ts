@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import type { Authenticator } from '../authenticators/authenticator.js';
 import type { AuthStateVault } from './auth/auth-state.js';
 import type { ProxyClient } from '../proxy/client.js';
+import type { ProxySwitch } from './proxy-switch.js';
 import type { Spawner } from '../spawners/spawner.js';
 import type { ClassGuard } from './classes/guard.js';
 
@@ -31,6 +32,8 @@ export interface HubContext {
   /** Encrypts users.auth_state; absent without LABHUB_CRYPT_KEY. */
   authState?: AuthStateVault;
   proxy: ProxyClient;
+  /** Points the hub at another proxy (`PATCH /proxy`); absent with several proxy instances (proxy.api_urls). */
+  proxySwitch?: ProxySwitch;
   metrics: HubMetrics;
   log: Logger;
   /** The hub's own URL as the proxy reaches it, e.g. http://127.0.0.1:8081 */

@@ -37,7 +37,21 @@ export class ProxySupervisor {
   private closing = false;
   private checking = false;
 
-  constructor(private readonly options: ProxySupervisorOptions) {}
+  private options: ProxySupervisorOptions;
+
+  constructor(private readonly configured: ProxySupervisorOptions) {
+    this.options = configured;
+  }
+
+  /**
+   * The hub now drives the proxy at `apiUrl` (`PATCH /hub/api/proxy`): watch it and re-sync it, but start one
+   * there only if it is the configured address of a managed proxy; whatever runs another proxy restarts it.
+   * A proxy this hub started keeps running until the hub stops.
+   */
+  follow(apiUrl: string): void {
+    const configured = new URL(this.configured.apiUrl).href === new URL(apiUrl).href;
+    this.options = { ...this.configured, apiUrl, managed: this.configured.managed && configured };
+  }
 
   /** Makes sure a proxy answers (adopting one, or launching ours), puts the routes in, and starts checking. */
   async start(): Promise<void> {

@@ -30,7 +30,7 @@ export function apiErrorHandler(log: Logger): ErrorRequestHandler {
     } else {
       status = 500;
       message = 'Internal server error';
-      log.error({ err, method: req.method, path: req.path }, 'unhandled error in API');
+      log.error({ err, method: req.method, path: loggablePath(req.originalUrl) }, 'unhandled error in API');
     }
     if (res.headersSent) return void res.end();
     res.status(status).json({ status, message });
@@ -41,3 +41,8 @@ export function apiErrorHandler(log: Logger): ErrorRequestHandler {
 export const apiNotFound: RequestHandler = (req, res) => {
   res.status(404).json({ status: 404, message: `Not found: no ${req.method} endpoint at this path` });
 };
+
+/** A request path fit for a log line: the deprecated lookups carry a token or a session cookie in the path. */
+export function loggablePath(path: string): string {
+  return path.replace(/(\/authorizations\/(?:token|cookie\/[^/?]*))\/[^?]*/, '$1/[redacted]').split('?')[0]!.slice(0, 200);
+}

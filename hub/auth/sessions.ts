@@ -34,7 +34,11 @@ export class SessionManager {
   }
 
   async current(req: Request): Promise<ActiveSession | null> {
-    const raw = this.cookies(req)[SESSION_COOKIE];
+    return this.fromCookieValue(this.cookies(req)[SESSION_COOKIE]);
+  }
+
+  /** The live session a session cookie's value names, or null for anything else (unknown, expired, logged out). */
+  async fromCookieValue(raw: string | undefined): Promise<ActiveSession | null> {
     if (!raw || raw.length > 200) return null;
     const dot = raw.indexOf('.');
     if (dot <= 0) return null;

@@ -118,6 +118,14 @@ describe('two proxy instances kept consistent by the hub', () => {
     expect((await fetch(`http://127.0.0.1:${instances[1]!.port}/hub/api/`)).status).toBe(200);
   });
 
+  it('refuses PATCH /proxy with 409: which of several instances it would replace is ambiguous', async () => {
+    const res = await api(base, API_TOKEN, 'PATCH', '/proxy', { api_url: `http://127.0.0.1:${instances[0]!.apiPort}`, auth_token: PROXY_TOKEN });
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ status: 409, message: expect.stringContaining('proxy.api_urls') });
+    expect((await api(base, API_TOKEN, 'POST', '/users/cy/server')).status).toBe(201);
+    expect(await reachable('cy')).toEqual([200, 200]);
+  });
+
   it('removes routes from both instances', async () => {
     expect((await api(base, API_TOKEN, 'DELETE', '/users/ann/server')).status).toBe(204);
     for (const instance of instances) expect(instance.running!.routes.get('/user/ann')).toBeUndefined();
