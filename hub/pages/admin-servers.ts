@@ -3,6 +3,7 @@ import type { HubContext } from '../context.js';
 import { renderPage } from './render.js';
 import { requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions } from './admin-layout.js';
+import { profileOption } from './servers.js';
 
 /** Admin: every server that is not stopped, with its profile and actions. */
 export function adminServerPages(ctx: HubContext): Router {
@@ -15,7 +16,7 @@ export function adminServerPages(ctx: HubContext): Router {
       servers: rows.map((r) => ({
         user: r.user_name, name: r.name, label: r.name ? `${r.user_name}/${r.name}` : r.user_name,
         userUrl: `/hub/admin/users/${encodeURIComponent(r.user_name)}`, started: r.started, lastActivity: r.last_activity,
-        profile: (JSON.parse(r.user_options) as { profile?: unknown }).profile,
+        profile: profileOption(r.user_options),
         ...serverActions(r.user_name, r.name, r.status, '/hub/admin/servers'),
       })),
     }));

@@ -10,6 +10,7 @@ import { PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { usernameFrom } from '../api/validate.js';
 import type { UserSort } from '../db/users.js';
 import { renderPage } from './render.js';
+import { profileOption } from './servers.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
@@ -68,6 +69,8 @@ export function adminUserPages(ctx: HubContext): Router {
         name: u.name, admin: Boolean(u.admin), classes: groups.get(u.id) ?? [], lastActivity: u.last_activity,
         editUrl: `/hub/admin/users/${encodeURIComponent(u.name)}`,
         server: serverActions(u.name, '', defaultServer?.status ?? 'stopped', here),
+        started: defaultServer && defaultServer.status !== 'stopped' ? defaultServer.started : null,
+        profile: defaultServer && defaultServer.status !== 'stopped' ? profileOption(defaultServer.user_options) : undefined,
         named: own.filter((s) => s.name !== '' && s.status !== 'stopped').length,
       };
     });
@@ -151,7 +154,7 @@ export function adminUserPages(ctx: HubContext): Router {
       classes: classes.rows.map((g) => ({ name: g.name, member: memberOf.includes(g.name) })),
       servers: servers.map((s) => ({
         label: s.name || 'Default server', lastActivity: s.last_activity, started: s.started,
-        profile: (JSON.parse(s.user_options) as { profile?: unknown }).profile, ...serverActions(user.name, s.name, s.status, here),
+        profile: profileOption(s.user_options), ...serverActions(user.name, s.name, s.status, here),
       })),
       self: user.id === res.locals.session!.user.id, action: here,
       native, hasPassword: Boolean(user.password_hash), link, linkDays,

@@ -121,6 +121,8 @@ export function serverPages(ctx: HubContext): Router {
       ...(await layoutFor(ctx, req, res, 'home')),
       label: serverLabel(user.name, server, res.locals.session!.user.name), progressUrl: progressUrl(user.name, server),
       serverUrl: next || serverPrefix(user.name, server), next, startAction: `/hub/spawn/${serverPath(user.name, server)}`,
+      // JupyterHub 6 lets a start be cancelled from here; the stop aborts it and releases what it held.
+      starting: row?.status === 'starting', stopAction: `/hub/stop/${serverPath(user.name, server)}`,
       profile: row ? profileOption(row.user_options) : undefined, failedAt: failedAt(servers.progressOf(user.name, server)),
     }));
   });
@@ -259,7 +261,8 @@ function serverLabel(owner: string, server: string, viewer: string): string {
 }
 
 /** The profile a server was last started with, from its stored user options. */
-function profileOption(userOptions: string): string | undefined {
+/** The profile a server was started with, from its stored user options (none when absent or unreadable). */
+export function profileOption(userOptions: string): string | undefined {
   try {
     const profile = (JSON.parse(userOptions) as { profile?: unknown }).profile;
     return typeof profile === 'string' ? profile : undefined;

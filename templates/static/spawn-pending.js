@@ -59,6 +59,8 @@
     failed.textContent = showDetail ? reason : PLAIN_FAILURE;
     failed.hidden = false;
     retry.hidden = false;
+    const cancel = document.getElementById('cancel');
+    if (cancel) cancel.hidden = true;
     retry.querySelector('button').focus();
     if (root.querySelector('#progress-steps .current') || root.dataset.failedAt !== undefined) { showFailedStep(); return; }
     // The start failed before this page's event stream opened, and the stream then gives only the outcome (as
