@@ -6,6 +6,7 @@ import { HttpError } from '../errors.js';
 import { validateServerName } from '../servers/naming.js';
 import type { SpawnEvent } from '../servers/progress.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
+import { serverModel } from './models.js';
 
 /** Seconds a start request waits before answering 202 (JupyterHub's slow_spawn_timeout). */
 const SLOW_SPAWN_MS = 10_000;
@@ -98,6 +99,14 @@ export function serversRouter(ctx: HubContext): Router {
   router.post('/users/:name/server', start);
   router.delete('/users/:name/server', stop);
   router.get('/users/:name/server/progress', progress);
+  router.get('/users/:name/servers/:server', async (req, res) => {
+    // JupyterHub 6.0: one server's model by name, stopped ones included while they exist.
+    const { user, server } = await target(req, res, ['read:servers']);
+    const row = await store.servers.get(user.id, server);
+    if (!row) throw new HttpError(404, `No such server: ${user.name}/${server}`);
+    const state = await authz.allows(res.locals.requester!, ['admin:server_state'], { server: `${user.name}/${server}` });
+    res.json(serverModel(user.name, row, state));
+  });
   router.post('/users/:name/servers/:server', start);
   router.delete('/users/:name/servers/:server', stop);
   router.get('/users/:name/servers/:server/progress', progress);

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, eventually, HubProcess } from '../helpers/hub.js';
+import { validateComponent } from '../helpers/openapi.js';
+
+/** JupyterHub 6.0's `GET /users/{name}/servers/{server_name}`: one server's model, by name, with its scopes. */
+describe('GET /users/{name}/servers/{server_name}', () => {
+  const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant', LABHUB_ALLOW_NAMED_SERVERS: 'true' } });
+  let admin = '';
+  let ann = '';
+
+  beforeAll(async () => {
+    await hub.start();
+    expect((await hub.cli(['users', 'add', 'root', '--admin'])).status).toBe(0);
+    admin = (await hub.cli(['token', 'root'])).stdout.trim();
+    expect((await api(hub.url, admin, 'POST', '/users', { usernames: ['ann', 'bo'] })).status).toBe(201);
+    ann = (await hub.cli(['token', 'ann'])).stdout.trim();
+    expect((await api(hub.url, ann, 'POST', '/users/ann/servers/lab', { size: 's' })).status).toBeLessThan(300);
+    await eventually(async () => ((await api(hub.url, ann, 'GET', '/users/ann/servers/lab')).body as { ready?: boolean }).ready);
+  });
+  afterAll(() => hub.cleanup());
+
+  it('answers the model of a running server, valid against the spec, with state only for admin:server_state', async () => {
+    const own = await api(hub.url, ann, 'GET', '/users/ann/servers/lab');
+    expect(own.status).toBe(200);
+    expect(own.body).toMatchObject({ name: 'lab', full_name: 'ann/lab', ready: true, url: '/user/ann/lab/', user_options: { size: 's' } });
+    expect(own.body).not.toHaveProperty('state');
+    expect(validateComponent('Server', own.body)).toEqual([]);
+    expect((await api(hub.url, admin, 'GET', '/users/ann/servers/lab')).body).toHaveProperty('state');
+  });
+
+  it('answers a stopped server that still exists, and 404 JSON for one that does not', async () => {
+    expect((await api(hub.url, ann, 'DELETE', '/users/ann/servers/lab')).status).toBe(204);
+    const stopped = await api(hub.url, ann, 'GET', '/users/ann/servers/lab');
+    expect(stopped.status).toBe(200);
+    expect(stopped.body).toMatchObject({ name: 'lab', ready: false, stopped: true });
+    const missing = await api(hub.url, ann, 'GET', '/users/ann/servers/nope');
+    expect(missing).toMatchObject({ status: 404, body: { status: 404, message: expect.stringContaining('No such server') } });
+  });
+
+  it('hides another user\'s server as JupyterHub does (404 JSON for a scope held only on oneself), and refuses an invalid name with 400', async () => {
+    const bo = (await hub.cli(['token', 'bo'])).stdout.trim();
+    expect((await api(hub.url, bo, 'GET', '/users/ann/servers/lab'))).toMatchObject({ status: 404, body: { status: 404 } });
+    expect((await api(hub.url, ann, 'GET', '/users/ann/servers/-bad-'))).toMatchObject({ status: 400, body: { status: 400 } });
+  });
+});
