@@ -40,7 +40,7 @@ export function serversRouter(ctx: HubContext): Router {
   }
 
   const start = async (req: Request, res: Response) => {
-    const { user, server } = await target(req, res, ['servers']);
+    const { user, server } = await target(req, res, ['start:servers']);
     const options = parseInput(userOptionsBody, isEmptyBody(req.body) ? {} : req.body, 'user options');
     if (server && config.named_server_limit_per_user > 0 && !(await store.servers.get(user.id, server))
       && (await store.servers.countNamed(user.id)) >= config.named_server_limit_per_user) {

@@ -84,7 +84,7 @@ export function serverPages(ctx: HubContext): Router {
   // Starting is a POST with an XSRF token: a GET that starts servers could be triggered by any page (GHSA-m68r-v472-jgq9).
   router.post(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    const { user, server } = await target(req, res, 'servers');
+    const { user, server } = await target(req, res, 'start:servers');
     const row = await store.servers.get(user.id, server);
     const next = afterStart(formField(req, 'next', 4096), user.name, server);
     if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
@@ -192,7 +192,7 @@ function userPage(ctx: HubContext) {
     const requester = await ctx.authz.fromSession(req);
     const key = { server: `${name}/${server}` };
     const may = (scope: string) => requester !== null && checkScope(requester.scopes, [scope], key, requester.groupsOf) === 'allowed';
-    if (!user || !(may('access:servers') || may('servers'))) {
+    if (!user || !(may('access:servers') || may('start:servers'))) {
       res.status(404).send(renderPage('not-running.njk', {
         ...(await layoutFor(ctx, req, res, 'home')), status: 'no-access', path: path.slice(0, 200),
       }));
@@ -216,7 +216,7 @@ function userPage(ctx: HubContext) {
     res.status(424).send(renderPage('not-running.njk', {
       ...(await layoutFor(ctx, req, res, 'home')),
       status: row?.status === 'stopping' ? 'stopping' : row?.last_error ? 'failed' : 'stopped',
-      subject: own ? `Your server${server ? ` ${server}` : ''}` : `The server ${server ? `${server} ` : ''}of ${user.name}`, own, mayStart: may('servers'), path: path.slice(0, 200), next: path,
+      subject: own ? `Your server${server ? ` ${server}` : ''}` : `The server ${server ? `${server} ` : ''}of ${user.name}`, own, mayStart: may('start:servers'), path: path.slice(0, 200), next: path,
       startAction: `/hub/spawn/${serverPath(user.name, server)}`,
     }));
   };

@@ -43,3 +43,23 @@ describe('GET /users/{name}/servers/{server_name}', () => {
     expect((await api(hub.url, ann, 'GET', '/users/ann/servers/-bad-'))).toMatchObject({ status: 400, body: { status: 400 } });
   });
 });
+
+/** JupyterHub 6.0's `start:servers`: starting without the power to stop, implied by `servers`. */
+describe('the start:servers scope', () => {
+  const hub = new HubProcess({ env: { LABHUB_SPAWNER__KIND: 'instant' } });
+
+  beforeAll(async () => {
+    await hub.start();
+    expect((await hub.cli(['users', 'add', 'cy'])).status).toBe(0);
+  });
+  afterAll(() => hub.cleanup());
+
+  it('starts a server but cannot stop it; delete:servers stops but cannot start', async () => {
+    const starter = (await hub.cli(['token', 'cy', '--scopes', 'start:servers'])).stdout.trim();
+    const stopper = (await hub.cli(['token', 'cy', '--scopes', 'delete:servers'])).stdout.trim();
+    expect((await api(hub.url, starter, 'POST', '/users/cy/server')).status).toBeLessThan(300);
+    expect((await api(hub.url, starter, 'DELETE', '/users/cy/server'))).toMatchObject({ status: 403, body: { status: 403 } });
+    expect((await api(hub.url, stopper, 'DELETE', '/users/cy/server')).status).toBe(204);
+    expect((await api(hub.url, stopper, 'POST', '/users/cy/server'))).toMatchObject({ status: 403, body: { status: 403 } });
+  });
+});

@@ -50,6 +50,7 @@ const SELF_FOR_ALICE = [
   'read:users:name!user=alice',
   'read:users:shares!user=alice',
   'servers!user=alice',
+  'start:servers!user=alice',
   'tokens!user=alice',
   'users:activity!user=alice',
   'users:shares!user=alice',
@@ -62,8 +63,10 @@ describe('scope names', () => {
       expect(ALL_SCOPES).toContain(s);
     }
     expect(new Set(ALL_SCOPES).size).toBe(ALL_SCOPES.length);
-    // Upstream's 47 and LabHub's admin:users:passwords (invitation links), which no upstream scope implies.
-    expect(ALL_SCOPES).toHaveLength(48);
+    // Upstream 5.x's 47, 6.0's start:servers, and LabHub's admin:users:passwords (invitation links), which no
+    // upstream scope implies.
+    expect(ALL_SCOPES).toHaveLength(49);
+    expect(expandScopes(['servers'])).toContain('start:servers');
     expect(expandScopes(['admin:users'])).not.toContain('admin:users:passwords');
   });
 
@@ -125,7 +128,7 @@ describe('scope names', () => {
 });
 
 describe('expandScopes', () => {
-  it('expands self for a user into the 14 user-filtered scopes', () => {
+  it('expands self for a user into the 15 user-filtered scopes', () => {
     expect(sorted(expandScopes(['self'], alice))).toEqual(SELF_FOR_ALICE);
   });
 
@@ -175,6 +178,7 @@ describe('expandScopes', () => {
       'delete:servers!server=alice/lab',
       'read:servers!server=alice/lab',
       'servers!server=alice/lab',
+      'start:servers!server=alice/lab',
     ]);
     expect(sorted(expandScopes(['servers!user=alice']))).toContain('read:users:name!user=alice');
   });
