@@ -7,7 +7,7 @@ import { HttpError } from '../errors.js';
 import { filterForList, PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { userModels } from './models.js';
 import { removeUser, type UserRemoval } from '../users/removal.js';
-import { createInvitation, INVITATION_TTL_S } from '../auth/one-time-links.js';
+import { createInvitation, INVITATION_TTL_S, invitationUrl } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
@@ -176,7 +176,7 @@ export function usersRouter(ctx: HubContext): Router {
     await requirePasswordPower(ctx, requester, user);
     const code = await createInvitation(store, user);
     res.status(201).json({
-      url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`,
+      url: invitationUrl(publicOrigin(ctx.config), code),
       expires_at: new Date(Date.now() + INVITATION_TTL_S * 1000).toISOString(),
     });
   });

@@ -41,6 +41,11 @@ export function createInvitation(store: Store, user: UserRow): Promise<string> {
   return storeLink(store, user, INVITATION_TTL_S);
 }
 
+/** Where an invitation's code is used: the page at `<origin>/hub/invite` (API, admin pages and CLI alike). */
+export function invitationUrl(origin: string, code: string): string {
+  return `${origin}/hub/invite?code=${code}`;
+}
+
 export type LinkTarget = { kind: 'setup' } | { kind: 'account'; user: UserRow };
 
 /** What a stored link may act on now, or null when it is dead. */

@@ -3,7 +3,7 @@ import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { deleteUser, requireAdmin, requirePasswordPower } from '../api/users.js';
-import { createInvitation, INVITATION_TTL_S } from '../auth/one-time-links.js';
+import { createInvitation, INVITATION_TTL_S, invitationUrl } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
 import type { Requester } from '../auth/identity.js';
 import { PASSWORDS_SCOPE } from '../auth/scopes.js';
@@ -42,7 +42,7 @@ export function adminUserPages(ctx: HubContext): Router {
   async function signInLink(requester: Requester, user: UserRow): Promise<{ name: string; url: string; reset: boolean }> {
     await requirePasswordPower(ctx, requester, user);
     const code = await createInvitation(store, user);
-    return { name: user.name, url: `${publicOrigin(ctx.config)}/hub/invite?code=${code}`, reset: Boolean(user.password_hash) };
+    return { name: user.name, url: invitationUrl(publicOrigin(ctx.config), code), reset: Boolean(user.password_hash) };
   }
   const linkDays = INVITATION_TTL_S / 86_400;
 
