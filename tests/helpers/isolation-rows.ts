@@ -11,6 +11,7 @@ import { oauthClientId, serverPrefix } from '../../hub/servers/naming.js';
 import { accountOf } from './accounts.js';
 import { UNISOLATED_MONGODB_WARNING } from '../../hub/credentials/mongodb.js';
 import { api, Browser, xsrfFromHtml } from './hub.js';
+import { asRendered } from './pages.js';
 import {
   ACTORS, B, B_NAMED, MONGODB_ENFORCES_ROLES, CLASS_OF_B, CLIENT_NAMED, DOTTED, GROUP_OF_B, OTHER_CLASS, PASSWORD, ROLES, SLUG_NAMED, startAndWait,
   type ActorRole, type Credentials, type World,
@@ -213,11 +214,9 @@ async function adminWarnedOfUnisolatedMongo(w: World): Promise<Outcome> {
   await admin.login('admin', PASSWORD);
   const page = await (await admin.navigate('/hub/admin/leases')).text();
   const logged = w.hub.output.includes(UNISOLATED_MONGODB_WARNING);
-  const shown = page.includes('Not isolated:') && page.includes(escapeHtml(UNISOLATED_MONGODB_WARNING));
+  const shown = page.includes('Not isolated:') && page.includes(asRendered(UNISOLATED_MONGODB_WARNING));
   return { held: logged && shown, detail: `warning logged: ${logged}, shown on /hub/admin/leases: ${shown}` };
 }
-
-const escapeHtml = (text: string) => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll('\'', '&#39;');
 
 /** `user:password@` of one account in another's URL. */
 function withAccount(url: string, username: string, password: string): string {

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Page } from 'playwright-core';
+import nunjucks from 'nunjucks';
 import { REPO } from './hub.js';
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -73,4 +74,14 @@ export async function createClassInBrowser(page: Page, base: string, form: Class
   await page.getByLabel('Memory limit').fill(form.memory);
   await page.getByRole('button', { name: 'Save profile' }).click();
   await page.waitForURL(/done=/);
+}
+
+const escaping = new nunjucks.Environment(null, { autoescape: true });
+
+/** Text as the hub's templates write it (nunjucks with autoescape, as hub/pages/render.ts renders). */
+export const asRendered = (text: string): string => escaping.renderString('{{ text }}', { text });
+
+/** The text a rendered fragment shows: the five characters nunjucks escapes, back. */
+export function renderedText(html: string): string {
+  return html.replaceAll('&#39;', "'").replaceAll('&quot;', '"').replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../hub/config/load.js';
 import { homeDirName } from '../../spawners/local.js';
 import { api, Browser, HubProcess, REPO, xsrfFromHtml } from '../helpers/hub.js';
+import { renderedText } from '../helpers/pages.js';
 
 /**
  * Deleting a user from the admin page, with and without "also remove data", on a real hub whose local spawner keeps
@@ -47,7 +48,7 @@ describe('deleting a user from the admin page', () => {
     expect(res.status).toBe(200);
     // The page it lands on says what was done, in its status banner.
     const banner = /<p class="ok banner" role="status">([^<]*)<\/p>/.exec(await res.text())?.[1] ?? '';
-    return banner.replaceAll('&#39;', "'").replaceAll('&quot;', '"').replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+    return renderedText(banner);
   }
 
   it('offers to remove the data, and by default keeps it, out of reach of a new account of the same name', async () => {
