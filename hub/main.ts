@@ -302,12 +302,13 @@ async function dbBackup(config: LabHubConfig, target: string, io: Io): Promise<n
   const source = sqlitePathOf(config);
   if (!source || source === ':memory:') throw new CliError('db backup copies a SQLite state DB; for PostgreSQL use pg_dump');
   if (!existsSync(source)) throw new CliError(`no state DB at ${source}`);
+  const file = resolve(target);
   try {
-    await backupSqlite(source, resolve(target));
+    await backupSqlite(source, file);
   } catch (err) {
     throw new CliError(`backup failed: ${(err as Error).message}`);
   }
-  io.stdout.write(`state DB copied to ${resolve(target)}; keep ${join(config.data_dir, COOKIE_SECRET_FILE)} with it\n`);
+  io.stdout.write(`state DB copied to ${file}; keep ${join(config.data_dir, COOKIE_SECRET_FILE)} with it\n`);
   return 0;
 }
 

@@ -1,3 +1,5 @@
+import type { AuthConfig } from '../config/auth-schema.js';
+
 /**
  * Failed-login throttling, per account and per client address: after `threshold` failures inside the window,
  * each further failure doubles the wait before the next attempt is heard (up to `maxDelayMs`). A wait rather than
@@ -106,7 +108,7 @@ export class LoginThrottle {
 }
 
 /** The hub's one throttle from `auth.rate_limit`, or null when the admin turned it off. */
-export function loginThrottleFrom(rateLimit: { enabled: boolean; account_failures: number; ip_failures: number; base_delay: number; max_delay: number; window: number }): LoginThrottle | null {
+export function loginThrottleFrom(rateLimit: AuthConfig['rate_limit']): LoginThrottle | null {
   if (!rateLimit.enabled) return null;
   return new LoginThrottle({
     accountThreshold: rateLimit.account_failures, ipThreshold: rateLimit.ip_failures,
