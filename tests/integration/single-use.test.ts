@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Migrator, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createInvitation, createSetupLink, redeemLink } from '../../hub/auth/one-time-links.js';
 import { secretDigest } from '../../hub/auth/tokens.js';
-import { migrate, openDatabase, type OpenedDatabase } from '../../hub/db/database.js';
+import { migrate, type OpenedDatabase } from '../../hub/db/database.js';
 import { createStore, type Store } from '../../hub/db/index.js';
 import { allMigrations } from '../../hub/db/migrations/index.js';
-import { requireService } from '../helpers/jupyter.js';
-import { createDatabase } from '../helpers/postgres.js';
+import { stateDbDialects } from '../helpers/state-dbs.js';
 
 /**
  * Single-use secrets under concurrency (issue 16, likely item): OAuth codes and one-time links are taken in one
@@ -17,25 +13,9 @@ import { createDatabase } from '../helpers/postgres.js';
  * delete, even inside a transaction, let several through).
  */
 const postgresUrl = inject('postgresUrl');
-const hasPostgres = requireService('PostgreSQL', postgresUrl !== null);
 const CONCURRENT = 20;
 
-const dialects: Array<{ name: string; skip: boolean; open: () => Promise<{ opened: OpenedDatabase; cleanup: () => void }> }> = [
-  {
-    name: 'sqlite', skip: false,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'labhub-single-use-'));
-      return { opened: openDatabase({ sqlitePath: join(dir, 'state.sqlite') }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'postgres', skip: !hasPostgres,
-    open: async () => {
-      const url = await createDatabase(postgresUrl!, `single_use_${Date.now()}_${Math.floor(Math.random() * 1e6)}`);
-      return { opened: openDatabase({ postgresUrl: url }), cleanup: () => undefined };
-    },
-  },
-];
+const dialects = stateDbDialects('single_use', postgresUrl);
 
 for (const dialect of dialects) {
   describe.skipIf(dialect.skip)(`single-use secrets on ${dialect.name}`, () => {

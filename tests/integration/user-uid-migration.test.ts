@@ -1,39 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrate, migrator, openDatabase, type OpenedDatabase } from '../../hub/db/database.js';
+import { migrate, migrator, type OpenedDatabase } from '../../hub/db/database.js';
 import { createStore, type Store } from '../../hub/db/index.js';
 import { USER_UID } from '../../hub/db/user-uid.js';
 import { identifierSlug, userDataNames } from '../../hub/credentials/names.js';
 import { escapeDockerName, homeVolumeName } from '../../spawners/docker.js';
-import { requireService } from '../helpers/jupyter.js';
-import { createDatabase } from '../helpers/postgres.js';
+import { stateDbDialects } from '../helpers/state-dbs.js';
 
 /**
  * Upgrading a state DB from before uids (migration 003) keeps every account's data where it was: each existing
  * account gets a uid and keeps its name-derived objects through `legacy_name`; accounts made afterwards get none.
  */
 const postgresUrl = inject('postgresUrl');
-const hasPostgres = requireService('PostgreSQL', postgresUrl !== null);
 
-const dialects = [
-  {
-    name: 'sqlite', skip: false,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'labhub-uid-'));
-      return { opened: openDatabase({ sqlitePath: join(dir, 'state.sqlite') }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'postgres', skip: !hasPostgres,
-    open: async () => {
-      const url = await createDatabase(postgresUrl!, `uid_${Date.now()}_${Math.floor(Math.random() * 1e6)}`);
-      return { opened: openDatabase({ postgresUrl: url }), cleanup: () => undefined };
-    },
-  },
-];
+const dialects = stateDbDialects('uid', postgresUrl);
 
 const OLD_USERS = ['alice', 'alice.smith', 'Zoë'];
 
