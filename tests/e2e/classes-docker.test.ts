@@ -139,7 +139,9 @@ describe.skipIf(!ready)('a class profile started in Docker from the web UI', () 
     const alert = page.getByRole('alert');
     await expect.poll(() => alert.textContent(), { timeout: 30_000 }).toMatch(/Something went wrong while starting the server/);
     expect(await page.locator('main').textContent()).not.toMatch(/not-built-here/);
-    expect(await page.locator('#progress-steps li.failed').count()).toBe(1);
+    // When the start failed before the page's event stream opened, the page asks again how far it came: the step
+    // is marked a moment after the alert.
+    await expect.poll(() => page.locator('#progress-steps li.failed').count(), { timeout: 10_000 }).toBe(1);
     const retry = page.getByRole('button', { name: 'Try again' });
     expect(await retry.isVisible()).toBe(true);
     expect(await retry.evaluate((el) => (el as unknown as { matches(s: string): boolean }).matches(':focus'))).toBe(true);
