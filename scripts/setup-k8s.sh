@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Test control plane for the Kubernetes spawner: etcd from Debian, kube-apiserver (and kubectl) built from the
-# Go module proxy, helm built the same way. Builds are cached under /opt/labhub/k8s; a second run takes seconds.
+# The parts of the test cluster (scripts/k8s-cluster.sh) and of the bare control plane (scripts/k8s-test-cluster.sh):
+# etcd, containerd, runc, the CNI plugins, iptables, ipset and conntrack from Debian; kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy and kubectl built from the Go module proxy, and helm,
+# CoreDNS, kube-router and local-path-provisioner built the same way. Builds are cached under /opt/labhub/k8s; a
+# second run takes seconds.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.30.14}"
 # Bumped when the way the binaries are built changes, so cached builds are redone.
 BUILD_REVISION=2
 HELM_VERSION="${HELM_VERSION:-3.15.4}"
+COREDNS_VERSION=1.11.3
+KUBE_ROUTER_VERSION=2.1.0
+LOCAL_PATH_VERSION=0.0.30
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 PREFIX="${LABHUB_K8S_DIR:-/opt/labhub/k8s}"
 BIN="$PREFIX/bin"
 export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
@@ -26,11 +33,16 @@ version_ldflags() {
   echo "-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*} -X k8s.io/component-base/version.gitTreeState=clean"
 }
 
-if ! command -v etcd >/dev/null 2>&1; then
-  echo "setup-k8s: installing etcd-server from Debian"
+DEBIAN_PKGS=(etcd-server containerd runc containernetworking-plugins iptables ipset conntrack)
+missing=()
+for p in "${DEBIAN_PKGS[@]}"; do
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-k8s: installing ${missing[*]} from Debian"
   "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 etcd-server >/dev/null
-  # The Debian package may start a system etcd on :2379; tests run their own on free ports.
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 "${missing[@]}" >/dev/null
+  # The packages may start a system etcd on :2379 and a system containerd; tests and the cluster run their own.
   "${SUDO[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 for tool in openssl curl; do
@@ -43,13 +55,15 @@ need_go() {
 # k8s.io/kubernetes points its staging modules at ./staging; a module that depends on it must replace each of
 # them with the published v0.x release of the same minor version.
 build_kubernetes() {
-  if have_version kube-apiserver "$K8S_VERSION-$BUILD_REVISION" && have_version kubectl "$K8S_VERSION-$BUILD_REVISION"; then return; fi
+  local c all=1
+  for c in "${K8S_COMPONENTS[@]}"; do have_version "$c" "$K8S_VERSION-$BUILD_REVISION" || all=0; done
+  [ "$all" = 1 ] && return
   need_go
   local wrapper="$PREFIX/src/kubernetes-$K8S_VERSION"
   mkdir -p "$wrapper"
   cd "$wrapper"
-  if [ ! -f .resolved ]; then
-    rm -f go.mod go.sum
+  if [ ! -f .resolved-all ]; then
+    rm -f go.mod go.sum .resolved
     go mod init labhub.invalid/k8s-build >/dev/null 2>&1
     go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" >/dev/null
     local gomod
@@ -58,19 +72,40 @@ build_kubernetes() {
       echo "require k8s.io/kubernetes v$K8S_VERSION"
       grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging' "$gomod" | awk -v v="$(staging_version)" '{print "replace " $1 " => " $1 " " v}'
     } >> go.mod
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION"
-    touch .resolved
+    go get $(for c in "${K8S_COMPONENTS[@]}"; do echo "k8s.io/kubernetes/cmd/$c@v$K8S_VERSION"; done)
+    touch .resolved-all
   fi
-  if ! have_version kube-apiserver "$K8S_VERSION-$BUILD_REVISION"; then
-    echo "setup-k8s: building kube-apiserver $K8S_VERSION (slow the first time)"
-    go build -ldflags "$(version_ldflags)" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    echo "$K8S_VERSION-$BUILD_REVISION" > "$BIN/kube-apiserver.version"
-  fi
-  if ! have_version kubectl "$K8S_VERSION-$BUILD_REVISION"; then
-    echo "setup-k8s: building kubectl $K8S_VERSION"
-    go build -ldflags "$(version_ldflags)" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
-    echo "$K8S_VERSION-$BUILD_REVISION" > "$BIN/kubectl.version"
-  fi
+  for c in "${K8S_COMPONENTS[@]}"; do
+    have_version "$c" "$K8S_VERSION-$BUILD_REVISION" && continue
+    echo "setup-k8s: building $c $K8S_VERSION (slow the first time)"
+    go build -ldflags "$(version_ldflags)" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
+    echo "$K8S_VERSION-$BUILD_REVISION" > "$BIN/$c.version"
+  done
+}
+
+# go_install NAME PACKAGE VERSION: a static binary from the Go module proxy, as the module itself pins its
+# dependencies (none of these needs a replace).
+go_install() {
+  have_version "$1" "$3" && return
+  need_go
+  echo "setup-k8s: building $1 $3"
+  local gobin="$PREFIX/src/gobin"
+  mkdir -p "$gobin"
+  CGO_ENABLED=0 GOBIN="$gobin" go install "$2@v$3"
+  mv "$gobin/$(basename "$2")" "$BIN/$1"
+  echo "$3" > "$BIN/$1.version"
+}
+
+# The pod sandbox process (images/pause), built here because no registry serves registry.k8s.io/pause.
+build_pause() {
+  local src
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../images/pause" && pwd)"
+  local sum
+  sum=$(cat "$src/main.go" "$src/go.mod" | sha256sum | cut -c1-16)
+  have_version pause "$sum" && return
+  need_go
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$BIN/pause" .)
+  echo "$sum" > "$BIN/pause.version"
 }
 
 # helm is built in its own wrapper module with the same k8s.io/* releases as kube-apiserver: the module proxy
@@ -101,4 +136,8 @@ build_helm() {
 
 build_kubernetes
 build_helm
-echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), kube-apiserver $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version") in $BIN ($(($(date +%s) - START)) s)"
+go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
+go_install kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION"
+go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
+build_pause
+echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), Kubernetes $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version"), CoreDNS $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, local-path-provisioner $LOCAL_PATH_VERSION in $BIN ($(($(date +%s) - START)) s)"

@@ -1,0 +1,3 @@
+module labhub.invalid/pause
+
+go 1.22
