@@ -333,6 +333,9 @@ up() {
   ip=$(node_ip); node=$(node_name)
   [ -n "$ip" ] || die "no global IPv4 address for the node"
   mkdir -p "$STATE" "$RUN" "$LOGS"
+  # Test files call `up` at the same moment: one starts what is missing, the others wait and find it running.
+  exec 9>"$RUN/up.lock"
+  flock 9
   # Bridged pod traffic must pass iptables for kube-proxy's Services and kube-router's policies.
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null 2>&1 || true
   make_pki "$ip" "$node"

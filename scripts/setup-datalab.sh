@@ -114,6 +114,9 @@ if [ ${#stale[@]} -gt 0 ]; then
   did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")
   for svc in "${stale[@]}"; do build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$(app_hash "$svc")"; done
 fi
+# The Helm chart's default image is labhub/hub:<appVersion>: the same build, so that the chart installs unchanged on
+# the test cluster (scripts/k8s-cluster.sh imports the labhub/* images).
+docker tag labhub/hub:latest "labhub/hub:$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$REPO/deploy/helm/labhub/Chart.yaml")"
 prune_replaced_builds
 
 [ ${#did[@]} -gt 0 ] || did=("nothing to do")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The parts of the test cluster (scripts/k8s-cluster.sh) and of the bare control plane (scripts/k8s-test-cluster.sh):
+# The parts of the test cluster (scripts/k8s-cluster.sh):
 # etcd, containerd, runc, the CNI plugins, iptables, ipset and conntrack from Debian; kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubelet, kube-proxy and kubectl built from the Go module proxy, and helm,
 # CoreDNS, kube-router and local-path-provisioner built the same way. Builds are cached under /opt/labhub/k8s; a

@@ -1,6 +1,6 @@
 /**
- * A real Kubernetes control plane for tests (scripts/k8s-test-cluster.sh: etcd + kube-apiserver on loopback), the
- * objects a cluster's controllers would have made (namespace, default service account), service-account
+ * The real one-node Kubernetes cluster the tests run on (scripts/k8s-cluster.sh: control plane, kubelet, containerd,
+ * CNI, kube-proxy, CoreDNS, kube-router, local-path-provisioner), a namespace per test file, service-account
  * kubeconfigs from the TokenRequest API, and server-side apply of rendered manifests.
  */
 import { execFile } from 'node:child_process';
@@ -10,21 +10,23 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { REPO } from './hub.js';
-import { freePort } from './ports.js';
+import { eventually, REPO } from './hub.js';
 
 const run = promisify(execFile);
 export const K8S_BIN = join(process.env.LABHUB_K8S_DIR ?? '/opt/labhub/k8s', 'bin');
-const SCRIPT = join(REPO, 'scripts/k8s-test-cluster.sh');
+const CLUSTER_SCRIPT = join(REPO, 'scripts/k8s-cluster.sh');
+const PARTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'kubectl', 'helm', 'coredns', 'kube-router', 'local-path-provisioner'];
 
-/** kube-apiserver built and etcd installed (scripts/setup-k8s.sh). */
-export function controlPlaneInstalled(): boolean {
-  return existsSync(join(K8S_BIN, 'kube-apiserver')) && ['/usr/bin/etcd', '/usr/local/bin/etcd'].some((p) => existsSync(p));
+/** Every part of the cluster built and installed (scripts/setup-k8s.sh). */
+export function clusterInstalled(): boolean {
+  return PARTS.every((p) => existsSync(join(K8S_BIN, p))) && ['/usr/bin/etcd', '/usr/local/bin/etcd'].some((p) => existsSync(p))
+    && existsSync('/usr/bin/containerd');
 }
 
 export class TestCluster {
   readonly kubeConfig = new KubeConfig();
   readonly core: CoreV1Api;
+  private readonly namespaces: string[] = [];
 
   private constructor(readonly dir: string, readonly kubeconfigPath: string) {
     this.kubeConfig.loadFromFile(kubeconfigPath);
@@ -35,17 +37,25 @@ export class TestCluster {
     return this.kubeConfig.getCurrentCluster()!.server;
   }
 
-  static async start(): Promise<TestCluster> {
-    const dir = mkdtempSync(join(tmpdir(), 'labhub-k8s-'));
-    const ports = [await freePort(), await freePort(), await freePort()];
-    try {
-      const { stdout } = await run(SCRIPT, ['start', dir, ...ports.map(String)], { timeout: 90_000 });
-      return new TestCluster(dir, stdout.trim());
-    } catch (err) {
-      await run(SCRIPT, ['stop', dir]).catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`the test control plane did not start: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
-    }
+  /**
+   * The cluster, started if it is not running (`k8s-cluster.sh up` is idempotent and takes a lock, so test files
+   * starting at once share one start). Its KUBECONFIG is what the script prints for `eval`.
+   */
+  static async connect(): Promise<TestCluster> {
+    const { stdout } = await run(CLUSTER_SCRIPT, ['up'], { timeout: 600_000 }).catch((err: { stderr?: string; message: string }) => {
+      throw new Error(`the test cluster did not start: ${err.stderr ?? err.message}`);
+    });
+    const kubeconfig = /^export KUBECONFIG=(.+)$/m.exec(stdout)?.[1];
+    if (!kubeconfig) throw new Error(`k8s-cluster.sh up printed no KUBECONFIG: ${stdout}`);
+    return new TestCluster(mkdtempSync(join(tmpdir(), 'labhub-k8s-')), kubeconfig);
+  }
+
+  /** The address the node (and so this machine) has in the cluster: where pods reach a hub running here. */
+  async nodeAddress(): Promise<string> {
+    const [node] = (await this.core.listNode()).items;
+    const address = node?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+    if (!address) throw new Error('the cluster\'s node has no InternalIP');
+    return address;
   }
 
   /** The API server's version without the `v` (e.g. 1.30.14), for `helm template --kube-version`. */
@@ -54,21 +64,23 @@ export class TestCluster {
     return info.gitVersion.replace(/^v/, '');
   }
 
+  /** Deletes the namespaces this test file made (and so everything in them); the cluster keeps running. */
   async stop(): Promise<void> {
-    await run(SCRIPT, ['stop', this.dir]).catch(() => undefined);
+    await Promise.all(this.namespaces.map((name) => this.core.deleteNamespace({ name }).catch(() => undefined)));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** A namespace with its `default` service account (the controller-manager would make it; this cluster has none). */
+  /** A namespace, once the controller-manager has made its `default` service account. */
   async createNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
     await this.core.createNamespace({ body: { metadata: { name, labels } } });
-    await this.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
+    this.namespaces.push(name);
+    await eventually(() => this.core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true, () => false), 30_000);
   }
 
   /** A kubeconfig file that authenticates as a service account, with a token from the TokenRequest API. */
   async serviceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
     const request = await this.core.createNamespacedServiceAccountToken({
-      name: serviceAccount, namespace, body: { spec: { audiences: ['https://kubernetes.default.svc'], expirationSeconds: 3600 } },
+      name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } }, // no audiences: the API server's own
     });
     const cluster = this.kubeConfig.getCurrentCluster()!;
     const kc = new KubeConfig();
@@ -94,6 +106,11 @@ export class TestCluster {
       out.push(await api.patch(object, undefined, undefined, 'labhub-test', true, PatchStrategy.ServerSideApply));
     }
     return out;
+  }
+
+  /** A shell command in a pod's first container, through the API server and the kubelet (`kubectl exec`). */
+  async exec(namespace: string, pod: string, command: string): Promise<string> {
+    return this.kubectl(['exec', '-n', namespace, pod, '--', 'sh', '-c', command]);
   }
 
   /** `kubectl` against this cluster (built by scripts/setup-k8s.sh), for diagnostics. */

@@ -5,23 +5,21 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../hub/config/schema.js';
 import { parseKubernetesState } from '../../spawners/kubernetes.js';
 import { api, type HubProcess } from '../helpers/hub.js';
-import { bridgeGateway } from '../helpers/containers.js';
 import { ferretdbAvailable } from '../helpers/ferretdb.js';
 import { requireService } from '../helpers/jupyter.js';
-import { controlPlaneInstalled, TestCluster } from '../helpers/kube.js';
+import { clusterInstalled, TestCluster } from '../helpers/kube.js';
 import { mosquittoUnavailableReason } from '../helpers/mosquitto.js';
-import { PodRunner } from '../helpers/pod-runner.js';
 import { postgresUnavailableReason } from '../helpers/postgres.js';
 import { ACTORS, B, registerMatrix, type Credentials, type ServerSecrets } from '../helpers/isolation.js';
 
 /**
- * The isolation matrix on the Kubernetes spawner: a real hub against a real kube-apiserver, pods of the notebook
- * image run on the Docker engine by the test pod runner, leases at real Mosquitto, PostgreSQL (SCRAM) and FerretDB.
+ * The isolation matrix on the Kubernetes spawner: a real hub on the real test cluster (scripts/k8s-cluster.sh), pods
+ * of the notebook image run by the kubelet, leases at real Mosquitto, PostgreSQL (SCRAM) and FerretDB.
  * A server's secrets are its Secret (the pod's environment), read from the API server.
  */
 const kube = configSchema.parse({ spawner: { kind: 'kubernetes' } }).spawner.kubernetes;
 const docker = new Docker();
-const available = requireService('Kubernetes control plane (scripts/setup-k8s.sh)', controlPlaneInstalled())
+const available = requireService('Kubernetes test cluster (scripts/setup-k8s.sh, scripts/k8s-cluster.sh)', clusterInstalled())
   && requireService('Docker engine', await docker.ping().then(() => true, () => false))
   && requireService(`Docker image ${kube.image}`, await docker.getImage(kube.image).inspect().then(() => true, () => false))
   && requireService('mosquitto with dynamic security', mosquittoUnavailableReason() === null)
@@ -41,7 +39,6 @@ function credentialsFromEnv(env: Record<string, string>): Credentials {
 describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
   const namespace = `iso-${randomBytes(3).toString('hex')}`;
   let cluster: TestCluster;
-  let runner: PodRunner;
 
   /** The pod of a user's default server, as the hub recorded it in the server's state. */
   async function podOf(hub: HubProcess, admin: string, user: string): Promise<V1Pod> {
@@ -68,15 +65,12 @@ describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
   }
 
   afterAll(async () => {
-    await runner?.stop();
     await cluster?.stop();
   });
 
   const world = registerMatrix({ servers: true, leases: true, volumes: true }, async () => {
-    cluster = await TestCluster.start();
+    cluster = await TestCluster.connect();
     await cluster.createNamespace(namespace);
-    runner = new PodRunner(cluster.kubeConfig, namespace);
-    await runner.start();
     return {
       env: {
         LABHUB_SPAWNER__KIND: 'kubernetes',
@@ -84,8 +78,8 @@ describe.skipIf(!available)('isolation matrix: Kubernetes spawner', () => {
         LABHUB_SPAWNER__KUBERNETES__NAMESPACE: namespace,
         LABHUB_SPAWNER__KUBERNETES__HUB_ID: 'iso',
         LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
-        // Pods (Docker containers) reach the hub on the bridge gateway, so the hub listens there.
-        LABHUB_HUB__IP: await bridgeGateway(),
+        // Pods reach the hub at the node's address, so the hub listens there.
+        LABHUB_HUB__IP: await cluster.nodeAddress(),
       },
       access: {
         secretsOf: async (hub, admin, user): Promise<ServerSecrets> => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,23 +9,22 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../hub/config/load.js';
 import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
-import { controlPlaneInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
+import { clusterInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
 import { requireService } from '../helpers/jupyter.js';
-import { bridgeGateway } from '../helpers/containers.js';
-import { PodRunner } from '../helpers/pod-runner.js';
 import { labelValue } from '../../spawners/kubernetes/names.js';
 
 /**
- * `labhub start` with `spawner.kind: kubernetes` against a real kube-apiserver, authenticated as the Helm chart's
- * hub ServiceAccount with the chart's Role (rendered by helm, applied server-side): a rule the spawner needs and the
- * chart lacks fails these tests. Pods run the notebook image's own command (jupyterhub-singleuser) with the
- * environment from their Secret, on the Docker engine, through the test pod runner.
+ * `labhub start` on this machine with `spawner.kind: kubernetes` against the real test cluster, authenticated as the
+ * Helm chart's hub ServiceAccount with the chart's Role and NetworkPolicies (rendered by helm, applied server-side,
+ * enforced by kube-router): a rule the spawner needs and the chart lacks fails these tests. Pods run the notebook
+ * image's own command (jupyterhub-singleuser) with the environment from their Secret. The chart installed whole,
+ * hub and proxy in the cluster, is kubernetes-chart.test.ts.
  */
 const IMAGE = 'labhub/notebook-debian:latest';
 const CHART = join(REPO, 'deploy/helm/labhub');
 const run = promisify(execFile);
 const docker = new Docker();
-const ready = requireService('Kubernetes control plane and helm (scripts/setup-k8s.sh)', controlPlaneInstalled() && existsSync(join(K8S_BIN, 'helm')))
+const ready = requireService('Kubernetes test cluster and helm (scripts/setup-k8s.sh, scripts/k8s-cluster.sh)', clusterInstalled())
   && requireService('Docker engine', await docker.ping().then(() => true, () => false))
   && requireService(`Docker image ${IMAGE}`, await docker.getImage(IMAGE).inspect().then(() => true, () => false));
 
@@ -48,39 +47,23 @@ function helm(args: string[], kubeconfig?: string): Promise<string> {
     .then((r) => r.stdout);
 }
 
-async function execIn(pod: string, namespace: string, command: string): Promise<string> {
-  const [container] = await docker.listContainers({ filters: { label: [`org.labhub.test-pod=${namespace}/${pod}`] } });
-  expect(container, `a container for pod ${pod}`).toBeDefined();
-  const exec = await docker.getContainer(container!.Id).exec({ Cmd: ['sh', '-c', command], AttachStdout: true, AttachStderr: true, Tty: true, User: '1000' });
-  const stream = await exec.start({ Tty: true });
-  const chunks: Buffer[] = [];
-  await new Promise((resolve) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', resolve);
-  });
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm chart\'s RBAC', () => {
   const namespace = `labhub-${randomBytes(3).toString('hex')}`;
   const release = 'lh';
   const hubId = 'lh-labhub';
   let cluster: TestCluster;
-  let runner: PodRunner;
   let hub: HubProcess;
   let token = '';
   let rendered = '';
 
   beforeAll(async () => {
-    cluster = await TestCluster.start();
+    cluster = await TestCluster.connect();
     await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
     rendered = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
       '--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883']);
-    await cluster.apply(rendered, namespace);
+    // This machine plays the hub: everything but the chart's own hub and proxy (and the hub's DB claim).
+    await cluster.apply(rendered.split(/^---$/m).filter((d) => !/^kind: (Deployment|PersistentVolumeClaim)$/m.test(d)).join('---\n'), namespace);
     const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, `${release}-labhub-hub`);
-    runner = new PodRunner(cluster.kubeConfig, namespace);
-    await runner.start();
-    const gateway = await bridgeGateway();
     hub = new HubProcess({
       env: {
         LABHUB_SPAWNER__KIND: 'kubernetes',
@@ -90,8 +73,8 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
         LABHUB_SPAWNER__KUBERNETES__IMAGE: IMAGE,
         LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
         LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]',
-        // Pods (Docker containers) reach the hub on the bridge gateway, so the hub listens there.
-        LABHUB_HUB__IP: gateway,
+        // Pods reach the hub at the node's address, so the hub listens there.
+        LABHUB_HUB__IP: await cluster.nodeAddress(),
         LABHUB_AUTHENTICATOR__KIND: 'dummy',
       },
     });
@@ -103,7 +86,6 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
 
   afterAll(async () => {
     await hub?.cleanup();
-    await runner?.stop();
     await cluster?.stop();
   });
 
@@ -131,7 +113,8 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect([201, 202], JSON.stringify(started.body)).toContain(started.status);
     const messages = events.map((e) => e.message).join('\n');
     expect(events.at(-1)?.ready, messages).toBe(true);
-    expect(messages).toMatch(/Successfully assigned .*labhub-test-node[\s\S]*Pulling image "labhub\/notebook-debian:latest"[\s\S]*Started container notebook/);
+    const [node] = (await cluster.core.listNode()).items;
+    expect(messages).toMatch(new RegExp(`Successfully assigned .* to ${node!.metadata!.name}[\\s\\S]*image "labhub/notebook-debian:latest" already present on machine[\\s\\S]*Started container notebook`));
     const res = await fetch(`${hub.url}/user/dora/api`);
     expect(res.status).toBe(200);
     expect(await res.json()).toHaveProperty('version');
@@ -139,7 +122,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     const { pod_name: pod, pvc_name: pvc } = ((await api(hub.url, token, 'GET', '/users/dora')).body as { servers: Record<string, { state: { pod_name: string; pvc_name: string } }> }).servers['']!.state;
     const podUid = (await cluster.core.readNamespacedPod({ name: pod, namespace })).metadata!.uid;
     expect((await cluster.core.readNamespacedSecret({ name: pod, namespace })).metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', uid: podUid })]);
-    await execIn(pod, namespace, 'echo kept-across-stops > /home/jovyan/kept.txt');
+    await cluster.exec(namespace, pod, 'echo kept-across-stops > /home/jovyan/kept.txt');
 
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBeLessThan(300);
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: pod, namespace }).then(() => false, () => true)), 30_000);
@@ -148,7 +131,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
 
     expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/dora/server')).status);
     expect((await progressEvents(hub.url, token, 'dora')).at(-1)?.ready).toBe(true);
-    expect(await execIn(pod, namespace, 'cat /home/jovyan/kept.txt')).toContain('kept-across-stops');
+    expect(await cluster.exec(namespace, pod, 'cat /home/jovyan/kept.txt')).toContain('kept-across-stops');
     expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
   });
 
@@ -158,7 +141,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     const res = await api(hub.url, token, 'POST', '/users/eve/server', { profile: 'missing' });
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(res.status).toBe(500);
-    expect((res.body as { message: string }).message).toMatch(/ErrImagePull: Failed to pull image "labhub\/does-not-exist:1"/);
+    expect((res.body as { message: string }).message).toMatch(/ErrImagePull: failed to pull and unpack image "docker.io\/labhub\/does-not-exist:1"/);
     expect((await progressEvents(hub.url, token, 'eve')).at(-1)).toMatchObject({ failed: true, message: expect.stringMatching(/ErrImagePull/) });
     const left = await cluster.core.listNamespacedPod({ namespace, labelSelector: `hub.jupyter.org/username=${labelValue('eve')}` });
     expect(left.items.filter((p) => !p.metadata?.deletionTimestamp)).toEqual([]);
