@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { Browser, HubProcess, api, eventually, landInServer } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
+import { executeInKernel } from '../helpers/kernel.js';
 
 /**
  * The whole path a researcher takes, against real components: the hub and its proxy as processes, the native
@@ -74,7 +73,7 @@ for (const major of [3, 5] as const) {
       });
       expect(created.status, await created.clone().text()).toBe(201);
       const kernel = (await created.json()) as { id: string };
-      const result = await executeInKernel(hub.url, browser, kernel.id, '6*7');
+      const result = await executeInKernel(hub.url, '/user/alice/', kernel.id, '6*7', { cookie: browser.cookieHeader(`/user/alice/api/kernels/${kernel.id}/channels`) });
       expect(result).toBe('42');
     });
 
@@ -154,27 +153,3 @@ async function proxyPid(apiPort: number): Promise<number> {
   return pid;
 }
 
-async function executeInKernel(base: string, browser: Browser, kernelId: string, code: string): Promise<string> {
-  const url = `${base.replace('http', 'ws')}/user/alice/api/kernels/${kernelId}/channels`;
-  const ws = new WebSocket(url, { headers: { cookie: browser.cookieHeader(`/user/alice/api/kernels/${kernelId}/channels`) } });
-  const msgId = randomUUID();
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no execute_result within 30 s')), 30_000);
-    ws.on('error', (err) => { clearTimeout(timer); reject(err); });
-    ws.on('open', () => {
-      ws.send(JSON.stringify({
-        header: { msg_id: msgId, username: 'alice', session: randomUUID(), msg_type: 'execute_request', version: '5.3', date: new Date().toISOString() },
-        parent_header: {}, metadata: {}, channel: 'shell',
-        content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-      }));
-    });
-    ws.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as { msg_type: string; parent_header: { msg_id?: string }; content: { data?: Record<string, string> } };
-      if (msg.msg_type === 'execute_result' && msg.parent_header.msg_id === msgId) {
-        clearTimeout(timer);
-        ws.close();
-        resolve(msg.content.data?.['text/plain'] ?? '');
-      }
-    });
-  });
-}
