@@ -377,11 +377,14 @@ stop_all() {
 
 down() {
   stop_all
-  [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  [ -x "$BIN/kube-router" ] && [ -f "$STATE/kube-router.kubeconfig" ] && "$BIN/kube-router" --cleanup-config --kubeconfig "$STATE/kube-router.kubeconfig" >/dev/null 2>&1 || true
-  iptables-save 2>/dev/null | awk '/^:CNI-/{print substr($1, 2)}' | while read -r chain; do
-    for table in nat filter; do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
+  # What the kubelet, kube-proxy, kube-router and the CNI plugins put in iptables: every chain named KUBE-* or CNI-*
+  # and every rule that jumps to one, table by table, leaving the rest (Docker's) as it is.
+  local table
+  for table in filter nat mangle raw; do
+    iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-)' | iptables-restore -w 5 2>/dev/null || true
   done
+  ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
+  ip netns list 2>/dev/null | awk '/^cni-/ {print $1}' | while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done
   ip link del labhub-cni0 2>/dev/null || true
   # Mounts the kubelet and containerd left (volumes, overlay snapshots, network namespaces).
   awk -v s="$STATE" -v r="$RUN" '$2 ~ "^(" s "|" r ")" {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
