@@ -54,7 +54,8 @@ running() { local pid; pid=$(pid_of "$1" 2>/dev/null) && [ -n "$pid" ] && kill -
 start() {
   local name=$1; shift
   if running "$name"; then return; fi
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # fd 9 is up's lock: a daemon that kept it would hold the lock for as long as it runs.
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
   log "started $name (pid $!)"
 }
@@ -383,8 +384,8 @@ down() {
   for table in filter nat mangle raw; do
     iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-)' | iptables-restore -w 5 2>/dev/null || true
   done
-  ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
-  ip netns list 2>/dev/null | awk '/^cni-/ {print $1}' | while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done
+  { ipset list -n 2>/dev/null || true; } | awk '/^(KUBE-|kube-router)/' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
+  { ip netns list 2>/dev/null || true; } | awk '/^cni-/ {print $1}' | while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done
   ip link del labhub-cni0 2>/dev/null || true
   # Mounts the kubelet and containerd left (volumes, overlay snapshots, network namespaces).
   awk -v s="$STATE" -v r="$RUN" '$2 ~ "^(" s "|" r ")" {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done

@@ -36,10 +36,19 @@ export function loadConfig(sources: ConfigSources = {}): LabHubConfig {
   const file = sources.file ?? env.LABHUB_CONFIG;
   const merged: Record<string, unknown> = {};
   if (file) deepMerge(merged, readConfigFile(file));
-  deepMerge(merged, fromEnv(env));
+  const fromEnvironment = fromEnv(env);
+  deepMerge(merged, fromEnvironment.values);
   if (sources.overrides) deepMerge(merged, sources.overrides);
-  const result = configSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, file));
+  let result = configSchema.safeParse(merged);
+  // A secret from the environment (a password, a client secret, an admin URL from a Kubernetes Secret) may read as
+  // a number, a boolean or a mapping in YAML ("123456", "a: b"); where a string is wanted it is taken as written.
+  const asWritten = result.success ? [] : result.error.issues.filter((i) => i.code === 'invalid_type' && i.expected === 'string'
+    && fromEnvironment.raw.has(i.path.join('.')));
+  if (asWritten.length) {
+    for (const issue of asWritten) setPath(merged, issue.path.map(String), fromEnvironment.raw.get(issue.path.join('.'))!.text);
+    result = configSchema.safeParse(merged);
+  }
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, file, fromEnvironment.raw));
   const roleErrors = result.data.roles.flatMap((role, i) => [
     ...roleProblems(role),
     ...role.users.flatMap((u) => {
@@ -71,25 +80,31 @@ function readConfigFile(file: string): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
+interface EnvSource { name: string; text: string }
+
+/** The config from `LABHUB_*` variables, and each variable's text as written, by its dotted path. */
+function fromEnv(env: NodeJS.ProcessEnv): { values: Record<string, unknown>; raw: Map<string, EnvSource> } {
+  const values: Record<string, unknown> = {};
+  const raw = new Map<string, EnvSource>();
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || text === undefined) continue;
     const path = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
     if (!TOP_LEVEL_KEYS.has(path[0]!)) continue;
-    setPath(out, path, parseEnvValue(name, raw));
+    setPath(values, path, parseEnvValue(text));
+    raw.set(path.join('.'), { name, text });
   }
-  if (env.CONFIGPROXY_AUTH_TOKEN) setPath(out, ['proxy', 'auth_token'], env.CONFIGPROXY_AUTH_TOKEN);
-  return out;
+  if (env.CONFIGPROXY_AUTH_TOKEN) setPath(values, ['proxy', 'auth_token'], env.CONFIGPROXY_AUTH_TOKEN);
+  return { values, raw };
 }
 
-function parseEnvValue(name: string, raw: string): unknown {
+/** A YAML scalar or flow collection; text that is not YAML (`[abc`) stays text, and the schema judges it. */
+function parseEnvValue(text: string): unknown {
   try {
-    const value: unknown = parseYaml(raw);
+    const value: unknown = parseYaml(text);
     // A bare word stays a string; YAML would read `null`/`~` as null, which no key accepts from the environment.
-    return value === null ? raw : value;
+    return value === null ? text : value;
   } catch {
-    throw new ConfigError(`${name}: cannot read the value as YAML`);
+    return text;
   }
 }
 
@@ -122,15 +137,16 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function describeIssues(issues: z.core.$ZodIssue[], file: string | undefined): string {
+function describeIssues(issues: z.core.$ZodIssue[], file: string | undefined, env: Map<string, EnvSource>): string {
   const where = file ? ` (config file ${file} and LABHUB_* variables)` : '';
   const lines = issues.slice(0, 10).map((issue) => {
+    const variable = env.get(issue.path.join('.'))?.name;
     const key = issue.path.length ? issue.path.join('.') : '(top level)';
     if (issue.code === 'unrecognized_keys') {
       const prefix = issue.path.length ? `${key}.` : '';
       return `${issue.keys.map((k) => prefix + k).join(', ')}: unknown key`;
     }
-    return `${key}: ${issue.message}`;
+    return `${key}: ${issue.message}${variable ? ` (from ${variable})` : ''}`;
   });
   return `invalid configuration${where}:\n  ${lines.join('\n  ')}`;
 }

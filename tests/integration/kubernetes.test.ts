@@ -104,6 +104,36 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect(proxyPods?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'app.kubernetes.io/component': 'proxy' } });
   });
 
+  it('renders LDAP, OpenID Connect and credential-broker values into a config LabHub accepts, secrets only from the Secret', async () => {
+    const secrets: Record<string, string> = {
+      'ldap-bind-password': '0123456789', 'oidc-client-secret': 'client: secret',
+      'mqtt-admin-url': 'mqtt://admin:pw@10.20.0.5:1883', 'postgres-admin-url': 'postgres://admin:pw@10.20.0.6:5432/lab',
+    };
+    const text = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
+      '--set', 'auth.type=ldap', '--set', 'auth.ldap.url=ldaps://ldap.example.org', '--set', 'auth.ldap.search.base_dn=ou=people\\,dc=example\\,dc=org',
+      '--set', 'auth.ldap.search.bind_dn=cn=reader\\,dc=example\\,dc=org', '--set', 'auth.oidc.issuer=https://id.example.org',
+      '--set', 'auth.oidc.client_id=labhub', '--set', 'auth.extra.allowed_groups={physics}', '--set', 'auth.existingSecret=idp',
+      '--set', 'credentials.mqtt.required=true', '--set', 'credentials.postgres.connect_url=postgres://db.lab:5432/lab',
+      '--set', 'credentials.settings.ttl=600', '--set', 'credentials.existingSecret=services']);
+    type Env = Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>;
+    type Doc = { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: { template: { spec: { containers: Array<{ env: Env }> } } } };
+    const docs = text.split(/^---$/m).map((d) => parse(d) as Doc | null).filter((d): d is Doc => !!d?.kind);
+    const configYaml = docs.find((d) => d.kind === 'ConfigMap')!.data!['config.yaml']!;
+    for (const secret of Object.values(secrets)) expect(text).not.toContain(secret);
+    const hubEnv = docs.find((d) => d.kind === 'Deployment' && d.metadata.name.endsWith('-hub'))!.spec!.template.spec.containers[0]!.env;
+    const env: Record<string, string> = {};
+    for (const e of hubEnv) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (['idp', 'services'].includes(e.valueFrom!.secretKeyRef.name)) env[e.name] = secrets[e.valueFrom!.secretKeyRef.key]!;
+    }
+    const config = loadConfig({ file: writeTemp(configYaml), env });
+    expect(config.authenticator.kind).toBe('ldap');
+    expect(config.auth.ldap?.search).toMatchObject({ base_dn: 'ou=people,dc=example,dc=org', bind_password: '0123456789' });
+    expect(config.auth.oidc).toMatchObject({ client_id: 'labhub', client_secret: 'client: secret' });
+    expect(config.auth.allowed_groups).toEqual(['physics']);
+    expect(config.credentials).toMatchObject({ ttl: 600, mqtt: { admin_url: secrets['mqtt-admin-url'], required: true }, postgres: { connect_url: 'postgres://db.lab:5432/lab' } });
+  });
+
   it('spawns a pod with progress, reachable through the proxy; stop keeps the PVC; a new start finds the file', async () => {
     // The hub answers the POST once the server is ready (201) if that takes under 10 s: follow the progress meanwhile.
     const starting = api(hub.url, token, 'POST', '/users/dora/server');

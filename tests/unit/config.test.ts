@@ -222,9 +222,26 @@ describe('LABHUB_* environment variables', () => {
     expect(err.message).toContain('spawner.start_timout: unknown key');
   });
 
-  it('a value that is not valid YAML names the variable', () => {
+  it('a value that is not valid YAML stays text, and an error about it names the variable', () => {
     const err = configError(() => loadConfig({ env: { LABHUB_SPAWNER__CMD: '[a, b' } }));
-    expect(err.message).toContain('LABHUB_SPAWNER__CMD');
+    expect(err.message).toMatch(/spawner\.cmd: .*\(from LABHUB_SPAWNER__CMD\)/);
+    expect(loadConfig({ env: { LABHUB_AUTHENTICATOR__PASSWORD: '[not-yaml' } }).authenticator.password).toBe('[not-yaml');
+  });
+
+  it('a secret from a Secret that YAML would read as a number, boolean or mapping is taken as written where text is wanted', () => {
+    const env = {
+      LABHUB_AUTHENTICATOR__KIND: 'oidc',
+      LABHUB_AUTH__OIDC__ISSUER: 'https://id.example.org', LABHUB_AUTH__OIDC__CLIENT_ID: 'labhub',
+      LABHUB_AUTH__OIDC__CLIENT_SECRET: '0123456789',
+      LABHUB_AUTHENTICATOR__PASSWORD: 'user: pass',
+      LABHUB_CREDENTIALS__MQTT__ADMIN_URL: 'mqtt://admin:p4ss@mqtt.example.org:1883',
+    };
+    const config = loadConfig({ env });
+    expect(config.auth.oidc?.client_secret).toBe('0123456789');
+    expect(config.authenticator.password).toBe('user: pass');
+    expect(config.credentials.mqtt?.admin_url).toBe('mqtt://admin:p4ss@mqtt.example.org:1883');
+    // Where a number is wanted, a number is still read.
+    expect(loadConfig({ env: { LABHUB_SPAWNER__START_TIMEOUT: '90' } }).spawner.start_timeout).toBe(90);
   });
 });
 
