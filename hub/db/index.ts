@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { AuditRepository } from './audit.js';
 import { AuthEpochRepository } from './auth-epoch.js';
 import { LeaseRepository } from './credentials.js';
 import { GroupRepository } from './groups.js';
@@ -27,6 +28,7 @@ export interface Store {
   leases: LeaseRepository;
   identities: IdentityRepository;
   authEpoch: AuthEpochRepository;
+  audit: AuditRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -50,5 +52,6 @@ export function createStore(db: Db): Store {
     leases: new LeaseRepository(db),
     identities: new IdentityRepository(db),
     authEpoch: new AuthEpochRepository(db),
+    audit: new AuditRepository(db),
   };
 }
