@@ -30,7 +30,7 @@ export interface AuditDetails {
   'user.delete': { purge: boolean };
   'user.admin': { admin: boolean };
   'user.rename': { old_name: string; new_name: string };
-  'group.change': { change: 'create' | 'delete' | 'add_users' | 'remove_users' | 'properties'; users?: string[] };
+  'group.change': { change: 'create' | 'delete' | 'add_users' | 'remove_users' | 'set_groups'; users?: string[]; groups?: string[] };
   'role.change': { roles_added: string[]; roles_removed: string[] };
   'class.change': Grants;
   'link.create': { link: 'invitation' | 'setup'; expires_at: string };
