@@ -31,6 +31,19 @@ export async function recordAudit(store: Store, event: AuditEvent): Promise<void
 
 export const SYSTEM: AuditActor = Object.freeze({ kind: 'system' });
 
+/** Who asked for an action and from where, handed to code that records it (server starts, link making). */
+export interface AuditBy {
+  actor: AuditActor;
+  source: string | null;
+}
+
+/** The hub itself (culling, shutdown, the CLI): no request behind it. */
+export const BY_HUB: AuditBy = Object.freeze({ actor: SYSTEM, source: null });
+
+export function auditBy(requester: Requester | null, req: Request): AuditBy {
+  return { actor: actorOf(requester), source: sourceOf(req) };
+}
+
 /** Who made a request, as an audit actor. */
 export function actorOf(requester: Requester | null): AuditActor {
   if (!requester) return SYSTEM;

@@ -2,8 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../db/index.js';
 import type { InvitationRow, UserRow } from '../db/schema.js';
 import { secretDigest } from './tokens.js';
-import { recordAudit, SYSTEM, userActor, userTarget } from '../audit/record.js';
-import type { AuditActor } from '../audit/events.js';
+import { BY_HUB, recordAudit, userActor, userTarget, type AuditBy } from '../audit/record.js';
 
 /**
  * One-time links carry no power of their own. The first-admin setup link creates one new admin account, and only
@@ -23,13 +22,7 @@ export function accountState(user: Pick<UserRow, 'id' | 'created' | 'admin' | 'p
   return createHash('sha256').update(JSON.stringify([user.id, user.created, user.admin ? 1 : 0, user.password_hash ?? ''])).digest('hex');
 }
 
-/** Who made a link and from where, for its audit record. */
-export interface LinkMaker {
-  actor: AuditActor;
-  source: string | null;
-}
-
-async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number, maker: LinkMaker): Promise<string> {
+async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number, maker: AuditBy): Promise<string> {
   const code = randomBytes(24).toString('base64url');
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
   await store.transaction(async (tx) => {
@@ -45,11 +38,11 @@ async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number,
 /** A new setup link; earlier ones stop working. Only the code's hash is stored: the DB alone never yields a link. */
 export async function createSetupLink(store: Store): Promise<string> {
   await store.invitations.deleteSetupLinks();
-  return storeLink(store, null, SETUP_TTL_S, { actor: SYSTEM, source: null });
+  return storeLink(store, null, SETUP_TTL_S, BY_HUB);
 }
 
 /** A link that sets `user`'s password, bound to the account as it is now. */
-export function createInvitation(store: Store, user: UserRow, maker: LinkMaker): Promise<string> {
+export function createInvitation(store: Store, user: UserRow, maker: AuditBy): Promise<string> {
   return storeLink(store, user, INVITATION_TTL_S, maker);
 }
 

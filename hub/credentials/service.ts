@@ -4,6 +4,7 @@ import type { LeaseRow } from '../db/schema.js';
 import { SERVICE_LABELS, type AccountPlan, type CredentialBroker, type Delivery, type ServiceName } from './broker.js';
 import { generatePassword, type AccountOwner } from './names.js';
 import { resolvePolicy, type ClassProperties, type CredentialPolicy } from './policy.js';
+import { recordAudit, SYSTEM } from '../audit/record.js';
 
 export interface ConfiguredBroker {
   broker: CredentialBroker;
@@ -105,7 +106,13 @@ export class CredentialService {
     });
     try {
       const delivery = await broker.issue({ ...plan, user: request.user.name, password: generatePassword(), expiresAt, policy });
-      await this.deps.store.leases.markActive(lease.id);
+      await this.deps.store.transaction(async (tx) => {
+        await tx.leases.markActive(lease.id);
+        await recordAudit(tx, {
+          action: 'lease.issue', actor: SYSTEM, target: { kind: 'user', name: request.user.name, uid: request.user.uid },
+          details: { lease_id: lease.id, service: broker.service, account: plan.account, server: request.serverName },
+        });
+      });
       this.deps.log.info({ user: request.user.name, server: request.serverName, service: broker.service, account: plan.account, lease: lease.id }, 'credentials issued');
       return delivery;
     } catch (err) {
@@ -161,7 +168,13 @@ export class CredentialService {
       if (delay) await new Promise((r) => setTimeout(r, delay));
       try {
         await configured!.broker.revoke(planOf(lease));
-        await store.leases.markRevoked(lease.id);
+        await store.transaction(async (tx) => {
+          await tx.leases.markRevoked(lease.id);
+          await recordAudit(tx, {
+            action: 'lease.revoke', actor: SYSTEM, target: { kind: 'user', name: lease.user_name },
+            details: { lease_id: lease.id, service: lease.service, account: lease.account },
+          });
+        });
         log.info({ user: lease.user_name, service: lease.service, account: lease.account, lease: lease.id }, 'credentials revoked');
         return true;
       } catch (err) {

@@ -1,7 +1,7 @@
 import { Migrator, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createInvitation, createSetupLink, redeemLink } from '../../hub/auth/one-time-links.js';
-import { SYSTEM } from '../../hub/audit/record.js';
+import { BY_HUB } from '../../hub/audit/record.js';
 import { secretDigest } from '../../hub/auth/tokens.js';
 import { migrate, type OpenedDatabase } from '../../hub/db/database.js';
 import { createStore, type Store } from '../../hub/db/index.js';
@@ -66,7 +66,7 @@ for (const dialect of dialects) {
     it(`a link taken ${CONCURRENT} times at once is taken exactly once`, async () => {
       const user = await store.users.create('link-user');
       for (let round = 0; round < 5; round++) {
-        const code = await createInvitation(store, (await store.users.byId(user.id))!, { actor: SYSTEM, source: null });
+        const code = await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
         const taken = await Promise.all(Array.from({ length: CONCURRENT }, () => store.invitations.consume(secretDigest(code))));
         expect(taken.filter(Boolean)).toHaveLength(1);
       }
@@ -83,15 +83,15 @@ for (const dialect of dialects) {
     it('an invitation is deleted with its account, and revoked by a new password or an admin-flag change', async () => {
       const count = async (userId: number) => (await opened.db.selectFrom('invitations').select('id').where('user_id', '=', userId).execute()).length;
       const user = await store.users.create('revoked-user');
-      await createInvitation(store, user, { actor: SYSTEM, source: null });
+      await createInvitation(store, user, BY_HUB);
       await store.users.update(user.id, { admin: false });
       expect(await count(user.id)).toBe(1);
       await store.users.update(user.id, { admin: true });
       expect(await count(user.id)).toBe(0);
-      await createInvitation(store, (await store.users.byId(user.id))!, { actor: SYSTEM, source: null });
+      await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
       await store.users.update(user.id, { passwordHash: 'scrypt$other' });
       expect(await count(user.id)).toBe(0);
-      await createInvitation(store, (await store.users.byId(user.id))!, { actor: SYSTEM, source: null });
+      await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
       await store.users.delete(user.id);
       expect(await count(user.id)).toBe(0);
     });
