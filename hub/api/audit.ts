@@ -45,10 +45,12 @@ export function auditModel(row: AuditEventRow): Record<string, unknown> {
 export function auditRouter(ctx: HubContext): Router {
   const router = Router();
   router.get('/audit', async (req, res: Response) => {
-    const requester = await ctx.authz.require(res.locals.requester ?? null, ['read:audit']);
+    const requester = res.locals.requester ?? null;
+    if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
+    // Filtered `read:audit` (a teacher's) passes here too: auditReach narrows the query to what it covers.
+    const reach = await auditReach(ctx.store, requester);
     const q = parseInput(auditQuery, req.query, 'query');
     if (q.since && q.until && q.since > q.until) throw new HttpError(400, 'since must not be after until');
-    const reach = await auditReach(ctx.store, requester);
     const accept = req.get('accept') ?? '';
     const jsonl = q.format === 'jsonl' || (q.format === undefined && accept.split(',').some((p) => p.split(';')[0]!.trim() === NDJSON));
     const paginated = !jsonl && wantsPagination(accept);

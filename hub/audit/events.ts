@@ -8,7 +8,8 @@ export type AuditActor =
   | { kind: 'system' };
 
 export interface AuditTarget {
-  kind: 'user' | 'group' | 'service' | 'server' | 'token' | 'lease' | 'link';
+  /** Servers, tokens, leases and links are named in the details; their target is the user who owns them. */
+  kind: 'user' | 'group' | 'service';
   name: string;
   uid?: string;
 }

@@ -50,7 +50,7 @@ export class AuditRepository {
       if (!users.length && !groups.length) return { rows: [], total: 0 };
       base = base.where((eb) => eb.or([
         ...(users.length ? [eb.and([eb('actor_kind', '=', 'user'), eb('actor_name', 'in', users)]),
-          eb.and([eb('target_kind', 'in', ['user', 'server']), eb('target_name', 'in', users)])] : []),
+          eb.and([eb('target_kind', '=', 'user'), eb('target_name', 'in', users)])] : []),
         ...(groups.length ? [eb.and([eb('target_kind', '=', 'group'), eb('target_name', 'in', groups)])] : []),
       ]));
     }

@@ -104,7 +104,7 @@ export class ServerManager {
       throw new HttpError(400, `${describe(user.name, serverName)} is already running`);
     }
     // The start is external: its intent is recorded now and its outcome when the spawn ends (spawn).
-    const audit = { ...by, target: { kind: 'server', name: serverPrefix(user.name, row.name), uid: user.uid } } as const;
+    const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     const profileId = profile?.id ?? null;
     await recordAudit(store, { ...audit, action: 'server.start', details: { server: row.name, profile: profileId, outcome: 'requested' } });
     const progress = new SpawnProgress();
@@ -224,7 +224,7 @@ export class ServerManager {
   async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB): Promise<'stopped' | 'pending'> {
     const key = serverKey(user.name, serverName);
     const pendingStart = this.pendingStarts.get(key);
-    const audit = { ...by, target: { kind: 'server', name: serverPrefix(user.name, serverName), uid: user.uid } } as const;
+    const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     if (pendingStart) {
       await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested' } });
       pendingStart.abort.abort();
