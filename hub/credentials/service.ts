@@ -4,7 +4,7 @@ import type { LeaseRow } from '../db/schema.js';
 import { SERVICE_LABELS, type AccountPlan, type CredentialBroker, type Delivery, type ServiceName } from './broker.js';
 import { generatePassword, type AccountOwner } from './names.js';
 import { resolvePolicy, type ClassProperties, type CredentialPolicy } from './policy.js';
-import { recordAudit, SYSTEM } from '../audit/record.js';
+import { BY_HUB, recordAudit, SYSTEM, type AuditBy } from '../audit/record.js';
 
 export interface ConfiguredBroker {
   broker: CredentialBroker;
@@ -158,7 +158,7 @@ export class CredentialService {
   }
 
   /** One lease, with retries; true once revoked. A failure is recorded on the lease and logged as an error. */
-  async revoke(lease: LeaseRow): Promise<boolean> {
+  async revoke(lease: LeaseRow, by: AuditBy = BY_HUB): Promise<boolean> {
     const { store, log } = this.deps;
     await store.leases.markRevoking([lease.id]);
     const configured = this.brokers.get(lease.service as ServiceName);
@@ -171,7 +171,7 @@ export class CredentialService {
         await store.transaction(async (tx) => {
           await tx.leases.markRevoked(lease.id);
           await recordAudit(tx, {
-            action: 'lease.revoke', actor: SYSTEM, target: { kind: 'user', name: lease.user_name },
+            action: 'lease.revoke', ...by, target: { kind: 'user', name: lease.user_name },
             details: { lease_id: lease.id, service: lease.service, account: lease.account },
           });
         });

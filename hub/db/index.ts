@@ -39,7 +39,8 @@ export interface Store {
 export function createStore(db: Db): Store {
   return {
     db,
-    transaction: (work) => db.transaction().execute((trx) => work(createStore(trx))),
+    // A transaction begun inside another joins it (Kysely has no nested transactions).
+    transaction: (work) => (db.isTransaction ? work(createStore(db)) : db.transaction().execute((trx) => work(createStore(trx)))),
     users: new UserRepository(db),
     groups: new GroupRepository(db),
     tokens: new TokenRepository(db),

@@ -231,6 +231,22 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect((await audit('?user=carol', teachToken)).body).toEqual([]);
     });
 
+    it('shows the log on the admin page, filtered, and only to admins', async () => {
+      const admin = new Browser(hub.url);
+      expect((await admin.login('ada', ADMIN_PASSWORD)).status).toBe(200);
+      const page = await admin.navigate('/hub/admin/audit?kind=user');
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('user.create');
+      expect(html).not.toContain('login.success');
+      expect(html).toContain('href="/hub/admin/audit"');
+      expect((await admin.navigate('/hub/admin/audit?since=yesterday')).status).toBe(400);
+      expect((await admin.navigate('/hub/admin/audit?kind=%25')).status).toBe(400);
+      const bob = new Browser(hub.url);
+      expect((await bob.login('bob', BOB_PASSWORD)).status).toBe(200);
+      expect((await bob.navigate('/hub/admin/audit')).status).toBe(403);
+    });
+
     it('keeps the record of an API write when the hub is killed right after it', async () => {
       expect((await api(hub.url, token, 'POST', '/users/dave')).status).toBe(201);
       hub.kill9();
