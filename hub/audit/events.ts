@@ -32,7 +32,6 @@ export interface AuditDetails {
   'user.admin': { admin: boolean };
   'user.rename': { old_name: string; new_name: string };
   'group.change': { change: 'create' | 'delete' | 'add_users' | 'remove_users' | 'set_groups'; users?: string[]; groups?: string[] };
-  'role.change': { roles_added: string[]; roles_removed: string[] };
   'class.change': Grants;
   'link.create': { link: 'invitation' | 'setup'; expires_at: string };
   'link.use': { link: 'invitation' | 'setup' };
@@ -46,7 +45,7 @@ export type AuditAction = keyof AuditDetails;
 
 export const AUDIT_ACTIONS: readonly AuditAction[] = Object.freeze([
   'login.success', 'login.failure', 'logout', 'token.create', 'token.revoke', 'user.create', 'user.delete', 'user.admin',
-  'user.rename', 'group.change', 'role.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
+  'user.rename', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
   'lease.issue', 'lease.revoke',
 ] satisfies AuditAction[]);
 

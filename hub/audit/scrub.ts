@@ -1,12 +1,16 @@
 /**
  * The second net under the typed details: whatever reaches the audit table passes through here. Keys that name a
- * secret are dropped, and any string that looks like one (a long run of hex or base64url, a JWT, a bcrypt/scrypt
- * hash, a `user:password@` URL) is replaced, so a token pasted into a note or a username field never lands.
+ * secret are dropped, and any string that looks like one (random base64url or hex, a JWT, a bcrypt/scrypt hash, a
+ * `user:password@` URL) is replaced, so a token pasted into a note or a username field never lands.
  */
 const SECRET_KEY = /token$|^token|password|passwd|secret|code|cookie|hash|api_?key|authorization/i;
 const SAFE_KEYS = new Set(['token_id']);
+/** A run that mixes upper case, lower case and digits, as random base64url does and names rarely do. */
+const MIXED_RUN = /(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}/;
 const SECRET_VALUE = [
-  /[A-Za-z0-9_-]{24,}/, // hub tokens (hex or base64url), cookies, link codes, random passwords
+  MIXED_RUN, // hub tokens, cookies, link codes, generated passwords (base64url)
+  /[A-Fa-f0-9]{32,}/, // hex tokens and digests
+  /[A-Za-z0-9]{32,}/, // any long run without separators
   /[A-Za-z0-9+/]{32,}={0,2}/, // base64 blobs
   /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/, // JWTs
   /\$(?:2[aby]?|scrypt|argon2[id]*|pbkdf2[^$]*)\$/, // password hashes
