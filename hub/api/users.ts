@@ -225,8 +225,7 @@ export function usersRouter(ctx: HubContext): Router {
 export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow, options: { purge: boolean }, source: string | null): Promise<UserRemoval> {
   if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
   if (user.admin) requireAdmin(requester, 'delete an admin');
-  const result = await removeUser(ctx, user, options);
-  await recordAudit(ctx.store, { action: 'user.delete', actor: actorOf(requester), target: userTarget(user), source, details: { purge: options.purge } });
+  const result = await removeUser(ctx, user, options, { actor: actorOf(requester), source });
   const entry = { user: user.name, uid: user.uid, by: requester.name, purge: options.purge, removed: result.removed, failed: result.failed };
   if (result.failed.length) ctx.log.error(entry, 'user deleted; some of their data could not be removed');
   else ctx.log.info(entry, 'user deleted');
