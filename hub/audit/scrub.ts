@@ -5,10 +5,8 @@
  */
 const SECRET_KEY = /token$|^token|password|passwd|secret|code|cookie|hash|api_?key|authorization/i;
 const SAFE_KEYS = new Set(['token_id']);
-/** A run that mixes upper case, lower case and digits, as random base64url does and names rarely do. */
-const MIXED_RUN = /(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}/;
+const RUN = /[A-Za-z0-9_-]{20,}/g;
 const SECRET_VALUE = [
-  MIXED_RUN, // hub tokens, cookies, link codes, generated passwords (base64url)
   /[A-Fa-f0-9]{32,}/, // hex tokens and digests
   /[A-Za-z0-9]{32,}/, // any long run without separators
   /[A-Za-z0-9+/]{32,}={0,2}/, // base64 blobs
@@ -16,12 +14,24 @@ const SECRET_VALUE = [
   /\$(?:2[aby]?|scrypt|argon2[id]*|pbkdf2[^$]*)\$/, // password hashes
   /:\/\/[^/\s:@]+:[^/\s@]+@/, // credentials in URLs
 ];
+
+/**
+ * Random base64url (hub tokens, cookies, link codes, generated passwords) mixes cases throughout: 20 characters or
+ * more with upper case, lower case and a digit, or with four of each case. Names rarely do.
+ */
+function looksRandom(run: string): boolean {
+  const upper = run.replace(/[^A-Z]/g, '').length;
+  const lower = run.replace(/[^a-z]/g, '').length;
+  const digits = /[0-9]/.test(run);
+  return (upper > 0 && lower > 0 && digits) || (upper >= 4 && lower >= 4);
+}
+
 export const REDACTED = '[redacted]';
 const MAX_STRING = 512;
 const MAX_DEPTH = 6;
 
 export function looksSecret(value: string): boolean {
-  return SECRET_VALUE.some((re) => re.test(value));
+  return SECRET_VALUE.some((re) => re.test(value)) || [...value.matchAll(RUN)].some(([run]) => looksRandom(run));
 }
 
 /** A string safe to store: bounded, and redacted when it looks like a secret. */
