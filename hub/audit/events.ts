@@ -31,6 +31,8 @@ export interface AuditDetails {
   'user.delete': { purge: boolean };
   'user.admin': { admin: boolean };
   'user.rename': { old_name: string; new_name: string };
+  /** A user changed their own password on the password page (links set it with link.use). */
+  'user.password': Record<string, never>;
   'group.change': { change: 'create' | 'delete' | 'add_users' | 'remove_users' | 'set_groups'; users?: string[]; groups?: string[] };
   'class.change': Grants;
   'link.create': { link: 'invitation' | 'setup'; expires_at: string };
@@ -45,7 +47,7 @@ export type AuditAction = keyof AuditDetails;
 
 export const AUDIT_ACTIONS: readonly AuditAction[] = Object.freeze([
   'login.success', 'login.failure', 'logout', 'token.create', 'token.revoke', 'user.create', 'user.delete', 'user.admin',
-  'user.rename', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
+  'user.rename', 'user.password', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
   'lease.issue', 'lease.revoke',
 ] satisfies AuditAction[]);
 

@@ -26,6 +26,7 @@ const TYPED_PASSWORD = 'wrong-pass-Wombat-5512';
 /** A token-shaped string typed into the username field and into a token note. */
 const PASTED_SECRET = 'f3a9c2e1d4b5a6978877665544332211aabbccdd';
 const BOB_PASSWORD = 'bob-pass-Numbat-9043';
+const BOB_NEW_PASSWORD = 'bob-new-pass-Bilby-2210';
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   const skip = dialect === 'postgres' && !requireService('PostgreSQL', postgresUrl !== null);
@@ -33,7 +34,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let hub: HubProcess;
     let dbUrl = '';
     let token = '';
-    const secrets: string[] = [ADMIN_PASSWORD, TYPED_PASSWORD, PASTED_SECRET, BOB_PASSWORD];
+    const secrets: string[] = [ADMIN_PASSWORD, TYPED_PASSWORD, PASTED_SECRET, BOB_PASSWORD, BOB_NEW_PASSWORD];
 
     const audit = async (query = '', bearer = token) => api(hub.url, bearer, 'GET', `/audit${query}`);
     const items = async (query = '') => {
@@ -128,6 +129,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         body: new URLSearchParams({ _xsrf: xsrfFromHtml(await form.text()), password: BOB_PASSWORD, password2: BOB_PASSWORD }).toString(),
       });
       expect(used.status).toBe(200);
+      const passwordPage = await bobBrowser.navigate('/hub/password');
+      const changed = await bobBrowser.navigate('/hub/password', {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _xsrf: xsrfFromHtml(await passwordPage.text()), current: BOB_PASSWORD, password: BOB_NEW_PASSWORD, password2: BOB_NEW_PASSWORD }).toString(),
+      });
+      expect(changed.status).toBe(200);
       const logoutXsrf = xsrfFromHtml(await (await browser.navigate('/hub/home')).text());
       await browser.navigate('/hub/logout', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _xsrf: logoutXsrf }).toString() });
       expect((await api(hub.url, token, 'DELETE', '/users/carol')).status).toBe(204);
@@ -159,6 +166,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(one('link.create').target!.name).toBe('bob');
       expect(one('link.use').actor.name).toBe('bob');
       expect(one('user.delete').target!.name).toBe('carol');
+      expect(one('user.password').actor.name).toBe('bob');
 
       // A failed sign-in makes no account.
       expect((await api(hub.url, token, 'GET', '/users/ghost')).status).toBe(404);
@@ -243,7 +251,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect((await admin.navigate('/hub/admin/audit?since=yesterday')).status).toBe(400);
       expect((await admin.navigate('/hub/admin/audit?kind=%25')).status).toBe(400);
       const bob = new Browser(hub.url);
-      expect((await bob.login('bob', BOB_PASSWORD)).status).toBe(200);
+      expect((await bob.login('bob', BOB_NEW_PASSWORD)).status).toBe(200);
       expect((await bob.navigate('/hub/admin/audit')).status).toBe(403);
     });
 
