@@ -28,6 +28,8 @@ import { usersRouter } from './api/users.js';
 import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
+import { auditRouter } from './api/audit.js';
+import { AuditRetention } from './audit/retention.js';
 import { credentialsRouter } from './api/credentials.js';
 import { proxyRouter } from './api/proxy.js';
 import { authorizationsRouter } from './api/authorizations.js';
@@ -196,6 +198,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   await servers.reconcile();
   // After reconciling: leases of servers a killed hub left half started are now orphans, revoked by this first sweep.
   await credentials.start();
+  const auditRetention = new AuditRetention(store, config.audit.retention_days, log);
+  await auditRetention.start();
   await startSupervisors(supervisors, log);
   servers.startPolling();
 
@@ -211,6 +215,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     ctx, hubUrl, setupUrl,
     async close({ stopProxy = true } = {}) {
       trustedProxies.close();
+      auditRetention.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
@@ -306,7 +311,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
   });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
-    authorizationsRouter(ctx), shutdownRouter(ctx));
+    authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

@@ -13,6 +13,7 @@ import { openStateDatabase, sqlitePathOf } from './db/open-state.js';
 import { backupSqlite } from './db/backup.js';
 import { COOKIE_SECRET_FILE } from './secrets.js';
 import { createInvitation, invitationUrl } from './auth/one-time-links.js';
+import { BY_HUB } from './audit/record.js';
 import { VERSION } from './version.js';
 import { createLogger } from './log.js';
 import { TokenService } from './auth/token-service.js';
@@ -244,7 +245,7 @@ async function users(config: LabHubConfig, args: string[], values: Record<string
       if (demoted.length) throw new CliError(`${demoted.join(', ')} exist${demoted.length === 1 ? 's' : ''} and ${demoted.length === 1 ? 'is' : 'are'} not an admin; --admin only applies to new accounts`);
       const origin = linkOrigin(config);
       for (const [i, name] of names.entries()) {
-        const code = await createInvitation(store, found[i] ?? await store.users.create(name, { admin: Boolean(values.admin) }));
+        const code = await createInvitation(store, found[i] ?? await store.users.create(name, { admin: Boolean(values.admin) }), BY_HUB);
         const url = invitationUrl(origin, code);
         // One name: the link alone, for scripts; several: name and link per line, tab-separated.
         io.stdout.write(names.length === 1 ? `${url}\n` : `${name}\t${url}\n`);

@@ -1,9 +1,11 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
 import type { GroupRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
+import type { Store } from '../db/index.js';
+import { auditBy, recordAudit } from '../audit/record.js';
 import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
 import { hasRequestBody, isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
@@ -46,6 +48,10 @@ export function groupsRouter(ctx: HubContext): Router {
 
   const idsOf = (users: UserRow[]) => users.map((u) => u.id);
 
+  /** Records a change to a group in the transaction `tx` that makes it. */
+  const recordChange = (tx: Store, requester: Requester, req: Request, group: string, change: 'create' | 'delete' | 'add_users' | 'remove_users', users: UserRow[]) =>
+    recordAudit(tx, { action: 'group.change', ...auditBy(requester, req), target: { kind: 'group', name: group }, details: { change, users: users.map((u) => u.name) } });
+
   async function models(requester: Requester, groups: GroupRow[]) {
     const ids = groups.map((g) => g.id);
     const [members, roles] = await Promise.all([store.groups.membersOf(ids), store.roles.rolesOf('group', ids)]);
@@ -76,6 +82,7 @@ export function groupsRouter(ctx: HubContext): Router {
         const group = await tx.groups.create(name);
         await classes.checkMembers(requester, group, members, [], tx);
         await tx.groups.addMembers(group.id, idsOf(members));
+        await recordChange(tx, requester, req, name, 'create', members);
         rows.push(group);
       }
       return rows;
@@ -101,6 +108,7 @@ export function groupsRouter(ctx: HubContext): Router {
       const created = await tx.groups.create(name);
       await classes.checkMembers(requester, created, members, [], tx);
       await tx.groups.addMembers(created.id, idsOf(members));
+      await recordChange(tx, requester, req, name, 'create', members);
       return created;
     });
     res.status(201).json((await models(requester, [group]))[0]);
@@ -108,8 +116,12 @@ export function groupsRouter(ctx: HubContext): Router {
 
   router.delete('/groups/:name', async (req, res) => {
     const name = nameOf(req.params.name);
-    await authz.require(res.locals.requester ?? null, ['delete:groups'], { group: name });
-    await store.groups.delete((await existing(name)).id);
+    const requester = await authz.require(res.locals.requester ?? null, ['delete:groups'], { group: name });
+    const group = await existing(name);
+    await store.transaction(async (tx) => {
+      await tx.groups.delete(group.id);
+      await recordChange(tx, requester, req, name, 'delete', []);
+    });
     res.status(204).end();
   });
 
@@ -119,7 +131,10 @@ export function groupsRouter(ctx: HubContext): Router {
     const group = await existing(name);
     const users = await usersNamed(parseInput(usersBody, req.body).users);
     await classes.checkMembers(requester, group, users, []);
-    await store.groups.addMembers(group.id, idsOf(users));
+    await store.transaction(async (tx) => {
+      await tx.groups.addMembers(group.id, idsOf(users));
+      await recordChange(tx, requester, req, name, 'add_users', users);
+    });
     res.json((await models(requester, [group]))[0]);
   });
 
@@ -129,7 +144,10 @@ export function groupsRouter(ctx: HubContext): Router {
     const group = await existing(name);
     const users = await usersNamed(parseInput(usersBody, req.body).users);
     await classes.checkMembers(requester, group, [], users);
-    await store.groups.removeMembers(group.id, idsOf(users));
+    await store.transaction(async (tx) => {
+      await tx.groups.removeMembers(group.id, idsOf(users));
+      await recordChange(tx, requester, req, name, 'remove_users', users);
+    });
     res.json((await models(requester, [group]))[0]);
   });
 
@@ -142,7 +160,13 @@ export function groupsRouter(ctx: HubContext): Router {
     const properties = parseInput(propertiesBody, req.body, 'group properties');
     if (JSON.stringify(properties).length > MAX_PROPERTIES_BYTES) throw new HttpError(413, 'Group properties are too large');
     await classes.checkProperties(properties);
-    await store.groups.setProperties(group.id, properties);
+    await store.transaction(async (tx) => {
+      await tx.groups.setProperties(group.id, properties);
+      await recordAudit(tx, {
+        action: 'class.change', ...auditBy(requester, req), target: { kind: 'group', name },
+        details: { old: JSON.parse(group.properties) as Record<string, unknown>, new: properties },
+      });
+    });
     res.json((await models(requester, [{ ...group, properties: JSON.stringify(properties) }]))[0]);
   });
 

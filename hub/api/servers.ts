@@ -7,6 +7,7 @@ import { validateServerName } from '../servers/naming.js';
 import type { SpawnEvent } from '../servers/progress.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { serverModel } from './models.js';
+import { auditBy, type AuditBy } from '../audit/record.js';
 
 /** Seconds a start request waits before answering 202 (JupyterHub's slow_spawn_timeout). */
 const SLOW_SPAWN_MS = 10_000;
@@ -30,28 +31,28 @@ export function serversRouter(ctx: HubContext): Router {
     return name;
   }
 
-  async function target(req: Request, res: Response, anyOf: string[]): Promise<{ user: UserRow; server: string }> {
+  async function target(req: Request, res: Response, anyOf: string[]): Promise<{ user: UserRow; server: string; by: AuditBy }> {
     const name = usernameFrom(String(req.params.name));
     const server = serverNameFrom(req);
-    await authz.require(res.locals.requester ?? null, anyOf, { server: `${name}/${server}` });
+    const requester = await authz.require(res.locals.requester ?? null, anyOf, { server: `${name}/${server}` });
     const user = await store.users.byName(name);
     if (!user) throw new HttpError(404, `No such user: ${name}`);
-    return { user, server };
+    return { user, server, by: auditBy(requester, req) };
   }
 
   const start = async (req: Request, res: Response) => {
-    const { user, server } = await target(req, res, ['start:servers']);
+    const { user, server, by } = await target(req, res, ['start:servers']);
     const options = parseInput(userOptionsBody, isEmptyBody(req.body) ? {} : req.body, 'user options');
     if (server && config.named_server_limit_per_user > 0 && !(await store.servers.get(user.id, server))
       && (await store.servers.countNamed(user.id)) >= config.named_server_limit_per_user) {
       throw new HttpError(400, `User ${user.name} already has the maximum of ${config.named_server_limit_per_user} named servers`);
     }
-    const outcome = await servers.start(user, server, options, SLOW_SPAWN_MS);
+    const outcome = await servers.start(user, server, options, SLOW_SPAWN_MS, by);
     res.status(outcome.status === 'ready' ? 201 : 202).end();
   };
 
   const stop = async (req: Request, res: Response) => {
-    const { user, server } = await target(req, res, ['delete:servers']);
+    const { user, server, by } = await target(req, res, ['delete:servers']);
     const body = parseInput(deleteBody, isEmptyBody(req.body) ? {} : req.body);
     const row = await store.servers.get(user.id, server);
     if (body.remove) {
@@ -59,7 +60,7 @@ export function serversRouter(ctx: HubContext): Router {
       if (!row) throw new HttpError(404, `No such server: ${server}`);
     }
     let outcome: 'stopped' | 'pending' = 'stopped';
-    if (row && row.status !== 'stopped') outcome = await servers.stop(user, server, SLOW_STOP_MS);
+    if (row && row.status !== 'stopped') outcome = await servers.stop(user, server, SLOW_STOP_MS, by);
     else if (!body.remove && server && !row) throw new HttpError(404, `No such server: ${server}`);
     if (body.remove && outcome === 'stopped' && row) await store.servers.delete(row.id);
     res.status(outcome === 'stopped' ? 204 : 202).end();

@@ -9,6 +9,7 @@ import { parseTokenApiId } from '../auth/tokens.js';
 import { buildRoles, scopesForRoles, UnknownRoleError } from '../auth/roles.js';
 import { tokenModel } from './models.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
+import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
 
 const createBody = z.strictObject({
   // 0 and null both mean no expiry, as the spec says.
@@ -60,7 +61,7 @@ export function tokensRouter(ctx: HubContext): Router {
     const body = parseInput(createBody, isEmptyBody(req.body) ? {} : req.body);
     const scopes = requestedScopes(ctx, body.scopes, body.roles);
     const note = body.note ?? `Requested via api${requester.name !== user.name ? ` by ${requester.kind} ${requester.name}` : ''}`;
-    const { token, row } = await issueUserToken(ctx, requester, user, { scopes, note, expiresIn: body.expires_in || null });
+    const { token, row } = await issueUserToken(ctx, requester, user, { scopes, note, expiresIn: body.expires_in || null }, sourceOf(req));
     const [model] = await models(user, [row]);
     res.status(201).json({ ...model, token });
   });
@@ -84,9 +85,9 @@ export function tokensRouter(ctx: HubContext): Router {
 
   router.delete('/users/:name/tokens/:id', async (req, res) => {
     const name = usernameFrom(req.params.name);
-    await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
+    const requester = await authz.require(res.locals.requester ?? null, ['tokens'], { user: name });
     const { user, row } = await tokenOf(name, req.params.id);
-    await revokeUserToken(ctx, user, row);
+    await revokeUserToken(ctx, requester, user, row, sourceOf(req));
     res.status(204).end();
   });
 
@@ -115,7 +116,7 @@ function requestedScopes(ctx: HubContext, scopes: string[] | null | undefined, r
  * valid and held by the user, and the expiry within the hub's maximum (which also applies when none is asked).
  */
 export async function issueUserToken(ctx: HubContext, requester: Requester, user: UserRow,
-  request: { scopes: string[]; note: string; expiresIn: number | null }): Promise<{ token: string; row: TokenRow }> {
+  request: { scopes: string[]; note: string; expiresIn: number | null }, source: string | null): Promise<{ token: string; row: TokenRow }> {
   for (const scope of request.scopes) {
     const problem = scopeProblem(scope);
     if (problem) throw new HttpError(400, problem);
@@ -129,13 +130,23 @@ export async function issueUserToken(ctx: HubContext, requester: Requester, user
     if (expiresIn === null) expiresIn = max;
     if (expiresIn > max) throw new HttpError(400, `expires_in must not exceed ${max} seconds`);
   }
-  const issued = await ctx.tokens.issue({ owner: { userId: user.id }, scopes: request.scopes, note: request.note, expiresIn });
+  const issued = await ctx.store.transaction(async (tx) => {
+    const made = await ctx.tokens.issue({ owner: { userId: user.id }, scopes: request.scopes, note: request.note, expiresIn }, tx);
+    await recordAudit(tx, {
+      action: 'token.create', actor: actorOf(requester), target: userTarget(user), source,
+      details: { token_id: made.row.id, note: made.row.note, scopes: request.scopes, expires_at: made.row.expires_at },
+    });
+    return made;
+  });
   ctx.log.info({ user: user.name, token_id: `a${issued.row.id}`, by: requester.name }, 'API token created');
   return issued;
 }
 
 /** Revokes a token; revoking an OAuth token logs the user out of that client entirely, as JupyterHub does. */
-export async function revokeUserToken(ctx: HubContext, user: UserRow, row: TokenRow): Promise<void> {
-  if (row.oauth_client_id) await ctx.store.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
-  else await ctx.store.tokens.delete(row.id);
+export async function revokeUserToken(ctx: HubContext, requester: Requester, user: UserRow, row: TokenRow, source: string | null): Promise<void> {
+  await ctx.store.transaction(async (tx) => {
+    if (row.oauth_client_id) await tx.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
+    else await tx.tokens.delete(row.id);
+    await recordAudit(tx, { action: 'token.revoke', actor: actorOf(requester), target: userTarget(user), source, details: { token_id: row.id } });
+  });
 }

@@ -9,6 +9,7 @@ import { userModels } from './models.js';
 import { removeUser, type UserRemoval } from '../users/removal.js';
 import { createInvitation, INVITATION_TTL_S, invitationUrl } from '../auth/one-time-links.js';
 import { publicOrigin } from '../config/load.js';
+import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
 /** Unknown arguments are ignored, as JupyterHub does (clients add cache-busters such as `_=<time>`). */
@@ -80,7 +81,11 @@ export function usersRouter(ctx: HubContext): Router {
     const body = parseInput(bulkCreateBody, req.body);
     if (body.admin) requireAdmin(requester);
     const names = [...new Set(body.usernames.map(usernameFrom))];
-    const created = await store.users.createMany(names, body.admin);
+    const created = await store.transaction(async (tx) => {
+      const made = await tx.users.createMany(names, body.admin);
+      for (const u of made) await recordAudit(tx, { action: 'user.create', actor: actorOf(requester), target: userTarget(u), source: sourceOf(req), details: { admin: body.admin } });
+      return made;
+    });
     if (!created.length) throw new HttpError(409, 'All those users already exist');
     ctx.log.info({ count: created.length, by: requester.name }, 'users created');
     res.status(201).json(await modelsFor(requester, created, false));
@@ -102,7 +107,11 @@ export function usersRouter(ctx: HubContext): Router {
     const body = parseInput(createBody, isEmptyBody(req.body) ? undefined : req.body) ?? { admin: false };
     if (body.admin) requireAdmin(requester);
     if (await store.users.byName(name)) throw new HttpError(409, `User ${name} already exists`);
-    const user = await store.users.create(name, { admin: body.admin });
+    const user = await store.transaction(async (tx) => {
+      const made = await tx.users.create(name, { admin: body.admin });
+      await recordAudit(tx, { action: 'user.create', actor: actorOf(requester), target: userTarget(made), source: sourceOf(req), details: { admin: body.admin } });
+      return made;
+    });
     const [model] = await modelsFor(requester, [user], false);
     res.status(201).json(model);
   });
@@ -146,6 +155,10 @@ export function usersRouter(ctx: HubContext): Router {
         authState: body.auth_state === undefined ? undefined : body.auth_state === null ? null : ctx.authState!.seal(current.id, body.auth_state),
       });
       if (groupIds) await tx.groups.setUserGroups(user.id, groupIds);
+      const audit = { actor: actorOf(requester), target: userTarget(updated), source: sourceOf(req) };
+      if (body.admin !== undefined && body.admin !== Boolean(current.admin)) await recordAudit(tx, { ...audit, action: 'user.admin', details: { admin: body.admin } });
+      if (updated.name !== current.name) await recordAudit(tx, { ...audit, action: 'user.rename', details: { old_name: current.name, new_name: updated.name } });
+      if (groupIds) await recordAudit(tx, { ...audit, action: 'group.change', details: { change: 'set_groups', users: [updated.name], groups: body.groups } });
       return updated;
     });
     if (body.admin === false) await store.users.rotateCookieId(user.id);
@@ -162,7 +175,7 @@ export function usersRouter(ctx: HubContext): Router {
     const requester = await authz.require(res.locals.requester ?? null, ['delete:users'], { user: name });
     const { purge } = parseInput(deleteQuery, req.query, 'query');
     const user = await existingUser(name);
-    await deleteUser(ctx, requester, user, { purge: purge === 'true' || purge === '1' });
+    await deleteUser(ctx, requester, user, { purge: purge === 'true' || purge === '1' }, sourceOf(req));
     res.status(204).end();
   });
 
@@ -174,7 +187,7 @@ export function usersRouter(ctx: HubContext): Router {
     parseInput(z.strictObject({}), isEmptyBody(req.body) ? {} : req.body);
     const user = await existingUser(name);
     await requirePasswordPower(ctx, requester, user);
-    const code = await createInvitation(store, user);
+    const code = await createInvitation(store, user, { actor: actorOf(requester), source: sourceOf(req) });
     res.status(201).json({
       url: invitationUrl(publicOrigin(ctx.config), code),
       expires_at: new Date(Date.now() + INVITATION_TTL_S * 1000).toISOString(),
@@ -209,10 +222,10 @@ export function usersRouter(ctx: HubContext): Router {
 }
 
 /** Deletes a user and what they held (hub/users/removal.ts), for the REST API and the admin page; nobody deletes themselves. */
-export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow, options: { purge: boolean }): Promise<UserRemoval> {
+export async function deleteUser(ctx: HubContext, requester: Requester, user: UserRow, options: { purge: boolean }, source: string | null): Promise<UserRemoval> {
   if (requester.user?.id === user.id) throw new HttpError(400, 'You cannot delete yourself');
   if (user.admin) requireAdmin(requester, 'delete an admin');
-  const result = await removeUser(ctx, user, options);
+  const result = await removeUser(ctx, user, options, { actor: actorOf(requester), source });
   const entry = { user: user.name, uid: user.uid, by: requester.name, purge: options.purge, removed: result.removed, failed: result.failed };
   if (result.failed.length) ctx.log.error(entry, 'user deleted; some of their data could not be removed');
   else ctx.log.info(entry, 'user deleted');

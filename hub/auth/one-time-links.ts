@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../db/index.js';
 import type { InvitationRow, UserRow } from '../db/schema.js';
 import { secretDigest } from './tokens.js';
+import { BY_HUB, recordAudit, userActor, userTarget, type AuditBy } from '../audit/record.js';
 
 /**
  * One-time links carry no power of their own. The first-admin setup link creates one new admin account, and only
@@ -21,11 +22,15 @@ export function accountState(user: Pick<UserRow, 'id' | 'created' | 'admin' | 'p
   return createHash('sha256').update(JSON.stringify([user.id, user.created, user.admin ? 1 : 0, user.password_hash ?? ''])).digest('hex');
 }
 
-async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number): Promise<string> {
+async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number, maker: AuditBy): Promise<string> {
   const code = randomBytes(24).toString('base64url');
-  await store.invitations.create({
-    codeHash: secretDigest(code), userId: user?.id ?? null, accountState: user ? accountState(user) : null,
-    expiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString(),
+  const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
+  await store.transaction(async (tx) => {
+    await tx.invitations.create({ codeHash: secretDigest(code), userId: user?.id ?? null, accountState: user ? accountState(user) : null, expiresAt });
+    await recordAudit(tx, {
+      action: 'link.create', actor: maker.actor, source: maker.source,
+      ...(user ? { target: userTarget(user) } : {}), details: { link: user ? 'invitation' : 'setup', expires_at: expiresAt },
+    });
   });
   return code;
 }
@@ -33,12 +38,12 @@ async function storeLink(store: Store, user: UserRow | null, ttlSeconds: number)
 /** A new setup link; earlier ones stop working. Only the code's hash is stored: the DB alone never yields a link. */
 export async function createSetupLink(store: Store): Promise<string> {
   await store.invitations.deleteSetupLinks();
-  return storeLink(store, null, SETUP_TTL_S);
+  return storeLink(store, null, SETUP_TTL_S, BY_HUB);
 }
 
 /** A link that sets `user`'s password, bound to the account as it is now. */
-export function createInvitation(store: Store, user: UserRow): Promise<string> {
-  return storeLink(store, user, INVITATION_TTL_S);
+export function createInvitation(store: Store, user: UserRow, maker: AuditBy): Promise<string> {
+  return storeLink(store, user, INVITATION_TTL_S, maker);
 }
 
 /** Where an invitation's code is used: the page at `<origin>/hub/invite` (API, admin pages and CLI alike). */
@@ -71,7 +76,7 @@ export type Redemption = { user: UserRow; setup: boolean } | 'dead' | 'taken';
  * either the new admin account is created (setup link) or the bound account's password is set, which revokes the
  * account's other links. `username` matters only for the setup link, which never touches an existing account.
  */
-export async function redeemLink(store: Store, code: string, username: string, passwordHash: string): Promise<Redemption> {
+export async function redeemLink(store: Store, code: string, username: string, passwordHash: string, source: string | null): Promise<Redemption> {
   let creating = false;
   try {
     return await store.transaction(async (tx): Promise<Redemption> => {
@@ -81,12 +86,15 @@ export async function redeemLink(store: Store, code: string, username: string, p
       if (target.kind === 'account') {
         const user = await tx.users.update(target.user.id, { passwordHash });
         await tx.users.rotateCookieId(user.id);
+        await recordAudit(tx, { action: 'link.use', actor: userActor(user), target: userTarget(user), source, details: { link: 'invitation' } });
         return { user, setup: false };
       }
       if (await tx.users.byName(username)) throw new NameTaken();
       creating = true;
       const user = await tx.users.create(username, { admin: true, passwordHash });
       await tx.invitations.deleteSetupLinks();
+      await recordAudit(tx, { action: 'link.use', actor: userActor(user), target: userTarget(user), source, details: { link: 'setup' } });
+      await recordAudit(tx, { action: 'user.create', actor: userActor(user), target: userTarget(user), source, details: { admin: true } });
       return { user, setup: true };
     });
   } catch (err) {

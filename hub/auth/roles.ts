@@ -40,6 +40,7 @@ export const ADMIN_ROLE_SCOPES: readonly string[] = Object.freeze([
   'access:servers',
   'read:roles',
   'read:metrics',
+  'read:audit',
   'shares',
 ]);
 

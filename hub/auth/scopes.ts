@@ -64,6 +64,8 @@ const SUBSCOPES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   proxy: [],
   shutdown: [],
   'read:metrics': [],
+  // LabHub's own: the audit log (docs/audit.md). Filtered by group, a teacher reads their class's records.
+  'read:audit': [],
   // LabHub's own: making a link that sets a (non-admin) user's password. Deliberately no subscope of admin:users.
   'admin:users:passwords': [],
 });
@@ -431,6 +433,7 @@ export type ListAccess =
 const LIST_FILTER_KINDS: Readonly<Record<string, readonly FilterKind[]>> = {
   'list:users': ['user', 'group'],
   'list:groups': ['group'],
+  'read:audit': ['user', 'group'],
 };
 
 /** Access of a list endpoint (upstream `needs_scope(scope, post_filter=True)` plus the handler's check). */

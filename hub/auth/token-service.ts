@@ -17,9 +17,10 @@ export interface IssueTokenRequest {
 export class TokenService {
   constructor(private readonly store: Store, private readonly activityResolutionMs = 30_000) {}
 
-  async issue(request: IssueTokenRequest): Promise<{ token: string; row: TokenRow }> {
+  /** `within`: the transaction store of a caller that records the issue with it (the audit log). */
+  async issue(request: IssueTokenRequest, within: Store = this.store): Promise<{ token: string; row: TokenRow }> {
     const token = generateToken();
-    const row = await this.store.tokens.create({
+    const row = await within.tokens.create({
       hashed: hashToken(token),
       prefix: tokenPrefix(token),
       owner: request.owner,

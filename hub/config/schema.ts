@@ -289,6 +289,8 @@ export const configSchema = z.strictObject({
   classes: classesConfigSchema.prefault({}),
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
+  /** The audit log (docs/audit.md): records older than retention_days are pruned hourly; 0 keeps them forever. */
+  audit: z.strictObject({ retention_days: z.number().int().min(0).max(36_500).default(365) }).prefault({}),
 });
 
 export type LabHubConfig = z.infer<typeof configSchema>;

@@ -4,6 +4,7 @@ import type { LeaseRow } from '../db/schema.js';
 import { SERVICE_LABELS, type AccountPlan, type CredentialBroker, type Delivery, type ServiceName } from './broker.js';
 import { generatePassword, type AccountOwner } from './names.js';
 import { resolvePolicy, type ClassProperties, type CredentialPolicy } from './policy.js';
+import { BY_HUB, recordAudit, SYSTEM, type AuditBy } from '../audit/record.js';
 
 export interface ConfiguredBroker {
   broker: CredentialBroker;
@@ -105,7 +106,13 @@ export class CredentialService {
     });
     try {
       const delivery = await broker.issue({ ...plan, user: request.user.name, password: generatePassword(), expiresAt, policy });
-      await this.deps.store.leases.markActive(lease.id);
+      await this.deps.store.transaction(async (tx) => {
+        await tx.leases.markActive(lease.id);
+        await recordAudit(tx, {
+          action: 'lease.issue', actor: SYSTEM, target: { kind: 'user', name: request.user.name, uid: request.user.uid },
+          details: { lease_id: lease.id, service: broker.service, account: plan.account, server: request.serverName },
+        });
+      });
       this.deps.log.info({ user: request.user.name, server: request.serverName, service: broker.service, account: plan.account, lease: lease.id }, 'credentials issued');
       return delivery;
     } catch (err) {
@@ -151,7 +158,7 @@ export class CredentialService {
   }
 
   /** One lease, with retries; true once revoked. A failure is recorded on the lease and logged as an error. */
-  async revoke(lease: LeaseRow): Promise<boolean> {
+  async revoke(lease: LeaseRow, by: AuditBy = BY_HUB): Promise<boolean> {
     const { store, log } = this.deps;
     await store.leases.markRevoking([lease.id]);
     const configured = this.brokers.get(lease.service as ServiceName);
@@ -161,7 +168,13 @@ export class CredentialService {
       if (delay) await new Promise((r) => setTimeout(r, delay));
       try {
         await configured!.broker.revoke(planOf(lease));
-        await store.leases.markRevoked(lease.id);
+        await store.transaction(async (tx) => {
+          await tx.leases.markRevoked(lease.id);
+          await recordAudit(tx, {
+            action: 'lease.revoke', ...by, target: { kind: 'user', name: lease.user_name },
+            details: { lease_id: lease.id, service: lease.service, account: lease.account },
+          });
+        });
         log.info({ user: lease.user_name, service: lease.service, account: lease.account, lease: lease.id }, 'credentials revoked');
         return true;
       } catch (err) {

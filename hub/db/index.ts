@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { AuditRepository } from './audit.js';
 import { AuthEpochRepository } from './auth-epoch.js';
 import { LeaseRepository } from './credentials.js';
 import { GroupRepository } from './groups.js';
@@ -27,6 +28,7 @@ export interface Store {
   leases: LeaseRepository;
   identities: IdentityRepository;
   authEpoch: AuthEpochRepository;
+  audit: AuditRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -37,7 +39,8 @@ export interface Store {
 export function createStore(db: Db): Store {
   return {
     db,
-    transaction: (work) => db.transaction().execute((trx) => work(createStore(trx))),
+    // A transaction begun inside another joins it (Kysely has no nested transactions).
+    transaction: (work) => (db.isTransaction ? work(createStore(db)) : db.transaction().execute((trx) => work(createStore(trx)))),
     users: new UserRepository(db),
     groups: new GroupRepository(db),
     tokens: new TokenRepository(db),
@@ -50,5 +53,6 @@ export function createStore(db: Db): Store {
     leases: new LeaseRepository(db),
     identities: new IdentityRepository(db),
     authEpoch: new AuthEpochRepository(db),
+    audit: new AuditRepository(db),
   };
 }

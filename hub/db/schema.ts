@@ -174,6 +174,23 @@ export interface AuthEpochTable {
   epoch: ColumnType<number | string | bigint, number, number>;
 }
 
+/** One audit record (migration 008, hub/audit/). Never updated; deleted only by retention pruning. */
+export interface AuditEventsTable {
+  id: Generated<number>;
+  time: Timestamp;
+  action: string;
+  /** 'user' | 'service' | 'system' */
+  actor_kind: string;
+  actor_name: string | null;
+  actor_uid: string | null;
+  target_kind: string | null;
+  target_name: string | null;
+  target_uid: string | null;
+  /** The client address the hub saw (after its trusted-proxy rules). */
+  source: string | null;
+  details: Json;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -190,6 +207,7 @@ export interface Database {
   credential_leases: CredentialLeasesTable;
   user_identities: UserIdentitiesTable;
   auth_epoch: AuthEpochTable;
+  audit_events: AuditEventsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -205,4 +223,5 @@ export type OAuthCodeRow = Selectable<OAuthCodesTable>;
 export type RoleRow = Selectable<RolesTable>;
 export type InvitationRow = Selectable<InvitationsTable>;
 export type LeaseRow = Selectable<CredentialLeasesTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;
 export type { ColumnType };

@@ -53,7 +53,9 @@ export class UserRepository {
 
   /** Creates every name that does not exist yet, in one transaction; returns only the created rows. */
   async createMany(names: string[], admin: boolean): Promise<UserRow[]> {
-    return this.db.transaction().execute(async (trx) => {
+    // Inside a caller's transaction (one that records the creation in the audit log) it joins that one.
+    const inOne = (work: (trx: Db) => Promise<UserRow[]>) => (this.db.isTransaction ? work(this.db) : this.db.transaction().execute(work));
+    return inOne(async (trx) => {
       const existing = new Set<string>();
       for (let i = 0; i < names.length; i += 500) {
         const rows = await trx.selectFrom('users').select('name').where('name', 'in', names.slice(i, i + 500)).execute();

@@ -10,6 +10,8 @@ import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
 import { redirectWithFlash } from './flash.js';
+import type { Store } from '../db/index.js';
+import { auditBy, recordAudit, type AuditBy } from '../audit/record.js';
 
 const GROUP_NAME = /^[^/\s\p{Cc}][^/\p{Cc}]{0,254}$/u;
 
@@ -29,12 +31,18 @@ export function adminClassPages(ctx: HubContext): Router {
   const propertiesOf = (group: GroupRow) => JSON.parse(group.properties) as Record<string, unknown>;
 
   /** Checks changed properties against the class policy and stores them; other property keys are kept as they were. */
-  async function saveProperties(group: GroupRow, change: (p: Record<string, unknown>) => void): Promise<void> {
+  async function saveProperties(by: AuditBy, group: GroupRow, change: (p: Record<string, unknown>) => void): Promise<void> {
     const properties = propertiesOf(group);
     change(properties);
     await classes.checkProperties(properties);
-    await store.groups.setProperties(group.id, properties);
+    await store.transaction(async (tx) => {
+      await tx.groups.setProperties(group.id, properties);
+      await recordAudit(tx, { action: 'class.change', ...by, target: { kind: 'group', name: group.name }, details: { old: propertiesOf(group), new: properties } });
+    });
   }
+
+  const groupChange = (tx: Store, by: AuditBy, group: string, change: 'create' | 'delete' | 'add_users' | 'remove_users', users: UserRow[]) =>
+    recordAudit(tx, { action: 'group.change', ...by, target: { kind: 'group', name: group }, details: { change, users: users.map((u) => u.name) } });
 
   router.get('/admin/classes', async (req, res) => {
     await requireUnfilteredScopes(ctx, req, scopes);
@@ -54,12 +62,15 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, scopes);
+    const requester = await requireUnfilteredScopes(ctx, req, scopes);
     const name = formField(req, 'name', 255).trim();
     await withFlash(res, '/hub/admin/classes', async () => {
       if (!GROUP_NAME.test(name)) throw new HttpError(400, 'A class name has 1–255 characters without / or control characters');
       if (await store.groups.byName(name)) throw new HttpError(409, `Class ${name} already exists`);
-      await store.groups.create(name);
+      await store.transaction(async (tx) => {
+        await tx.groups.create(name);
+        await groupChange(tx, auditBy(requester, req), name, 'create', []);
+      });
       return `Created ${name}. Add profiles and members below.`;
     }, pageOf(name));
   });
@@ -105,6 +116,8 @@ export function adminClassPages(ctx: HubContext): Router {
       await store.transaction(async (tx) => {
         await tx.groups.addMembers(group.id, add.map((u) => u.id));
         await tx.groups.removeMembers(group.id, remove.map((u) => u.id));
+        if (add.length) await groupChange(tx, auditBy(requester, req), group.name, 'add_users', add);
+        if (remove.length) await groupChange(tx, auditBy(requester, req), group.name, 'remove_users', remove);
       });
       return `Members of ${group.name}: ${add.length} added, ${remove.length} removed.`;
     });
@@ -112,11 +125,11 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes/:name/profiles', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
+    const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
     const group = await existing(String(req.params.name));
     await withFlash(res, pageOf(group.name), async () => {
       const profile = profileFromForm(req);
-      await saveProperties(group, (p) => {
+      await saveProperties(auditBy(requester, req), group, (p) => {
         const list = Array.isArray(p.profiles) ? (p.profiles as ClassProfileSpec[]).filter((x) => x?.slug !== profile.slug) : [];
         const at = Array.isArray(p.profiles) ? (p.profiles as ClassProfileSpec[]).findIndex((x) => x?.slug === profile.slug) : -1;
         list.splice(at < 0 ? list.length : at, 0, profile);
@@ -129,11 +142,11 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes/:name/profiles/:slug/delete', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
+    const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
     const group = await existing(String(req.params.name));
     const slug = String(req.params.slug);
     await withFlash(res, pageOf(group.name), async () => {
-      await saveProperties(group, (p) => {
+      await saveProperties(auditBy(requester, req), group, (p) => {
         p.profiles = Array.isArray(p.profiles) ? (p.profiles as ClassProfileSpec[]).filter((x) => x?.slug !== slug) : [];
         if (p.default_profile === slug) delete p.default_profile;
       });
@@ -143,12 +156,12 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes/:name/settings', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
+    const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'groups']);
     const group = await existing(String(req.params.name));
     await withFlash(res, pageOf(group.name), async () => {
       const defaultProfile = formField(req, 'default_profile', 63);
       const sharedVolume = formField(req, 'shared_volume', 128).trim();
-      await saveProperties(group, (p) => {
+      await saveProperties(auditBy(requester, req), group, (p) => {
         if (defaultProfile) p.default_profile = defaultProfile;
         else delete p.default_profile;
         if (sharedVolume) p.shared_volume = sharedVolume;
@@ -160,9 +173,12 @@ export function adminClassPages(ctx: HubContext): Router {
 
   router.post('/admin/classes/:name/delete', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, [...scopes, 'delete:groups']);
+    const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'delete:groups']);
     const group = await existing(String(req.params.name));
-    await store.groups.delete(group.id);
+    await store.transaction(async (tx) => {
+      await tx.groups.delete(group.id);
+      await groupChange(tx, auditBy(requester, req), group.name, 'delete', []);
+    });
     redirectWithFlash(res, '/hub/admin/classes', 'done', `Deleted ${group.name}.`);
   });
 

@@ -14,6 +14,7 @@ export const ADMIN_SECTIONS: Array<{ id: string; label: string; url: string }> =
   { id: 'classes', label: 'Classes', url: '/hub/admin/classes' },
   { id: 'servers', label: 'Active servers', url: '/hub/admin/servers' },
   { id: 'leases', label: 'Credential leases', url: '/hub/admin/leases' },
+  { id: 'audit', label: 'Audit log', url: '/hub/admin/audit' },
 ];
 
 export async function adminLayout(ctx: HubContext, req: Request, res: Response, adminSection: string): Promise<Record<string, unknown>> {

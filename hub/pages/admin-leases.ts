@@ -5,6 +5,7 @@ import { renderPage } from './render.js';
 import { checkFormXsrf, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, withFlash } from './admin-layout.js';
 import { UNISOLATED_MONGODB_WARNING } from '../credentials/mongodb.js';
+import { auditBy } from '../audit/record.js';
 
 /** Admin: every credential lease not yet revoked (failing revocations included), with a revoke button. */
 export function adminLeasePages(ctx: HubContext): Router {
@@ -27,12 +28,12 @@ export function adminLeasePages(ctx: HubContext): Router {
 
   router.post('/admin/leases/:id/revoke', async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    await requireUnfilteredScopes(ctx, req, scopes);
+    const requester = await requireUnfilteredScopes(ctx, req, scopes);
     const id = Number(req.params.id);
     const lease = Number.isSafeInteger(id) ? await ctx.store.leases.byId(id) : undefined;
     if (!lease || lease.status === 'revoked') throw new HttpError(404, 'No such lease');
     await withFlash(res, '/hub/admin/leases', async () => {
-      if (!(await ctx.credentials.revoke(lease))) throw new HttpError(409, `Could not revoke ${lease.account} at ${lease.service} yet; the sweeper keeps trying.`);
+      if (!(await ctx.credentials.revoke(lease, auditBy(requester, req)))) throw new HttpError(409, `Could not revoke ${lease.account} at ${lease.service} yet; the sweeper keeps trying.`);
       return `Revoked ${lease.account} at ${lease.service}.`;
     });
   });

@@ -14,6 +14,7 @@ import { profileOption } from './servers.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
+import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
 
 const PAGE_SIZE = 50;
 const SORTS: Record<string, { sort: UserSort; descending: boolean }> = {
@@ -39,9 +40,9 @@ export function adminUserPages(ctx: HubContext): Router {
    * A one-time link where the user sets a password: an invitation for an account without one, a reset for an
    * account with one. Shown once, in the answer to the admin's POST, never put in an address or a flash cookie.
    */
-  async function signInLink(requester: Requester, user: UserRow): Promise<{ name: string; url: string; reset: boolean }> {
+  async function signInLink(requester: Requester, user: UserRow, source: string | null): Promise<{ name: string; url: string; reset: boolean }> {
     await requirePasswordPower(ctx, requester, user);
-    const code = await createInvitation(store, user);
+    const code = await createInvitation(store, user, { actor: actorOf(requester), source });
     return { name: user.name, url: invitationUrl(publicOrigin(ctx.config), code), reset: Boolean(user.password_hash) };
   }
   const linkDays = INVITATION_TTL_S / 86_400;
@@ -108,10 +109,17 @@ export function adminUserPages(ctx: HubContext): Router {
         const existingUsers = await Promise.all(names.map((n) => store.users.byName(n)));
         await ctx.classes.checkMembers(requester, group, names.map((name, i) => existingUsers[i] ?? { name, admin }), []);
       }
-      const created = await store.users.createMany(names, admin);
+      const created = await store.transaction(async (tx) => {
+        const made = await tx.users.createMany(names, admin);
+        for (const u of made) await recordAudit(tx, { action: 'user.create', actor: actorOf(requester), target: userTarget(u), source: sourceOf(req), details: { admin } });
+        return made;
+      });
       if (group) {
         const members = (await Promise.all(names.map((n) => store.users.byName(n)))).filter((u): u is UserRow => u !== undefined);
-        await store.groups.addMembers(group.id, members.map((u) => u.id));
+        await store.transaction(async (tx) => {
+          await tx.groups.addMembers(group.id, members.map((u) => u.id));
+          await recordAudit(tx, { action: 'group.change', actor: actorOf(requester), target: { kind: 'group', name: group.name }, source: sourceOf(req), details: { change: 'add_users', users: members.map((u) => u.name) } });
+        });
       }
       ctx.log.info({ count: created.length, by: requester.name }, 'users created');
       const skipped = names.length - created.length;
@@ -119,7 +127,7 @@ export function adminUserPages(ctx: HubContext): Router {
       if (!links) return summary;
       // Links for the new accounts only: an existing account's password is not reset by adding it again.
       const made = [];
-      for (const user of created) made.push(await signInLink(requester, user));
+      for (const user of created) made.push(await signInLink(requester, user, sourceOf(req)));
       res.set('Cache-Control', 'no-store').send(renderPage('admin-links.njk', { ...(await adminLayout(ctx, req, res, 'users')), done: summary, links: made, linkDays }));
       return null;
     });
@@ -135,7 +143,7 @@ export function adminUserPages(ctx: HubContext): Router {
     const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users']);
     const user = await existing(String(req.params.name));
     if (!native) throw new HttpError(400, 'Sign-in links are for native accounts; this hub uses another authenticator');
-    const link = await signInLink(requester, user);
+    const link = await signInLink(requester, user, sourceOf(req));
     ctx.log.info({ user: user.name, by: requester.name, reset: link.reset }, 'sign-in link made');
     // The link is a secret shown once: never stored by the browser or a cache on the way.
     res.set('Cache-Control', 'no-store');
@@ -183,6 +191,11 @@ export function adminUserPages(ctx: HubContext): Router {
       await store.transaction(async (tx) => {
         await tx.users.update(user.id, { admin });
         await tx.groups.setUserGroups(user.id, ids);
+        const audit = { actor: actorOf(requester), target: userTarget(user), source: sourceOf(req) };
+        if (admin !== Boolean(user.admin)) await recordAudit(tx, { ...audit, action: 'user.admin', details: { admin } });
+        if (current.length !== wanted.length || current.some((c) => !wanted.includes(c))) {
+          await recordAudit(tx, { ...audit, action: 'group.change', details: { change: 'set_groups', users: [user.name], groups: [...new Set(wanted)] } });
+        }
       });
       if (!admin && user.admin) await store.users.rotateCookieId(user.id);
       return `Saved ${user.name}.`;
@@ -194,7 +207,7 @@ export function adminUserPages(ctx: HubContext): Router {
     const requester = await requireUnfilteredScopes(ctx, req, ['admin-ui', 'admin:users', 'delete:users']);
     const user = await existing(String(req.params.name));
     await withFlash(res, `/hub/admin/users/${encodeURIComponent(user.name)}`, async () => {
-      const result = await deleteUser(ctx, requester, user, { purge: formField(req, 'purge') === 'on' });
+      const result = await deleteUser(ctx, requester, user, { purge: formField(req, 'purge') === 'on' }, sourceOf(req));
       return [
         `Deleted ${user.name}.`,
         result.removed.length ? `Removed: ${result.removed.join('; ')}.` : '',

@@ -11,6 +11,7 @@ import { serialize as serializeCookie } from 'cookie';
 import { admitUser } from '../auth/login-policy.js';
 import { PendingLogins } from '../auth/pending-logins.js';
 import { publicOrigin } from '../config/load.js';
+import { recordAudit, userActor, userTarget } from '../audit/record.js';
 
 /** Holds only the id of a login waiting at the identity provider, and only for the callback path. */
 const PENDING_COOKIE = 'labhub-oauth-pending';
@@ -59,6 +60,7 @@ export function authPages(ctx: HubContext): Router {
     const waitMs = throttle?.attempt(account, ip) ?? 0;
     if (waitMs > 0) {
       ctx.metrics.loginAttempts.inc({ outcome: 'throttled' });
+      await loginFailed(req, account, 'throttled');
       res.set('Retry-After', String(Math.ceil(waitMs / 1000)));
       return showLogin(req, res, 429, `Too many failed sign-ins. Try again in ${Math.ceil(waitMs / 1000)} seconds.`, username);
     }
@@ -69,6 +71,7 @@ export function authPages(ctx: HubContext): Router {
     if (!user) {
       ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
       ctx.log.info({ user: boundedName(username), ip }, 'failed login');
+      await loginFailed(req, account, result ? 'not_allowed' : 'rejected');
       return showLogin(req, res, 403, GENERIC_FAILURE, username);
     }
     throttle?.succeeded(account, ip);
@@ -76,10 +79,19 @@ export function authPages(ctx: HubContext): Router {
     res.redirect(302, safeNext(req));
   });
 
+  /** A failed sign-in names only what was typed (the recorder bounds and scrubs it): no user row is made for it. */
+  async function loginFailed(req: Request, typed: string, reason: 'rejected' | 'throttled' | 'not_allowed') {
+    await recordAudit(store, {
+      action: 'login.failure', actor: { kind: 'system' }, target: { kind: 'user', name: typed }, source: req.ip ?? null,
+      details: { authenticator: ctx.authenticator.kind, reason },
+    });
+  }
+
   async function startSession(req: Request, res: Response, user: UserRow) {
     const previous = await sessions.current(req);
     if (previous) await sessions.end(res, previous.session);
     await sessions.start(res, user);
+    await recordAudit(store, { action: 'login.success', actor: userActor(user), target: userTarget(user), source: req.ip ?? null, details: { authenticator: ctx.authenticator.kind } });
     ctx.metrics.loginAttempts.inc({ outcome: 'success' });
     ctx.log.info({ user: user.name }, 'login');
   }
@@ -116,6 +128,7 @@ export function authPages(ctx: HubContext): Router {
     if (!user) {
       ctx.metrics.loginAttempts.inc({ outcome: 'failure' });
       ctx.log.info({ user: boundedName(result?.name ?? '') }, 'failed login');
+      await loginFailed(req, normalizeUsername(result?.name ?? '').slice(0, 256), result ? 'not_allowed' : 'rejected');
       return showLogin(req, res, 403, GENERIC_FAILURE);
     }
     await startSession(req, res, user);
@@ -126,6 +139,7 @@ export function authPages(ctx: HubContext): Router {
     const active = await sessions.current(req);
     await sessions.end(res, active?.session ?? null);
     if (!active) return res.redirect(302, '/hub/login');
+    await recordAudit(store, { action: 'logout', actor: userActor(active.user), target: userTarget(active.user), source: req.ip ?? null, details: {} });
     ctx.log.info({ user: active.user.name }, 'logout');
     const state = ctx.authState?.open(active.user.id, active.user.auth_state) ?? null;
     const providerLogout = await ctx.authenticator.logoutUrl?.(state, `${publicOrigin(config)}/hub/login`).catch(() => null);
@@ -175,10 +189,11 @@ export function authPages(ctx: HubContext): Router {
       return showSetup(req, res, 400, target, `Choose a password of at least ${config.authenticator.minimum_password_length} characters.`, name);
     }
     if (password !== formField(req, 'password2')) return showSetup(req, res, 400, target, 'The two passwords differ.', name);
-    const redeemed = await redeemLink(store, code, name, await hashPassword(password));
+    const redeemed = await redeemLink(store, code, name, await hashPassword(password), req.ip ?? null);
     if (redeemed === 'dead') return deadLink(res);
     if (redeemed === 'taken') return showSetup(req, res, 400, target, `The account ${name} already exists; this link only creates a new account. Choose another username.`, name);
     await sessions.start(res, (await store.users.byId(redeemed.user.id))!);
+    await recordAudit(store, { action: 'login.success', actor: userActor(redeemed.user), target: userTarget(redeemed.user), source: req.ip ?? null, details: { authenticator: redeemed.setup ? 'setup-link' : 'invitation-link' } });
     ctx.log.info({ user: redeemed.user.name, admin: Boolean(redeemed.user.admin), setup: redeemed.setup }, 'password set from a one-time link');
     res.redirect(302, '/hub/home');
   });

@@ -5,6 +5,7 @@ import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { requireLogin } from './servers.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
+import { recordAudit, sourceOf, userActor, userTarget } from '../audit/record.js';
 
 /**
  * `/hub/password`: a native account changes its own password. The current password is asked for (a borrowed
@@ -46,9 +47,13 @@ export function passwordPages(ctx: HubContext): Router {
     if (passwordRejection(next) !== null || next.length < minLength) return show(req, res, 400, `Choose a new password of at least ${minLength} characters.`);
     if (next !== formField(req, 'password2', 4096)) return show(req, res, 400, 'The two new passwords differ.');
     // Setting the password also revokes the account's one-time links (UserRepository.update).
-    await ctx.store.users.update(user.id, { passwordHash: await hashPassword(next) });
-    // Every session of the account ends (a new cookie_id); this browser gets a fresh one.
-    await ctx.store.users.rotateCookieId(user.id);
+    const passwordHash = await hashPassword(next);
+    await ctx.store.transaction(async (tx) => {
+      await tx.users.update(user.id, { passwordHash });
+      // Every session of the account ends (a new cookie_id); this browser gets a fresh one.
+      await tx.users.rotateCookieId(user.id);
+      await recordAudit(tx, { action: 'user.password', actor: userActor(user), target: userTarget(user), source: sourceOf(req), details: {} });
+    });
     await ctx.sessions.end(res, res.locals.session!.session);
     const fresh = await ctx.store.users.byId(user.id);
     const session = await ctx.sessions.start(res, fresh!);

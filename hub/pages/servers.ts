@@ -15,6 +15,7 @@ import type { SpawnProgress } from '../servers/progress.js';
 import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
 import { isApiRequest } from '../../proxy/api-requests.js';
+import { auditBy } from '../audit/record.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -57,7 +58,7 @@ export function serverPages(ctx: HubContext): Router {
     await authz.require(requester, [scope], { server: `${name}/${server}` });
     const user = name === active.user.name ? active.user : await store.users.byName(name);
     if (!user) throw new HttpError(404, `No such user: ${name}`);
-    return { user, server };
+    return { user, server, by: auditBy(requester, req) };
   }
 
   router.get(['/', '/home'], login, async (req, res) => {
@@ -84,14 +85,14 @@ export function serverPages(ctx: HubContext): Router {
   // Starting is a POST with an XSRF token: a GET that starts servers could be triggered by any page (GHSA-m68r-v472-jgq9).
   router.post(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    const { user, server } = await target(req, res, 'start:servers');
+    const { user, server, by } = await target(req, res, 'start:servers');
     const row = await store.servers.get(user.id, server);
     const next = afterStart(formField(req, 'next', 4096), user.name, server);
     if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
     if (row?.status !== 'starting') {
       try {
         const profile = formField(req, 'profile', 400);
-        await servers.start(user, server, profile ? { profile } : {}, 0);
+        await servers.start(user, server, profile ? { profile } : {}, 0, by);
       } catch (err) {
         if (err instanceof HttpError && err.status < 500) return redirectWithFlash(res, '/hub/home', 'error', err.message);
         throw err;
@@ -105,9 +106,9 @@ export function serverPages(ctx: HubContext): Router {
 
   router.post(['/stop/:user', '/stop/:user/:server'], login, async (req, res) => {
     checkFormXsrf(ctx, req, res);
-    const { user, server } = await target(req, res, 'delete:servers');
+    const { user, server, by } = await target(req, res, 'delete:servers');
     const row = await store.servers.get(user.id, server);
-    if (row && row.status !== 'stopped') await servers.stop(user, server, 10_000);
+    if (row && row.status !== 'stopped') await servers.stop(user, server, 10_000, by);
     res.redirect(303, adminReturnPath(formField(req, 'next', 1000)) ?? '/hub/home');
   });
 

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { HubContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { issueUserToken, revokeUserToken } from '../api/tokens.js';
+import { sourceOf } from '../audit/record.js';
 import { parseTokenApiId } from '../auth/tokens.js';
 import { renderPage } from './render.js';
 import { formField } from './auth.js';
@@ -52,7 +53,7 @@ export function tokenPages(ctx: HubContext): Router {
     const scopes = formField(req, 'scopes', 4000).split(/[\s,]+/).filter(Boolean);
     try {
       if (!Number.isSafeInteger(expiresIn) || expiresIn < 0) throw new HttpError(400, 'Choose an expiry from the list');
-      const { token } = await issueUserToken(ctx, requester!, user, { scopes: scopes.length ? scopes : ['inherit'], note, expiresIn: expiresIn || null });
+      const { token } = await issueUserToken(ctx, requester!, user, { scopes: scopes.length ? scopes : ['inherit'], note, expiresIn: expiresIn || null }, sourceOf(req));
       // A page holding a secret is never stored by the browser or a cache on the way.
       res.set('Cache-Control', 'no-store');
       await show(req, res, 201, { created: { token, note } });
@@ -65,11 +66,11 @@ export function tokenPages(ctx: HubContext): Router {
   router.post('/token/:id/revoke', login, async (req, res) => {
     checkFormXsrf(ctx, req, res);
     const { user } = res.locals.session!;
-    await ctx.authz.require(await ctx.authz.fromSession(req), ['tokens'], { user: user.name });
+    const requester = await ctx.authz.require(await ctx.authz.fromSession(req), ['tokens'], { user: user.name });
     const id = parseTokenApiId(String(req.params.id));
     const row = id === null ? undefined : await ctx.store.tokens.byId(id);
     if (!row || row.user_id !== user.id) throw new HttpError(404, 'No such token');
-    await revokeUserToken(ctx, user, row);
+    await revokeUserToken(ctx, requester, user, row, sourceOf(req));
     res.redirect(303, '/hub/token');
   });
 

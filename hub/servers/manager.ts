@@ -14,6 +14,7 @@ import { waitForHttp, waitForServer } from './readiness.js';
 import { resolveProfile, type ClassRecord } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { ClassGuard } from '../classes/guard.js';
+import { BY_HUB, recordAudit, type AuditBy } from '../audit/record.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -75,7 +76,7 @@ export class ServerManager {
    * Starts a server. Resolves with `ready` if it came up within `waitMs`, else `pending` while the spawn goes on
    * in the background (the API answers 202 then). Refuses with 429 past the spawn limits.
    */
-  async start(user: UserRow, serverName: string, userOptions: Record<string, unknown>, waitMs: number): Promise<StartOutcome> {
+  async start(user: UserRow, serverName: string, userOptions: Record<string, unknown>, waitMs: number, by: AuditBy = BY_HUB): Promise<StartOutcome> {
     const key = serverKey(user.name, serverName);
     const { store, metrics } = this.deps;
     if (this.options.concurrentSpawnLimit > 0 && this.pendingStarts.size >= this.options.concurrentSpawnLimit) {
@@ -102,11 +103,19 @@ export class ServerManager {
       if (existing?.status === 'stopping') throw new HttpError(400, `${describe(user.name, serverName)} is stopping; try again when it has stopped`);
       throw new HttpError(400, `${describe(user.name, serverName)} is already running`);
     }
+    // The start is external: its intent is recorded now and its outcome when the spawn ends (spawn).
+    const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
+    const profileId = profile?.id ?? null;
+    await recordAudit(store, { ...audit, action: 'server.start', details: { server: row.name, profile: profileId, outcome: 'requested' } });
     const progress = new SpawnProgress();
     this.progress.set(key, progress);
     progress.emit({ progress: 0, message: 'Server requested' });
     const abort = new AbortController();
-    const done = this.spawn(user, row, { userOptions, profile }, classes, progress, abort.signal).finally(() => this.pendingStarts.delete(key));
+    const outcome = (o: 'started' | 'failed', error?: string) => recordAudit(store, {
+      ...audit, action: 'server.start', details: { server: row.name, profile: profileId, outcome: o, ...(error !== undefined && { error }) },
+    }).catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'could not record a server start in the audit log'));
+    const done = this.spawn(user, row, { userOptions, profile }, classes, progress, abort.signal)
+      .then(() => { const final = progress.events.at(-1); return outcome(final?.failed ? 'failed' : 'started', final?.failed ? final.message : undefined); }).finally(() => this.pendingStarts.delete(key));
     this.pendingStarts.set(key, { abort, done });
     const ready = await Promise.race([
       done.then(() => true),
@@ -212,10 +221,12 @@ export class ServerManager {
   }
 
   /** Stops a server (aborting a start in progress). Resolves once it is stopped, or when `waitMs` passes. */
-  async stop(user: UserRow, serverName: string, waitMs: number): Promise<'stopped' | 'pending'> {
+  async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB): Promise<'stopped' | 'pending'> {
     const key = serverKey(user.name, serverName);
     const pendingStart = this.pendingStarts.get(key);
+    const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     if (pendingStart) {
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested' } });
       pendingStart.abort.abort();
       await pendingStart.done;
       return 'stopped';
@@ -224,7 +235,11 @@ export class ServerManager {
     if (!stopping) {
       const row = await this.deps.store.servers.get(user.id, serverName);
       if (!row || row.status === 'stopped') throw new HttpError(400, `${describe(user.name, serverName)} is not running`);
-      stopping = this.stopRow(user, row).finally(() => this.pendingStops.delete(key));
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested' } });
+      stopping = this.stopRow(user, row)
+        .then(() => recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'stopped' } }))
+        .catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'could not record a server stop in the audit log'))
+        .finally(() => this.pendingStops.delete(key));
       this.pendingStops.set(key, stopping);
     }
     const done = await Promise.race([stopping.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), waitMs).unref())]);

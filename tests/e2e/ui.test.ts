@@ -188,6 +188,16 @@ describe.skipIf(!ready)('the web UI in Chromium', () => {
     expect(await admin.locator('main').textContent()).toMatch(/No credential lease is active/);
     await expectAccessible(admin);
     await screenshot(admin, 'admin-leases');
+
+    await admin.getByRole('link', { name: 'Audit log' }).click();
+    await admin.waitForURL(/\/hub\/admin\/audit$/);
+    expect(await admin.getByRole('row', { name: /server\.stop/ }).first().textContent()).toMatch(/ada[\s\S]*bea/);
+    await admin.getByLabel('Kind').selectOption('server');
+    await admin.getByRole('button', { name: 'Filter' }).click();
+    await admin.waitForURL(/kind=server/);
+    expect(await admin.getByRole('row', { name: /login\./ }).count()).toBe(0);
+    await expectAccessible(admin);
+    await screenshot(admin, 'admin-audit');
   });
 
   it('refuses a profile outside the user\'s classes, and shows error pages in the same look', async () => {

@@ -79,7 +79,7 @@ async function serviceRefusal(what: string, attempt: () => Promise<unknown>): Pr
 // ---------------------------------------------------------------------------------------------------------------
 // The matrix
 
-export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties';
+export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties' | 'audit log';
 
 export interface MatrixRow {
   /** One of ACTORS' roles, or a user whose name collides with one of B's identifiers. */
@@ -442,6 +442,19 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
 
   // Class escalations: what a class manager may put into a class B is in, or pull B into.
   const teacherOfB: ActorRole[] = ['teacher of B\'s class'];
+  // The audit log: B's teacher reads the records about B (read:audit!group=<B's class>), without a secret of B's;
+  // nobody else gets one: refused, or a list narrowed to what their scope covers.
+  const auditAboutB = async (w: World, a: string): Promise<Outcome> => {
+    const res = await call(w, a, 'GET', `/audit?user=${B}`);
+    const items = Array.isArray(res.body) ? (res.body as Array<{ actor: { name: string | null }; target: { name: string | null } | null }>) : [];
+    const aboutB = items.filter((i) => i.actor.name === B || i.target?.name === B).length;
+    if (ROLES.find((r) => ACTORS[r] === a) === teacherOfB[0]) {
+      const permitted = permittedWithoutSecrets(res, w);
+      return { held: permitted.held && aboutB > 0, detail: `${aboutB} record(s) about B; ${permitted.detail}` };
+    }
+    return { held: (res.status >= 400 && res.status < 500) || (res.status === 200 && aboutB === 0), detail: `${res.status}, ${aboutB} record(s) about B` };
+  };
+  add(ROLES, 'audit log', 'B\'s audit records', `GET /audit?user=${B}`, auditAboutB, teacherOfB);
   const putProperties = (group: string, properties: (w: World) => Record<string, unknown>) =>
     async (w: World, a: string) => apiRefusal(await call(w, a, 'PUT', `/groups/${group}/properties`, properties(w)));
   const bLease = (w: World) => w.servers!.bSecrets.credentials!;

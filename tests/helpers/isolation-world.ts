@@ -41,13 +41,13 @@ export const ROLES = Object.keys(ACTORS) as ActorRole[];
 
 /**
  * The actors' powers, from config: a teacher holds `groups!group=<class>` (what a class manager's token carried in
- * the audit), the helpdesk account `admin:users` without admin.
+ * the audit) and `read:audit!group=<class>` (their class's audit log records), the helpdesk account `admin:users` without admin.
  */
 export function isolationRolesEnv(): Record<string, string> {
   return {
     LABHUB_ROLES: JSON.stringify([
-      { name: 'teacher-bio101', scopes: [`groups!group=${CLASS_OF_B}`], users: [ACTORS['teacher of B\'s class']] },
-      { name: 'teacher-chem201', scopes: [`groups!group=${OTHER_CLASS}`], users: [ACTORS['teacher of another class']] },
+      { name: 'teacher-bio101', scopes: [`groups!group=${CLASS_OF_B}`, `read:audit!group=${CLASS_OF_B}`], users: [ACTORS['teacher of B\'s class']] },
+      { name: 'teacher-chem201', scopes: [`groups!group=${OTHER_CLASS}`, `read:audit!group=${OTHER_CLASS}`], users: [ACTORS['teacher of another class']] },
       { name: 'helpdesk', scopes: ['admin:users'], users: [ACTORS['admin:users holder']] },
     ]),
     LABHUB_ALLOW_NAMED_SERVERS: 'true',

@@ -1,6 +1,7 @@
 import { Migrator, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createInvitation, createSetupLink, redeemLink } from '../../hub/auth/one-time-links.js';
+import { BY_HUB } from '../../hub/audit/record.js';
 import { secretDigest } from '../../hub/auth/tokens.js';
 import { migrate, type OpenedDatabase } from '../../hub/db/database.js';
 import { createStore, type Store } from '../../hub/db/index.js';
@@ -65,7 +66,7 @@ for (const dialect of dialects) {
     it(`a link taken ${CONCURRENT} times at once is taken exactly once`, async () => {
       const user = await store.users.create('link-user');
       for (let round = 0; round < 5; round++) {
-        const code = await createInvitation(store, (await store.users.byId(user.id))!);
+        const code = await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
         const taken = await Promise.all(Array.from({ length: CONCURRENT }, () => store.invitations.consume(secretDigest(code))));
         expect(taken.filter(Boolean)).toHaveLength(1);
       }
@@ -73,7 +74,7 @@ for (const dialect of dialects) {
 
     it(`the setup link redeemed ${CONCURRENT} times at once, under different names, makes one admin`, async () => {
       const code = await createSetupLink(store);
-      const results = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => redeemLink(store, code, `first-${i}`, 'scrypt$hash')));
+      const results = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => redeemLink(store, code, `first-${i}`, 'scrypt$hash', null)));
       expect(results.filter((r) => typeof r === 'object')).toHaveLength(1);
       expect(results.filter((r) => r === 'dead')).toHaveLength(CONCURRENT - 1);
       expect(await store.users.countAdmins()).toBe(1);
@@ -82,15 +83,15 @@ for (const dialect of dialects) {
     it('an invitation is deleted with its account, and revoked by a new password or an admin-flag change', async () => {
       const count = async (userId: number) => (await opened.db.selectFrom('invitations').select('id').where('user_id', '=', userId).execute()).length;
       const user = await store.users.create('revoked-user');
-      await createInvitation(store, user);
+      await createInvitation(store, user, BY_HUB);
       await store.users.update(user.id, { admin: false });
       expect(await count(user.id)).toBe(1);
       await store.users.update(user.id, { admin: true });
       expect(await count(user.id)).toBe(0);
-      await createInvitation(store, (await store.users.byId(user.id))!);
+      await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
       await store.users.update(user.id, { passwordHash: 'scrypt$other' });
       expect(await count(user.id)).toBe(0);
-      await createInvitation(store, (await store.users.byId(user.id))!);
+      await createInvitation(store, (await store.users.byId(user.id))!, BY_HUB);
       await store.users.delete(user.id);
       expect(await count(user.id)).toBe(0);
     });

@@ -63,9 +63,9 @@ describe('scope names', () => {
       expect(ALL_SCOPES).toContain(s);
     }
     expect(new Set(ALL_SCOPES).size).toBe(ALL_SCOPES.length);
-    // Upstream 5.x's 47, 6.0's start:servers, and LabHub's admin:users:passwords (invitation links), which no
-    // upstream scope implies.
-    expect(ALL_SCOPES).toHaveLength(49);
+    // Upstream 5.x's 47, 6.0's start:servers, and LabHub's admin:users:passwords (invitation links) and read:audit
+    // (the audit log), which no upstream scope implies.
+    expect(ALL_SCOPES).toHaveLength(50);
     expect(expandScopes(['servers'])).toContain('start:servers');
     expect(expandScopes(['admin:users'])).not.toContain('admin:users:passwords');
   });
@@ -466,7 +466,7 @@ describe('resolveRequestedScopes', () => {
 });
 
 describe('roles', () => {
-  it('defines the four default roles exactly as upstream', () => {
+  it('defines the four default roles as upstream, the admin role also reading the audit log', () => {
     const byName = new Map(DEFAULT_ROLES.map((r) => [r.name, r.scopes]));
     expect([...byName.keys()]).toEqual(['user', 'admin', 'server', 'token']);
     expect(byName.get('user')).toEqual(['self']);
@@ -475,7 +475,7 @@ describe('roles', () => {
     expect(byName.get('admin')).toEqual([
       'admin-ui', 'admin:users', 'admin:servers', 'admin:services', 'tokens', 'admin:groups', 'list:services',
       'read:services', 'read:hub', 'proxy', 'shutdown', 'access:services', 'access:servers', 'read:roles',
-      'read:metrics', 'shares',
+      'read:metrics', 'read:audit', 'shares',
     ]);
     expect(Object.isFrozen(DEFAULT_ROLES[0]?.scopes)).toBe(true);
   });

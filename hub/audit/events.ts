@@ -1,0 +1,56 @@
+/**
+ * Every kind of audit record and the details it may carry. Details are typed per action so that a caller cannot
+ * hand over a field the kind does not declare (a token, a password, a link code); the scrubber is the second net.
+ */
+export type AuditActor =
+  | { kind: 'user'; name: string; uid: string }
+  | { kind: 'service'; name: string }
+  | { kind: 'system' };
+
+export interface AuditTarget {
+  /** Servers, tokens, leases and links are named in the details; their target is the user who owns them. */
+  kind: 'user' | 'group' | 'service';
+  name: string;
+  uid?: string;
+}
+
+interface Grants {
+  old: Record<string, unknown> | null;
+  new: Record<string, unknown> | null;
+}
+
+/** action → details. */
+export interface AuditDetails {
+  'login.success': { authenticator: string };
+  /** The target is the name typed, bounded and scrubbed; a failed login never creates a user row. */
+  'login.failure': { authenticator: string; reason: 'rejected' | 'throttled' | 'not_allowed' };
+  logout: Record<string, never>;
+  'token.create': { token_id: number; note: string; scopes: string[]; expires_at: string | null };
+  'token.revoke': { token_id: number };
+  'user.create': { admin: boolean };
+  'user.delete': { purge: boolean };
+  'user.admin': { admin: boolean };
+  'user.rename': { old_name: string; new_name: string };
+  /** A user changed their own password on the password page (links set it with link.use). */
+  'user.password': Record<string, never>;
+  'group.change': { change: 'create' | 'delete' | 'add_users' | 'remove_users' | 'set_groups'; users?: string[]; groups?: string[] };
+  'class.change': Grants;
+  'link.create': { link: 'invitation' | 'setup'; expires_at: string };
+  'link.use': { link: 'invitation' | 'setup' };
+  'server.start': { server: string; profile: string | null; outcome: 'requested' | 'started' | 'failed'; error?: string };
+  'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string };
+  'lease.issue': { lease_id: number; service: string; account: string; server: string };
+  'lease.revoke': { lease_id: number; service: string; account: string };
+}
+
+export type AuditAction = keyof AuditDetails;
+
+export const AUDIT_ACTIONS: readonly AuditAction[] = Object.freeze([
+  'login.success', 'login.failure', 'logout', 'token.create', 'token.revoke', 'user.create', 'user.delete', 'user.admin',
+  'user.rename', 'user.password', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
+  'lease.issue', 'lease.revoke',
+] satisfies AuditAction[]);
+
+export type AuditEvent = {
+  [A in AuditAction]: { action: A; actor: AuditActor; target?: AuditTarget; source?: string | null; details: AuditDetails[A] };
+}[AuditAction];
