@@ -339,6 +339,14 @@ up() {
   flock 9
   # Bridged pod traffic must pass iptables for kube-proxy's Services and kube-router's policies.
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null 2>&1 || true
+  # A connection to a cluster IP that kube-proxy did not translate (a Service between two endpoints) would leave by
+  # the default route, and this machine's network answers any address: a kept-alive connection then talks to a
+  # stranger for good. Cluster IPs are unroutable on a real cluster; refuse them here likewise.
+  iptables -w -N LABHUB-UNTRANSLATED 2>/dev/null || iptables -w -F LABHUB-UNTRANSLATED
+  iptables -w -A LABHUB-UNTRANSLATED -d "$SERVICE_CIDR" -m conntrack ! --ctstate DNAT -j REJECT
+  for hook in FORWARD OUTPUT; do
+    iptables -w -C "$hook" -j LABHUB-UNTRANSLATED 2>/dev/null || iptables -w -I "$hook" 1 -j LABHUB-UNTRANSLATED
+  done
   make_pki "$ip" "$node"
   start_control_plane "$ip"
   start_containerd
@@ -378,11 +386,11 @@ stop_all() {
 
 down() {
   stop_all
-  # What the kubelet, kube-proxy, kube-router and the CNI plugins put in iptables: every chain named KUBE-* or CNI-*
+  # What the kubelet, kube-proxy, kube-router, the CNI plugins and `up` put in iptables: every chain named KUBE-*, CNI-*
   # and every rule that jumps to one, table by table, leaving the rest (Docker's) as it is.
   local table
   for table in filter nat mangle raw; do
-    iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-)' | iptables-restore -w 5 2>/dev/null || true
+    iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-|LABHUB-UNTRANSLATED)' | iptables-restore -w 5 2>/dev/null || true
   done
   { ipset list -n 2>/dev/null || true; } | awk '/^(KUBE-|kube-router)/' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
   { ip netns list 2>/dev/null || true; } | awk '/^cni-/ {print $1}' | while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done

@@ -168,7 +168,8 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
       return pod && pod.metadata!.name !== replaced;
     }, 180_000, 1000);
     // The same browser session, signed with the kept cookie secret, on the new hub; erin's server never stopped.
-    expect((await erin.navigate('/hub/home')).status).toBe(200);
+    const home = await erin.navigate('/hub/home');
+    expect(home.status, `${erin.visited.slice(-4).join(' -> ')}: ${(await home.text()).slice(0, 300)}`).toBe(200);
     const status = await erin.request('/user/erin/api/status');
     expect(status.status).toBe(200);
   });
