@@ -15,6 +15,8 @@ KUBE_ROUTER_VERSION=2.1.0
 LOCAL_PATH_VERSION=0.0.30
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 PREFIX="${LABHUB_K8S_DIR:-/opt/labhub/k8s}"
+# Absolute: the builds below change directory.
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$PREFIX/bin"
 export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
 SUDO=()
@@ -99,7 +101,7 @@ go_install() {
 # The pod sandbox process (images/pause), built here because no registry serves registry.k8s.io/pause.
 build_pause() {
   local src
-  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../images/pause" && pwd)"
+  src="$HERE/../images/pause"
   local sum
   sum=$(cat "$src/main.go" "$src/go.mod" | sha256sum | cut -c1-16)
   have_version pause "$sum" && return
