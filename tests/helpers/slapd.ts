@@ -58,10 +58,11 @@ export class Slapd {
   /** The LDAPS port, when started with `tls`. */
   tlsPort = 0;
 
-  constructor(private readonly fixture: LdapFixture, private readonly options: { allowAnonymousDnBind?: boolean; tls?: boolean } = {}) {}
+  /** `host`: the address it listens on (default loopback; a node's address for pods to reach it). */
+  constructor(private readonly fixture: LdapFixture, private readonly options: { allowAnonymousDnBind?: boolean; tls?: boolean; host?: string } = {}) {}
 
   get url(): string {
-    return `ldap://127.0.0.1:${this.port}`;
+    return `ldap://${this.options.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   get ldapsUrl(): string {

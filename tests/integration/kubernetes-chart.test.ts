@@ -11,6 +11,7 @@ import { api, Browser, eventually, landInServer, REPO, xsrfFromHtml } from '../h
 import { requireService } from '../helpers/jupyter.js';
 import { executeInKernel } from '../helpers/kernel.js';
 import { clusterInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
+import { BASE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from '../helpers/slapd.js';
 
 /**
  * The Helm chart installed as a user would (`helm install` with default values) on the real test cluster
@@ -224,4 +225,53 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     const services = (await cluster.core.listNamespacedService({ namespace })).items.map((s) => s.metadata!.name);
     expect(services).toEqual([]);
   });
+});
+
+describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapdAvailable))('the Helm chart with LDAP sign-in', () => {
+  const suffix = randomBytes(3).toString('hex');
+  const release = 'lab';
+  let cluster: TestCluster;
+  let slapd: Slapd;
+
+  const helm = (args: string[]) => run(join(K8S_BIN, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], {
+    timeout: 300_000, env: { ...process.env, HELM_CACHE_HOME: '/tmp/labhub-helm', HELM_CONFIG_HOME: '/tmp/labhub-helm', HELM_DATA_HOME: '/tmp/labhub-helm' },
+  });
+  /** The release installed in its own namespace beside a Secret `idp` holding `secrets`; returns the proxy's origin. */
+  async function install(namespace: string, secrets: Record<string, string>, values: string[]): Promise<string> {
+    await cluster.createNamespace(namespace);
+    await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'idp' }, stringData: secrets } });
+    await helm(['install', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'auth.existingSecret=idp', ...values.flatMap((v) => ['--set', v])]);
+    const service = await cluster.core.readNamespacedService({ name: `${release}-labhub-proxy-public`, namespace });
+    return `http://${service.spec!.clusterIP}:${service.spec!.ports![0]!.port}`;
+  }
+  const escaped = (dn: string) => dn.replaceAll(',', '\\,');
+
+  beforeAll(async () => {
+    cluster = await TestCluster.connect();
+    // The directory runs on this machine, at the node's address the hub pods reach.
+    const node = await cluster.nodeAddress();
+    slapd = new Slapd({ people: [{ uid: 'frank', password: 'Frank-pw-77' }], groups: {} }, { host: node });
+    await slapd.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await slapd?.stop();
+    await cluster?.stop();
+  });
+
+  it('signs a directory user in through the proxy Service, with the search password from the named Secret', async () => {
+    const origin = await install(`chart-ldap-${suffix}`, { 'ldap-bind-password': SERVICE_PASSWORD }, [
+      'auth.type=ldap', `auth.ldap.url=${slapd.url}`, `auth.ldap.search.base_dn=${escaped(`ou=people,${BASE_DN}`)}`,
+      `auth.ldap.search.bind_dn=${escaped(SERVICE_DN)}`, 'auth.adminUsers={frank}',
+    ]);
+    const frank = new Browser(origin);
+    const home = await frank.login('frank', 'Frank-pw-77');
+    expect(home.status, frank.visited.join(' -> ')).toBe(200);
+    expect(frank.visited.at(-1)).toBe('/hub/home');
+    expect((await frank.navigate('/hub/admin')).status).toBe(200);
+    const intruder = new Browser(origin);
+    await intruder.login('frank', 'not-his-password');
+    await intruder.navigate('/hub/home');
+    expect(intruder.visited.at(-1)).toMatch(/^\/hub\/login/);
+  }, 300_000);
 });
