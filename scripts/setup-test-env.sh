@@ -132,7 +132,7 @@ cat "$K8S_LOG"
 # One node from the parts setup-k8s.sh built, with the labhub/* images built above imported into its containerd
 # (cold ~3 min, then ~2 s); the Kubernetes tests run on it. `bash scripts/k8s-cluster.sh down` removes it.
 T0=$(date +%s)
-bash "$(dirname "${BASH_SOURCE[0]}")/k8s-cluster.sh" up >/dev/null
+"${SUDO[@]}" bash "$(dirname "${BASH_SOURCE[0]}")/k8s-cluster.sh" up >/dev/null
 did+=("Kubernetes test cluster up ($(($(date +%s) - T0)) s)")
 
 # ---------------------------------------------------------------- summary
