@@ -15,6 +15,9 @@ import { eventually, REPO } from './hub.js';
 const run = promisify(execFile);
 export const K8S_BIN = join(process.env.LABHUB_K8S_DIR ?? '/opt/labhub/k8s', 'bin');
 const CLUSTER_SCRIPT = join(REPO, 'scripts/k8s-cluster.sh');
+export const CHART = join(REPO, 'deploy/helm/labhub');
+/** helm's cache, config and data: a scratch directory, never the user's own. */
+const HELM_HOME = '/tmp/labhub-helm';
 const PARTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'kubectl', 'helm', 'coredns', 'kube-router', 'local-path-provisioner'];
 
 /** Every part of the cluster built and installed (scripts/setup-k8s.sh). */
@@ -111,6 +114,14 @@ export class TestCluster {
   /** A shell command in a pod's first container, through the API server and the kubelet (`kubectl exec`). */
   async exec(namespace: string, pod: string, command: string): Promise<string> {
     return this.kubectl(['exec', '-n', namespace, pod, '--', 'sh', '-c', command]);
+  }
+
+  /** `helm` against this cluster (built by scripts/setup-k8s.sh); returns its output. */
+  async helm(args: string[], timeoutMs = 300_000): Promise<string> {
+    const { stdout } = await run(join(K8S_BIN, 'helm'), [...args, '--kubeconfig', this.kubeconfigPath], {
+      timeout: timeoutMs, env: { ...process.env, HELM_CACHE_HOME: HELM_HOME, HELM_CONFIG_HOME: HELM_HOME, HELM_DATA_HOME: HELM_HOME },
+    });
+    return stdout;
   }
 
   /** `kubectl` against this cluster (built by scripts/setup-k8s.sh), for diagnostics. */

@@ -7,10 +7,10 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { api, Browser, eventually, landInServer, REPO, xsrfFromHtml } from '../helpers/hub.js';
+import { api, Browser, eventually, landInServer, xsrfFromHtml } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
 import { executeInKernel } from '../helpers/kernel.js';
-import { clusterInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
+import { CHART, clusterInstalled, TestCluster } from '../helpers/kube.js';
 import { BASE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from '../helpers/slapd.js';
 
 /**
@@ -20,7 +20,6 @@ import { BASE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from '..
  * kube-router, probed from inside a user's pod, and probed again with the policies turned off so that the probes
  * themselves are shown able to succeed.
  */
-const CHART = join(REPO, 'deploy/helm/labhub');
 const APP_VERSION = (parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
 const HUB_IMAGE = `labhub/hub:${APP_VERSION}`;
 const run = promisify(execFile);
@@ -45,9 +44,6 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
   let admin = '';
   let metadata: Server | undefined;
 
-  const helm = (args: string[]) => run(join(K8S_BIN, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], {
-    timeout: 300_000, env: { ...process.env, HELM_CACHE_HOME: '/tmp/labhub-helm', HELM_CONFIG_HOME: '/tmp/labhub-helm', HELM_DATA_HOME: '/tmp/labhub-helm' },
-  }).then((r) => r.stdout);
 
   const hubPod = async () => {
     const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=hub' });
@@ -100,7 +96,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
 
   beforeAll(async () => {
     cluster = await TestCluster.connect();
-    await helm(['install', release, CHART, '--namespace', namespace, '--create-namespace', '--wait', '--timeout', '240s']);
+    await cluster.helm(['install', release, CHART, '--namespace', namespace, '--create-namespace', '--wait', '--timeout', '240s']);
     const service = await cluster.core.readNamespacedService({ name: `${fullname}-proxy-public`, namespace });
     origin = `http://${service.spec!.clusterIP}:${service.spec!.ports![0]!.port}`;
     // The first admin through the one-time setup link the hub logs at its first start, opened through the proxy.
@@ -119,7 +115,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
   afterAll(async () => {
     metadata?.close();
     await run('ip', ['addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', 'lo']).catch(() => undefined);
-    await helm(['uninstall', release, '--namespace', namespace]).catch(() => undefined);
+    await cluster.helm(['uninstall', release, '--namespace', namespace]).catch(() => undefined);
     await cluster?.core.deleteNamespace({ name: namespace }).catch(() => undefined);
     await cluster?.stop();
   });
@@ -160,7 +156,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     await startServer('erin');
     await landInServer(erin, '/user/erin/');
     const before = (await cluster.core.readNamespacedSecret({ name: `${fullname}-hub`, namespace })).data;
-    await helm(['upgrade', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'singleuser.startTimeout=600']);
+    await cluster.helm(['upgrade', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'singleuser.startTimeout=600']);
     expect((await cluster.core.readNamespacedSecret({ name: `${fullname}-hub`, namespace })).data).toEqual(before);
     const replaced = (await hubPod())!.metadata!.name!;
     await cluster.core.deleteNamespacedPod({ name: replaced, namespace });
@@ -196,7 +192,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
       expect(enforced[blocked], `${blocked}: ${JSON.stringify(enforced)}`).toMatch(/timed out|TimeoutError|refused/i);
     }
 
-    await helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--set', 'networkPolicy.enabled=false', '--wait']);
+    await cluster.helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--set', 'networkPolicy.enabled=false', '--wait']);
     const open = await eventually(async () => {
       const probes = await probeFrom(probePod, targets);
       return Object.values(probes).every((p) => /^\d+$/.test(p)) ? probes : null;
@@ -206,14 +202,14 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     expect(Number(open.otherUser)).toBeGreaterThanOrEqual(200);
     expect(Number(open.kubernetesApi)).toBeGreaterThanOrEqual(200);
 
-    await helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--set', 'networkPolicy.enabled=true', '--wait']);
+    await cluster.helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--set', 'networkPolicy.enabled=true', '--wait']);
     await eventually(async () => /timed out|TimeoutError|refused/i.test((await probeFrom(probePod, { metadata: targets.metadata })).metadata!), 60_000, 2000);
   });
 
   it('helm uninstall leaves the hub DB claim and the users\' home claims, as documented', async () => {
     for (const user of ['dora', 'erin']) await api(origin, admin, 'DELETE', `/users/${user}/server`);
     await eventually(async () => (await cluster.core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=singleuser-server' })).items.length === 0, 60_000, 1000);
-    await helm(['uninstall', release, '--namespace', namespace, '--wait']);
+    await cluster.helm(['uninstall', release, '--namespace', namespace, '--wait']);
     await eventually(async () => (await cluster.core.listNamespacedPod({ namespace })).items.length === 0, 90_000, 1000);
     const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map((c) => c.metadata!.name!).sort();
     expect(claims).toContain(`${fullname}-hub-db`);
@@ -233,14 +229,11 @@ describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapd
   let cluster: TestCluster;
   let slapd: Slapd;
 
-  const helm = (args: string[]) => run(join(K8S_BIN, 'helm'), [...args, '--kubeconfig', cluster.kubeconfigPath], {
-    timeout: 300_000, env: { ...process.env, HELM_CACHE_HOME: '/tmp/labhub-helm', HELM_CONFIG_HOME: '/tmp/labhub-helm', HELM_DATA_HOME: '/tmp/labhub-helm' },
-  });
   /** The release installed in its own namespace beside a Secret `idp` holding `secrets`; returns the proxy's origin. */
   async function install(namespace: string, secrets: Record<string, string>, values: string[]): Promise<string> {
     await cluster.createNamespace(namespace);
     await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'idp' }, stringData: secrets } });
-    await helm(['install', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'auth.existingSecret=idp', ...values.flatMap((v) => ['--set', v])]);
+    await cluster.helm(['install', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'auth.existingSecret=idp', ...values.flatMap((v) => ['--set', v])]);
     const service = await cluster.core.readNamespacedService({ name: `${release}-labhub-proxy-public`, namespace });
     return `http://${service.spec!.clusterIP}:${service.spec!.ports![0]!.port}`;
   }

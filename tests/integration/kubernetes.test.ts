@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../hub/config/load.js';
-import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
-import { clusterInstalled, K8S_BIN, TestCluster } from '../helpers/kube.js';
+import { api, eventually, HubProcess } from '../helpers/hub.js';
+import { CHART, clusterInstalled, TestCluster } from '../helpers/kube.js';
 import { requireService } from '../helpers/jupyter.js';
 import { labelValue } from '../../spawners/kubernetes/names.js';
 
@@ -21,8 +19,6 @@ import { labelValue } from '../../spawners/kubernetes/names.js';
  * hub and proxy in the cluster, is kubernetes-chart.test.ts.
  */
 const IMAGE = 'labhub/notebook-debian:latest';
-const CHART = join(REPO, 'deploy/helm/labhub');
-const run = promisify(execFile);
 const docker = new Docker();
 const ready = requireService('Kubernetes test cluster and helm (scripts/setup-k8s.sh, scripts/k8s-cluster.sh)', clusterInstalled())
   && requireService('Docker engine', await docker.ping().then(() => true, () => false))
@@ -42,11 +38,6 @@ function writeTemp(text: string): string {
   return path;
 }
 
-function helm(args: string[], kubeconfig?: string): Promise<string> {
-  return run(join(K8S_BIN, 'helm'), [...args, ...(kubeconfig ? ['--kubeconfig', kubeconfig] : [])], { timeout: 60_000, env: { ...process.env, HELM_CACHE_HOME: '/tmp/labhub-helm', HELM_CONFIG_HOME: '/tmp/labhub-helm', HELM_DATA_HOME: '/tmp/labhub-helm' } })
-    .then((r) => r.stdout);
-}
-
 describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm chart\'s RBAC', () => {
   const namespace = `labhub-${randomBytes(3).toString('hex')}`;
   const release = 'lh';
@@ -59,7 +50,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
   beforeAll(async () => {
     cluster = await TestCluster.connect();
     await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
-    rendered = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
+    rendered = await cluster.helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
       '--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883']);
     // This machine plays the hub: everything but the chart's own hub and proxy (and the hub's DB claim).
     await cluster.apply(rendered.split(/^---$/m).filter((d) => !/^kind: (Deployment|PersistentVolumeClaim)$/m.test(d)).join('---\n'), namespace);
@@ -109,7 +100,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
       'ldap-bind-password': '0123456789', 'oidc-client-secret': 'client: secret',
       'mqtt-admin-url': 'mqtt://admin:pw@10.20.0.5:1883', 'postgres-admin-url': 'postgres://admin:pw@10.20.0.6:5432/lab',
     };
-    const text = await helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
+    const text = await cluster.helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
       '--set', 'auth.type=ldap', '--set', 'auth.ldap.url=ldaps://ldap.example.org', '--set', 'auth.ldap.search.base_dn=ou=people\\,dc=example\\,dc=org',
       '--set', 'auth.ldap.search.bind_dn=cn=reader\\,dc=example\\,dc=org', '--set', 'auth.oidc.issuer=https://id.example.org',
       '--set', 'auth.oidc.client_id=labhub', '--set', 'auth.extra.allowed_groups={physics}', '--set', 'auth.existingSecret=idp',
@@ -204,9 +195,9 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     const ns = `${namespace}-helm`;
     await cluster.createNamespace(ns);
     const install = ['upgrade', '--install', 'keep', CHART, '--namespace', ns];
-    await helm(install, cluster.kubeconfigPath);
+    await cluster.helm(install, 60_000);
     const first = await cluster.core.readNamespacedSecret({ name: 'keep-labhub-hub', namespace: ns });
-    await helm([...install, '--set', 'singleuser.startTimeout=600'], cluster.kubeconfigPath);
+    await cluster.helm([...install, '--set', 'singleuser.startTimeout=600'], 60_000);
     const second = await cluster.core.readNamespacedSecret({ name: 'keep-labhub-hub', namespace: ns });
     expect(second.data!['cookie-secret']).toHaveLength(first.data!['cookie-secret']!.length);
     expect(second.data).toEqual(first.data);
