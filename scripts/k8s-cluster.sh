@@ -31,6 +31,8 @@ DNS_SERVICE_IP=10.96.0.10
 POD_CIDR=10.244.0.0/16
 NODE_POD_CIDR=10.244.0.0/24
 CLUSTER_DOMAIN=cluster.local
+# Routing table (and rule priority) that makes untranslated cluster IPs unreachable from pods.
+UNTRANSLATED_TABLE=1096
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MANIFESTS="$HERE/k8s-cluster"
 COMPONENTS=(etcd kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy kube-router local-path-provisioner)
@@ -108,7 +110,7 @@ cert() {
 }
 # kubeconfig NAME USER_CERT SERVER
 kubeconfig() {
-  local b64; b64() { base64 -w0 <"$1"; }
+  b64() { base64 -w0 <"$1"; }
   cat >"$STATE/$1.kubeconfig" <<KUBECONFIG
 apiVersion: v1
 kind: Config
@@ -339,14 +341,14 @@ up() {
   flock 9
   # Bridged pod traffic must pass iptables for kube-proxy's Services and kube-router's policies.
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null 2>&1 || true
-  # A connection to a cluster IP that kube-proxy did not translate (a Service between two endpoints) would leave by
-  # the default route, and this machine's network answers any address: a kept-alive connection then talks to a
-  # stranger for good. Cluster IPs are unroutable on a real cluster; refuse them here likewise.
-  iptables -w -N LABHUB-UNTRANSLATED 2>/dev/null || iptables -w -F LABHUB-UNTRANSLATED
-  iptables -w -A LABHUB-UNTRANSLATED -d "$SERVICE_CIDR" -m conntrack ! --ctstate DNAT -j REJECT
-  for hook in FORWARD OUTPUT; do
-    iptables -w -C "$hook" -j LABHUB-UNTRANSLATED 2>/dev/null || iptables -w -I "$hook" 1 -j LABHUB-UNTRANSLATED
-  done
+  # A pod's connection to a cluster IP that kube-proxy did not translate (a Service between two endpoints) would
+  # leave by the default route, and this machine's network answers any address: a kept-alive connection then talks
+  # to a stranger for good. Cluster IPs are unroutable on a real cluster; here a routing rule for traffic from the
+  # pods' bridge makes them so (translated packets already carry a pod's address). A rule, not an iptables jump:
+  # kube-router and Docker insert their jumps above ours in FORWARD and accepted pod traffic before it was reached.
+  ip route replace unreachable "$SERVICE_CIDR" table "$UNTRANSLATED_TABLE"
+  ip rule show | grep -q "lookup $UNTRANSLATED_TABLE" ||
+    ip rule add iif labhub-cni0 to "$SERVICE_CIDR" lookup "$UNTRANSLATED_TABLE" priority "$UNTRANSLATED_TABLE"
   make_pki "$ip" "$node"
   start_control_plane "$ip"
   start_containerd
@@ -386,11 +388,13 @@ stop_all() {
 
 down() {
   stop_all
-  # What the kubelet, kube-proxy, kube-router, the CNI plugins and `up` put in iptables: every chain named KUBE-*, CNI-*
+  ip rule del priority "$UNTRANSLATED_TABLE" 2>/dev/null || true
+  ip route flush table "$UNTRANSLATED_TABLE" 2>/dev/null || true
+  # What the kubelet, kube-proxy, kube-router and the CNI plugins put in iptables: every chain named KUBE-* or CNI-*
   # and every rule that jumps to one, table by table, leaving the rest (Docker's) as it is.
   local table
   for table in filter nat mangle raw; do
-    iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-|LABHUB-UNTRANSLATED)' | iptables-restore -w 5 2>/dev/null || true
+    iptables-save -t "$table" 2>/dev/null | grep -Ev -- '(^:|-A |-j |-g )(KUBE-|CNI-)' | iptables-restore -w 5 2>/dev/null || true
   done
   { ipset list -n 2>/dev/null || true; } | awk '/^(KUBE-|kube-router)/' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
   { ip netns list 2>/dev/null || true; } | awk '/^cni-/ {print $1}' | while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done
