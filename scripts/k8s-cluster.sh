@@ -339,6 +339,9 @@ up() {
   # Test files call `up` at the same moment: one starts what is missing, the others wait and find it running.
   exec 9>"$RUN/up.lock"
   flock 9
+  # Pid files of daemons that died with the machine's last session would read as "exited" while waiting below.
+  local c
+  for c in "${COMPONENTS[@]}"; do running "$c" || rm -f "$RUN/$c.pid"; done
   # Bridged pod traffic must pass iptables for kube-proxy's Services and kube-router's policies.
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null 2>&1 || true
   # A pod's connection to a cluster IP that kube-proxy did not translate (a Service between two endpoints) would
