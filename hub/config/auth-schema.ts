@@ -61,7 +61,13 @@ const oidcSchema = z.strictObject({
   client_id: z.string().min(1),
   client_secret: z.string().min(1),
   /** Default: <public_url>/hub/oauth_callback; it must be registered at the provider. */
-  redirect_url: url.optional(),
+  redirect_url: url
+    // The token request carries the callback as the browser reached it, in a URL's normal form; the authorization
+    // request must carry the same string or the provider refuses the code (invalid_grant) after a successful login.
+    .refine((u) => !URL.canParse(u) || new URL(u).href === u, {
+      error: (issue) => `write it in its normal form, ${new URL(String(issue.input)).href}: the provider compares it as text`,
+    })
+    .optional(),
   scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).default(['openid', 'profile', 'email']),
   /** Claim giving the username (from the ID token, else userinfo). `email` is used only when email_verified is true. */
   username_claim: z.string().min(1).default('preferred_username'),

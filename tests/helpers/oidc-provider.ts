@@ -23,10 +23,11 @@ export class TestProvider {
    */
   tokenRequestsAs: { clientId: string; secret: string } | null = null;
 
-  constructor(readonly port: number, private readonly accounts: Accounts) {}
+  /** `host`: where the issuer listens (default loopback; a node's address for a hub in a pod to reach it). */
+  constructor(readonly port: number, private readonly accounts: Accounts, private readonly host = '127.0.0.1') {}
 
   get issuer(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   start(hubUrl: string): Promise<void> {
@@ -54,7 +55,7 @@ export class TestProvider {
       this.server = provider.listen(0, '127.0.0.1', () => {
         const backend = (this.server!.address() as AddressInfo).port;
         this.front = createServer((req, res) => this.forward(backend, req, res));
-        this.front.listen(this.port, '127.0.0.1', () => resolve());
+        this.front.listen(this.port, this.host, () => resolve());
       });
     });
   }

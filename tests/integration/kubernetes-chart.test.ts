@@ -11,6 +11,8 @@ import { api, Browser, eventually, landInServer, xsrfFromHtml } from '../helpers
 import { requireService } from '../helpers/jupyter.js';
 import { executeInKernel } from '../helpers/kernel.js';
 import { CHART, clusterInstalled, TestCluster } from '../helpers/kube.js';
+import { CLIENT_ID, CLIENT_SECRET, TestProvider, TwoSiteBrowser } from '../helpers/oidc-provider.js';
+import { freePort } from '../helpers/ports.js';
 import { BASE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd, slapdAvailable } from '../helpers/slapd.js';
 
 /**
@@ -223,11 +225,12 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
   });
 });
 
-describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapdAvailable))('the Helm chart with LDAP sign-in', () => {
+describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapdAvailable))('the Helm chart with LDAP and OpenID Connect sign-in', () => {
   const suffix = randomBytes(3).toString('hex');
   const release = 'lab';
   let cluster: TestCluster;
   let slapd: Slapd;
+  let provider: TestProvider;
 
   /** The release installed in its own namespace beside a Secret `idp` holding `secrets`; returns the proxy's origin. */
   async function install(namespace: string, secrets: Record<string, string>, values: string[]): Promise<string> {
@@ -235,20 +238,22 @@ describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapd
     await cluster.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'idp' }, stringData: secrets } });
     await cluster.helm(['install', release, CHART, '--namespace', namespace, '--wait', '--timeout', '240s', '--set', 'auth.existingSecret=idp', ...values.flatMap((v) => ['--set', v])]);
     const service = await cluster.core.readNamespacedService({ name: `${release}-labhub-proxy-public`, namespace });
-    return `http://${service.spec!.clusterIP}:${service.spec!.ports![0]!.port}`;
+    return new URL(`http://${service.spec!.clusterIP}:${service.spec!.ports![0]!.port}`).origin;
   }
   const escaped = (dn: string) => dn.replaceAll(',', '\\,');
 
   beforeAll(async () => {
     cluster = await TestCluster.connect();
-    // The directory runs on this machine, at the node's address the hub pods reach.
+    // The identity providers run on this machine, at the node's address the hub pods reach.
     const node = await cluster.nodeAddress();
     slapd = new Slapd({ people: [{ uid: 'frank', password: 'Frank-pw-77' }], groups: {} }, { host: node });
     await slapd.start();
+    provider = new TestProvider(await freePort(), { 'sub-gina': { preferred_username: 'gina' }, 'sub-hugo': { preferred_username: 'hugo' } }, node);
   }, 120_000);
 
   afterAll(async () => {
     await slapd?.stop();
+    await provider?.stop();
     await cluster?.stop();
   });
 
@@ -266,5 +271,23 @@ describe.skipIf(!ready || !requireService('slapd (scripts/setup-auth.sh)', slapd
     await intruder.login('frank', 'not-his-password');
     await intruder.navigate('/hub/home');
     expect(intruder.visited.at(-1)).toMatch(/^\/hub\/login/);
+  }, 300_000);
+
+  it('signs a user in with OpenID Connect through the proxy Service, with the client secret from the named Secret', async () => {
+    const namespace = `chart-oidc-${suffix}`;
+    const origin = await install(namespace, { 'oidc-client-secret': CLIENT_SECRET }, [
+      'auth.type=oidc', `auth.oidc.issuer=${provider.issuer}`, `auth.oidc.client_id=${CLIENT_ID}`, 'auth.oidc.allow_insecure_http=true',
+      'auth.allowedUsers={gina}',
+    ]);
+    // The public address is the proxy Service's, known once it exists: the provider and the hub learn it now.
+    await provider.start(origin);
+    await cluster.helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--wait', '--timeout', '240s', '--set', `auth.oidc.redirect_url=${new URL('/hub/oauth_callback', origin).href}`]);
+    const gina = new TwoSiteBrowser(origin, provider.issuer);
+    const { res, url } = await gina.go('/hub/oauth_login?next=%2Fhub%2Fhome', 'sub-gina');
+    const log = () => cluster.kubectl(['logs', '-n', namespace, '-l', 'app.kubernetes.io/component=hub', '--tail', '30']).catch((e: Error) => e.message);
+    expect(res.status, `${gina.visited.map((u) => u.pathname).join(' -> ')}\n${res.status === 200 ? '' : await log()}`).toBe(200);
+    expect(url.pathname).toBe('/hub/home');
+    const hugo = new TwoSiteBrowser(origin, provider.issuer);
+    expect((await hugo.go('/hub/oauth_login?next=%2Fhub%2Fhome', 'sub-hugo')).res.status).toBe(403);
   }, 300_000);
 });

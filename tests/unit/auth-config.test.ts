@@ -30,4 +30,12 @@ describe('auth config', () => {
     expect(problems({ oidc: { issuer: 'not a url', client_id: 'a', client_secret: 'b' } }).length).toBe(1);
     expect(problems({ rate_limit: { account_failures: 0 } }).length).toBe(1);
   });
+
+  it('wants the OIDC redirect URL in the normal form openid-client sends to the token endpoint', () => {
+    const oidc = (redirect_url: string) => problems({ oidc: { issuer: 'https://id.example.org', client_id: 'a', client_secret: 'b', redirect_url } });
+    expect(oidc('http://10.96.0.7:80/hub/oauth_callback').join()).toMatch(/normal form, http:\/\/10\.96\.0\.7\/hub\/oauth_callback/);
+    expect(oidc('https://LAB.example.org/hub/oauth_callback').join()).toMatch(/https:\/\/lab\.example\.org\//);
+    expect(oidc('not a url').length).toBe(1);
+    expect(oidc('https://lab.example.org:8443/hub/oauth_callback')).toEqual([]);
+  });
 });
