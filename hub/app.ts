@@ -36,6 +36,8 @@ import { authorizationsRouter } from './api/authorizations.js';
 import { shutdownRouter } from './api/shutdown.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
+import { servicesRouter } from './api/services.js';
+import { syncServiceClients } from './services/oauth-clients.js';
 import { authPages } from './pages/auth.js';
 import { createSetupLink } from './auth/one-time-links.js';
 import { TrustedProxies } from './auth/trusted-proxies.js';
@@ -161,7 +163,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const classes = new ClassGuard({ store, spawner, bounds: classBounds(config), credentialDefaults: config.credentials.policy, log: log.child({ component: 'classes' }) });
   const servers = new ServerManager(
     {
-      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials, classes,
+      store, spawner, proxy, tokens, metrics, log: log.child({ component: 'servers' }), credentials, classes, services: config.services,
       authStateFor: (user) => authStateForSpawn({ store, authenticator, vault: authState, enabled: config.auth.auth_state.enabled }, user),
     },
     {
@@ -243,6 +245,7 @@ async function syncConfigState(ctx: HubContext): Promise<void> {
       await tokens.storeSupplied(service.api_token, { owner: { serviceId: row.id }, scopes: ['inherit'], note: `Service ${service.name} (config)` });
     }
   }
+  await syncServiceClients(store, config.services, log);
   const declared = [];
   for (const role of roles.values()) {
     if (['user', 'admin', 'server', 'token'].includes(role.name) && !config.roles.some((r) => r.name === role.name)) continue;
@@ -311,7 +314,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
   });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
-    authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx));
+    authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx), servicesRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {

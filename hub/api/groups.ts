@@ -6,7 +6,7 @@ import type { GroupRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import type { Store } from '../db/index.js';
 import { auditBy, recordAudit } from '../audit/record.js';
-import { filterForList, groupModelKeysFor } from '../auth/scopes.js';
+import { groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
 import { hasRequestBody, isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
@@ -59,12 +59,10 @@ export function groupsRouter(ctx: HubContext): Router {
   }
 
   router.get('/groups', async (req, res) => {
-    const requester = await authz.require(res.locals.requester ?? null, ['list:groups']);
+    const { requester, only } = authz.requireList(res.locals.requester ?? null, 'list:groups');
     const paginated = wantsPagination(req.get('accept'));
     const { offset, limit } = pagination(req.query, paginated);
-    const access = filterForList(requester.scopes, 'list:groups');
-    if (access.access === 'denied') throw new HttpError(403, 'list:groups can only be filtered by group');
-    const { rows, total } = await store.groups.list(offset, limit, access.access === 'some' ? [...access.filters.group] : undefined);
+    const { rows, total } = await store.groups.list(offset, limit, only ? [...only.group] : undefined);
     const items = await models(requester, rows);
     res.json(paginated ? paginatedBody(items, offset, limit, total, requestUrl(req)) : items);
   });

@@ -3,6 +3,7 @@ import type { Authorizer, Requester } from '../auth/identity.js';
 import type { HubContext } from '../context.js';
 import { ADMIN_ROLE } from '../db/roles.js';
 import { progressUrl, serverPrefix } from '../servers/naming.js';
+import { servicePrefix } from '../services/oauth-clients.js';
 
 /** JupyterHub's `pending`: a start or stop in progress. */
 function pendingOf(row: ServerRow | undefined): 'spawn' | 'stop' | null {
@@ -138,10 +139,10 @@ export async function serviceModel(ctx: HubContext, requester: Requester, servic
     roles: rolesOf(Boolean(service.admin), roles, []),
     admin: Boolean(service.admin),
     url: service.url ?? '',
-    prefix: service.url ? `/services/${encodeURIComponent(service.name)}/` : '',
+    prefix: service.url ? servicePrefix(service.name) : '',
     command: [],
     pid: 0,
-    info: {},
+    info: config?.info ?? {},
     display: config?.display ?? true,
   };
   const model: Record<string, unknown> = {};

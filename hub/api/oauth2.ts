@@ -42,7 +42,10 @@ export function oauth2Router(ctx: HubContext): Router {
     return client;
   }
 
-  /** Logged-in user and the scopes the code will carry; 403 when the user may not use the client's server. */
+  /**
+   * Logged-in user and the scopes the code will carry; 403 when the user may not use the client's target (a server,
+   * or a service). `confirm`: whether to ask first, as for another user's server or a service not marked trusted.
+   */
   async function grant(req: Request, res: Response, query: z.infer<typeof authorizeQuery>) {
     const requester = await authz.fromSession(req);
     if (!requester?.user) {
@@ -52,15 +55,18 @@ export function oauth2Router(ctx: HubContext): Router {
     const client = await clientFor(query);
     const allowed = JSON.parse(client.allowed_scopes) as string[];
     const access = allowed.filter((s) => s.startsWith('access:'));
-    const target = access[0]?.match(/!server=(.*)$/)?.[1];
-    if (!target || checkScope(requester.scopes, ['access:servers'], { server: target }, requester.groupsOf) !== 'allowed') {
-      throw new HttpError(403, `${requester.name} is not allowed to access this server. Your own servers are on your home page, /hub/home.`);
+    const target = clientTarget(access[0]);
+    if (!target || checkScope(requester.scopes, [target.scope], target.resource, requester.groupsOf) !== 'allowed') {
+      const what = target?.kind === 'service' ? `the service ${target.name}` : 'this server';
+      throw new HttpError(403, `${requester.name} is not allowed to access ${what}. Your own servers are on your home page, /hub/home.`);
     }
     const owner = { kind: 'user' as const, name: requester.name };
     const requested = requestedOAuthScopes(query.scope);
     const scopes = requested.size ? [...resolveRequestedScopes(requested, allowed, owner, requester.groupsOf).allowed] : allowed;
-    const own = target.startsWith(`${requester.name}/`);
-    return { requester, client, scopes: [...new Set([...scopes, ...access])], own, target };
+    const confirm = target.kind === 'server'
+      ? !target.name.startsWith(`${requester.name}/`)
+      : !ctx.config.services.some((s) => s.name === target.name && s.oauth_no_confirm);
+    return { requester, client, scopes: [...new Set([...scopes, ...access])], confirm, target };
   }
 
   async function issueCode(res: Response, g: NonNullable<Awaited<ReturnType<typeof grant>>>, query: z.infer<typeof authorizeQuery>) {
@@ -82,11 +88,13 @@ export function oauth2Router(ctx: HubContext): Router {
     const query = parseOAuth(authorizeQuery, req.query);
     const g = await grant(req, res, query);
     if (!g) return;
-    // Another user's server (an admin, or a share) needs an explicit yes, so a link alone cannot log someone in there.
-    if (!g.own) {
+    // Another user's server (an admin, or a share) or a service needs an explicit yes, so a link alone cannot log
+    // someone in there.
+    if (g.confirm) {
       const xsrf = ctx.xsrf.tokenFor(req, res, g.requester.session!.id);
       res.status(200).send(renderPage('oauth-confirm.njk', {
         user: g.requester.user, xsrf, target: g.target, client: g.client.description, query,
+        extra: g.scopes.filter((scope) => !scope.startsWith('access:')),
       }));
       return;
     }
@@ -148,6 +156,15 @@ function parseOAuth<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> 
     throw new HttpError(400, `Invalid OAuth request: ${issue.path.join('.') || 'parameters'}: ${issue.message}`);
   }
   return result.data;
+}
+
+/** What an OAuth client's access scope opens: a server `"user/name"` or a service. */
+function clientTarget(access: string | undefined) {
+  const server = access?.match(/^access:servers!server=(.+)$/)?.[1];
+  if (server) return { kind: 'server' as const, name: server, scope: 'access:servers', resource: { server } };
+  const service = access?.match(/^access:services!service=(.+)$/)?.[1];
+  if (service) return { kind: 'service' as const, name: service, scope: 'access:services', resource: { service } };
+  return null;
 }
 
 function basicCredentials(req: Request): { id: string; secret: string } | null {

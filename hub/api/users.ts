@@ -4,7 +4,7 @@ import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { filterForList, PASSWORDS_SCOPE } from '../auth/scopes.js';
+import { PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { userModels } from './models.js';
 import { removeUser, type UserRemoval } from '../users/removal.js';
 import { createInvitation, INVITATION_TTL_S, invitationUrl } from '../auth/one-time-links.js';
@@ -59,14 +59,12 @@ export function usersRouter(ctx: HubContext): Router {
   }
 
   router.get('/users', async (req, res) => {
-    const requester = await authz.require(res.locals.requester ?? null, ['list:users']);
+    const { requester, only } = authz.requireList(res.locals.requester ?? null, 'list:users');
     const q = parseInput(listQuery, req.query, 'query');
     const paginated = wantsPagination(req.get('accept'));
     const { offset, limit } = pagination(req.query, paginated);
-    const access = filterForList(requester.scopes, 'list:users');
-    if (access.access === 'denied') throw new HttpError(403, 'list:users cannot be filtered by server');
-    const names = access.access === 'some' ? [...access.filters.user] : undefined;
-    const groups = access.access === 'some' ? [...access.filters.group] : undefined;
+    const names = only ? [...only.user] : undefined;
+    const groups = only ? [...only.group] : undefined;
     const sort = (q.sort ?? 'id').replace(/^-/, '') as 'id' | 'name' | 'last_activity';
     const { rows, total } = await store.users.list({
       offset, limit, sort, descending: q.sort?.startsWith('-') ?? false, state: q.state, nameFilter: q.name_filter, names, groups,

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { Store } from '../db/index.js';
 import type { ServiceRow, SessionRow, TokenRow, UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { checkScope, expandScopes, formatScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeOwner } from './scopes.js';
+import { checkScope, expandScopes, filterForList, formatScopes, parseScopes, tokenScopes, type GroupsOf, type ParsedScopes, type ScopeFilters, type ScopeOwner } from './scopes.js';
 import { ADMIN_ROLE_SCOPES } from './roles.js';
 import { RequesterCache } from './requester-cache.js';
 import { secretDigest } from './tokens.js';
@@ -143,6 +143,19 @@ export class Authorizer {
     if (verdict === 'allowed') return requester;
     if (verdict === 'filtered') throw new HttpError(404, 'No access to resources or resources not found');
     throw new HttpError(403, `Action is not authorized with current scopes; requires any of [${anyOf.join(', ')}]`);
+  }
+
+  /**
+   * A list endpoint's access (upstream `needs_scope(…, post_filter=True)`): a filtered scope lists what its filters
+   * name instead of being refused. 403 without the scope, or with a filter the list cannot apply.
+   */
+  requireList(requester: Requester | null, scope: string): { requester: Requester; only: ScopeFilters | null } {
+    if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
+    const access = filterForList(requester.scopes, scope);
+    if (access.access === 'all') return { requester, only: null };
+    if (access.access === 'some') return { requester, only: access.filters };
+    if (access.reason === 'bad-filter') throw new HttpError(403, `${scope} cannot be filtered that way here`);
+    throw new HttpError(403, `Action is not authorized with current scopes; requires any of [${scope}]`);
   }
 
   /** Like require, but a yes/no answer for optional parts of a response. */

@@ -14,12 +14,25 @@ const port = z.number().int().min(1).max(65535);
 const positiveSeconds = z.number().min(0.1).max(86_400 * 366);
 const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
 
+/** An externally managed service (JupyterHub's `c.JupyterHub.services` entry without `command`): docs/services.md. */
 const serviceSchema = z.strictObject({
   name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'expected a service name of letters, digits, ., _ or -'),
+  /** Its API token, and the client secret of its OAuth client. */
   api_token: z.string().min(8, 'a service api_token needs at least 8 characters').optional(),
   admin: z.boolean().default(false),
-  url: url.optional(),
+  /** Where the proxy sends /services/<name>/. */
+  url: url.refine((u) => /^https?:$/.test(new URL(u).protocol), 'expected an http:// or https:// URL').optional(),
   display: z.boolean().default(true),
+  /** Free-form facts shown in its model (`info`). */
+  info: z.record(z.string(), z.unknown()).default({}),
+  /** Default `service-<name>`. Server clients are `jupyterhub-user-…`, so that prefix is refused. */
+  oauth_client_id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/, 'expected letters, digits, ., _ or -')
+    .refine((id) => !id.startsWith('jupyterhub-user-'), 'jupyterhub-user-… names the OAuth clients of servers').optional(),
+  /** Default `/services/<name>/oauth_callback` when `url` is set; an absolute URL for a service outside the proxy. */
+  oauth_redirect_uri: z.string().max(2000).refine((u) => u.startsWith('/') ? !u.startsWith('//') : /^https?:\/\//.test(u) && URL.canParse(u), 'expected a path or an http(s) URL').optional(),
+  /** Scopes the service may ask users for beyond identifying them (JupyterHub's `oauth_client_allowed_scopes`). */
+  oauth_client_allowed_scopes: z.array(z.string().max(300)).max(100).default([]),
+  /** Skip the consent page: for services the admin runs and users trust like the hub. */
   oauth_no_confirm: z.boolean().default(false),
 });
 
@@ -282,7 +295,9 @@ export const configSchema = z.strictObject({
   /** Seconds an OAuth access token issued to a notebook server lives. */
   oauth_token_expires_in: z.number().int().min(60).max(86_400 * 366).default(14 * 86_400),
   services: z.array(serviceSchema).default([])
-    .refine((list) => new Set(list.flatMap((s) => s.api_token ?? [])).size === list.filter((s) => s.api_token).length, 'two services share an api_token'),
+    .refine((list) => new Set(list.flatMap((s) => s.api_token ?? [])).size === list.filter((s) => s.api_token).length, 'two services share an api_token')
+    .refine((list) => new Set(list.map((s) => s.name)).size === list.length, 'two services share a name')
+    .refine((list) => new Set(list.map((s) => s.oauth_client_id ?? `service-${s.name}`)).size === list.length, 'two services share an oauth_client_id'),
   roles: z.array(roleSchema).default([]),
   credentials: credentialsSchema,
   /** What a class may grant (images, shared volumes, limits, credentials, members): see docs/classes.md. */

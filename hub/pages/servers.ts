@@ -16,6 +16,7 @@ import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
 import { isApiRequest } from '../../proxy/api-requests.js';
 import { auditBy } from '../audit/record.js';
+import { servicePrefix } from '../services/oauth-clients.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -76,8 +77,15 @@ export function serverPages(ctx: HubContext): Router {
     const lastProfile = list.find((s) => s.name === '')?.profile;
     const selected = profiles.find((p) => p.id === lastProfile)?.id ?? profiles.find((p) => p.isDefault)?.id ?? profiles[0]?.id;
     const { message } = flash(req);
+    const requester = await authz.fromSession(req);
+    const services = [];
+    for (const s of ctx.config.services) {
+      if (s.url && s.display && requester && await authz.allows(requester, ['access:services'], { service: s.name })) {
+        services.push({ name: s.name, url: servicePrefix(s.name) });
+      }
+    }
     res.send(renderPage('home.njk', {
-      ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected,
+      ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected, services,
       specsApplied: appliesProfileResources(ctx.spawner.kind),
     }));
   });

@@ -10,6 +10,7 @@ import { hashToken } from '../auth/tokens.js';
 import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
 import { oauthClientId, serverKey, serverPrefix } from './naming.js';
+import { servicePrefix } from '../services/oauth-clients.js';
 import { waitForHttp, waitForServer } from './readiness.js';
 import { resolveProfile, type ClassRecord } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
@@ -41,6 +42,8 @@ export interface ServerManagerDeps {
   credentials?: CredentialService;
   /** Gives each spawn the user's classes with only the grants within the admin's bounds. */
   classes: ClassGuard;
+  /** Services from config; those with a `url` are routed at /services/<name>/. */
+  services?: ReadonlyArray<{ name: string; url?: string | undefined }>;
 }
 
 export type StartOutcome = { status: 'ready' } | { status: 'pending' };
@@ -347,8 +350,9 @@ export class ServerManager {
   }
 
   /**
-   * Makes the proxy's table match the DB: the hub route, a route for every running server, and no other route
-   * the hub created (stale ones of stopped servers). Routes of other tools (no `jupyterhub` key) are left alone.
+   * Makes the proxy's table match the DB: the hub route, a route for every running server and every service with a
+   * URL, and no other route the hub created (stale ones of stopped servers and removed services). Routes of other
+   * tools (no `jupyterhub` key) are left alone.
    * `proxy` names one instance when several serve the same routes (`proxy.api_urls`); default: all of them.
    */
   async syncRoutes(hubTarget: string, proxy: ProxyClient = this.deps.proxy): Promise<{ added: number; removed: number }> {
@@ -360,11 +364,17 @@ export class ServerManager {
       await proxy.addRoute('/', hubTarget, { hub: true });
       added += 1;
     }
-    const wanted = new Map<string, { target: string; user: string; server: string }>();
+    const wanted = new Map<string, { path: string; target: string; data: Record<string, unknown> }>();
     for (const row of await store.servers.active()) {
       if (row.status === 'running' && row.url) {
-        wanted.set(normalizeRouteKey(serverPrefix(row.user_name, row.name)), { target: row.url, user: row.user_name, server: row.name });
+        const path = serverPrefix(row.user_name, row.name);
+        wanted.set(normalizeRouteKey(path), { path, target: row.url, data: routeData(row.user_name, row.name) });
       }
+    }
+    for (const service of this.deps.services ?? []) {
+      if (!service.url) continue;
+      const path = servicePrefix(service.name);
+      wanted.set(normalizeRouteKey(path), { path, target: service.url, data: { jupyterhub: true, service: service.name } });
     }
     const present = new Map<string, string>();
     for (const [key, route] of Object.entries(routes)) {
@@ -379,7 +389,7 @@ export class ServerManager {
     }
     for (const [key, want] of wanted) {
       if (present.get(key) === want.target) continue;
-      await proxy.addRoute(serverPrefix(want.user, want.server), want.target, routeData(want.user, want.server));
+      await proxy.addRoute(want.path, want.target, want.data);
       added += 1;
     }
     return { added, removed };

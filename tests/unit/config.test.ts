@@ -123,7 +123,7 @@ roles:
       http_timeout: 30, kind: 'local', ip: '127.0.0.1',
     });
     expect(config.services).toEqual([
-      { name: 'culler', api_token: '0123456789abcdef0123456789abcdef', admin: false, display: true, oauth_no_confirm: false },
+      { name: 'culler', api_token: '0123456789abcdef0123456789abcdef', admin: false, display: true, info: {}, oauth_client_allowed_scopes: [], oauth_no_confirm: false },
     ]);
     expect(config.roles).toEqual([{
       name: 'culler', description: '', scopes: ['list:users', 'read:users:activity', 'read:servers', 'delete:servers'],
