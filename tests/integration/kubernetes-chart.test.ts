@@ -45,6 +45,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
   let origin = '';
   let admin = '';
   let metadata: Server | undefined;
+  const labServers: Server[] = [];
 
 
   const hubPod = async () => {
@@ -116,6 +117,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
 
   afterAll(async () => {
     metadata?.close();
+    for (const server of labServers) server.close();
     await run('ip', ['addr', 'del', `${METADATA_ADDRESS}/32`, 'dev', 'lo']).catch(() => undefined);
     await cluster.helm(['uninstall', release, '--namespace', namespace]).catch(() => undefined);
     await cluster?.core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -166,6 +168,8 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
       const pod = await hubPod();
       return pod && pod.metadata!.name !== replaced;
     }, 180_000, 1000);
+    // Ready is the kubelet's word; the Service sends traffic there once kube-proxy has the new endpoint.
+    await eventually(() => fetch(`${origin}/hub/health`).then((r) => r.ok, () => false), 60_000, 500);
     // The same browser session, signed with the kept cookie secret, on the new hub; erin's server never stopped.
     const home = await erin.navigate('/hub/home');
     expect(home.status, `${erin.visited.slice(-4).join(' -> ')}: ${(await home.text()).slice(0, 300)}`).toBe(200);
@@ -179,10 +183,24 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     metadata = createServer((_req, res) => res.end('metadata')).listen(80, METADATA_ADDRESS);
     await new Promise((resolve) => metadata!.once('listening', resolve));
 
+    // A lab service the chart lets user pods reach (labServices), and another port on the same host that it does not.
+    const node = await cluster.nodeAddress();
+    const [labPort, otherPort] = [await freePort(), await freePort()];
+    for (const port of [labPort, otherPort]) {
+      const server = createServer((_req, res) => res.end('lab')).listen(port, node);
+      await new Promise((resolve) => server.once('listening', resolve));
+      labServers.push(server);
+    }
+    await cluster.helm(['upgrade', release, CHART, '--namespace', namespace, '--reuse-values', '--wait',
+      '--set', 'networkPolicy.singleuserInternet=false', '--set', `labServices.mqtt.cidr=${node}/32`, '--set', `labServices.mqtt.port=${labPort}`]);
+
     const probePod = await startServer('dora');
     const otherPod = (await cluster.core.readNamespacedPod({ name: (((await api(origin, admin, 'GET', '/users/erin')).body as { servers: Record<string, { state: { pod_name: string } }> }).servers['']!.state.pod_name), namespace })).status!.podIP;
     const targets = {
+      // By the Service's name: the cluster's DNS answers user pods.
       hubApi: `http://${fullname}-hub:8081/hub/api/`,
+      labService: `http://${node}:${labPort}/`,
+      otherLabPort: `http://${node}:${otherPort}/`,
       proxyApi: `http://${fullname}-proxy-api:8001/api/routes`,
       otherUser: `http://${otherPod}:8888/user/erin/api/status`,
       kubernetesApi: 'https://kubernetes.default.svc/version',
@@ -190,7 +208,8 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     };
     const enforced = await probeFrom(probePod, targets);
     expect(enforced.hubApi, JSON.stringify(enforced)).toBe('200');
-    for (const blocked of ['proxyApi', 'otherUser', 'kubernetesApi', 'metadata'] as const) {
+    expect(enforced.labService, JSON.stringify(enforced)).toBe('200');
+    for (const blocked of ['otherLabPort', 'proxyApi', 'otherUser', 'kubernetesApi', 'metadata'] as const) {
       expect(enforced[blocked], `${blocked}: ${JSON.stringify(enforced)}`).toMatch(/timed out|TimeoutError|refused/i);
     }
 
@@ -201,6 +220,7 @@ describe.skipIf(!ready)('the Helm chart installed on a real cluster', () => {
     }, 60_000, 2000);
     expect(open.proxyApi).toBe('403');
     expect(open.metadata).toBe('200');
+    expect(open.otherLabPort).toBe('200');
     expect(Number(open.otherUser)).toBeGreaterThanOrEqual(200);
     expect(Number(open.kubernetesApi)).toBeGreaterThanOrEqual(200);
 
