@@ -37,12 +37,14 @@ import { shutdownRouter } from './api/shutdown.js';
 import { createCredentialService } from './credentials/index.js';
 import { oauth2Router } from './api/oauth2.js';
 import { servicesRouter } from './api/services.js';
+import { sharesRouter } from './api/shares.js';
 import { syncServiceClients } from './services/oauth-clients.js';
 import { authPages } from './pages/auth.js';
 import { createSetupLink } from './auth/one-time-links.js';
 import { TrustedProxies } from './auth/trusted-proxies.js';
 import { serverPages, userUrlAtHub } from './pages/servers.js';
 import { tokenPages } from './pages/tokens.js';
+import { sharePages } from './pages/shares.js';
 import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
@@ -313,7 +315,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
     next(jsonDepth(req.body) > MAX_JSON_DEPTH ? new HttpError(400, `Request body is nested more than ${MAX_JSON_DEPTH} levels deep`) : undefined);
   });
   api.use(authenticateApi(ctx));
-  api.use(rootRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
+  api.use(rootRouter(ctx), sharesRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
     authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx), servicesRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
@@ -342,7 +344,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
 
   const pages = express.Router();
   pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  pages.use(authPages(ctx), serverPages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx));
+  pages.use(authPages(ctx), serverPages(ctx), sharePages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
   app.all('/user/{*rest}', userUrlAtHub());

@@ -62,7 +62,14 @@ export function serversRouter(ctx: HubContext): Router {
     let outcome: 'stopped' | 'pending' = 'stopped';
     if (row && row.status !== 'stopped') outcome = await servers.stop(user, server, SLOW_STOP_MS, by);
     else if (!body.remove && server && !row) throw new HttpError(404, `No such server: ${server}`);
-    if (body.remove && outcome === 'stopped' && row) await store.servers.delete(row.id);
+    if (body.remove && outcome === 'stopped' && row) {
+      // A later server of the same name is a new one: it inherits no shares or share codes.
+      await store.transaction(async (tx) => {
+        await tx.shares.deleteForServer(user.id, server);
+        await tx.shares.deleteCodesFor(user.id, server);
+        await tx.servers.delete(row.id);
+      });
+    }
     res.status(outcome === 'stopped' ? 204 : 202).end();
   };
 

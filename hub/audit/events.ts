@@ -41,6 +41,11 @@ export interface AuditDetails {
   'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string };
   'lease.issue': { lease_id: number; service: string; account: string; server: string };
   'lease.revoke': { lease_id: number; service: string; account: string };
+  /** The target is the server's owner; `with` the user or group the share is for. */
+  'share.grant': { server: string; with: { kind: 'user' | 'group'; name: string }; scopes: string[]; via?: 'code' };
+  'share.revoke': { server: string; with: { kind: 'user' | 'group'; name: string }; scopes: string[] };
+  'share_code.create': { server: string; code_id: number; scopes: string[]; expires_at: string | null };
+  'share_code.revoke': { server: string; code_id: number };
 }
 
 export type AuditAction = keyof AuditDetails;
@@ -48,7 +53,7 @@ export type AuditAction = keyof AuditDetails;
 export const AUDIT_ACTIONS: readonly AuditAction[] = Object.freeze([
   'login.success', 'login.failure', 'logout', 'token.create', 'token.revoke', 'user.create', 'user.delete', 'user.admin',
   'user.rename', 'user.password', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
-  'lease.issue', 'lease.revoke',
+  'lease.issue', 'lease.revoke', 'share.grant', 'share.revoke', 'share_code.create', 'share_code.revoke',
 ] satisfies AuditAction[]);
 
 export type AuditEvent = {

@@ -6,6 +6,7 @@ import { checkScope, expandScopes, filterForList, formatScopes, parseScopes, tok
 import { ADMIN_ROLE_SCOPES } from './roles.js';
 import { RequesterCache } from './requester-cache.js';
 import { secretDigest } from './tokens.js';
+import { sharedScopes } from '../sharing/scopes.js';
 import type { TokenService } from './token-service.js';
 import type { SessionManager } from './sessions.js';
 
@@ -57,10 +58,14 @@ export class Authorizer {
     return match ? match[1]! : null;
   }
 
-  /** Raw scopes of a user before expansion: default roles plus roles from config (directly or via groups). */
+  /**
+   * Raw scopes of a user before expansion: default roles, roles from config (directly or via groups), and the
+   * servers shared with them (directly or with a group they are in), each filtered to its one server.
+   */
   async userRoleScopes(user: UserRow): Promise<string[]> {
     const scopes = ['self', ...(user.admin ? ADMIN_ROLE_SCOPES : [])];
     scopes.push(...(await this.store.roles.scopesForUser(user.id)));
+    scopes.push(...sharedScopes(await this.store.shares.heldBy(user.id)));
     return scopes;
   }
 

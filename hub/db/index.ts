@@ -10,6 +10,7 @@ import { RoleRepository } from './roles.js';
 import { ServerRepository } from './servers.js';
 import { ServiceRepository } from './services.js';
 import { SessionRepository } from './sessions.js';
+import { ShareRepository } from './shares.js';
 import { TokenRepository } from './tokens.js';
 import { UserRepository } from './users.js';
 
@@ -29,6 +30,7 @@ export interface Store {
   identities: IdentityRepository;
   authEpoch: AuthEpochRepository;
   audit: AuditRepository;
+  shares: ShareRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -54,5 +56,6 @@ export function createStore(db: Db): Store {
     identities: new IdentityRepository(db),
     authEpoch: new AuthEpochRepository(db),
     audit: new AuditRepository(db),
+    shares: new ShareRepository(db),
   };
 }

@@ -106,6 +106,30 @@ export interface SessionsTable {
   expires_at: Timestamp;
 }
 
+/** A user's or a group's use of another user's server (JupyterHub 5.0 sharing); scopes bare, e.g. `["access:servers"]`. */
+export interface SharesTable {
+  id: Generated<number>;
+  owner_id: number;
+  server_name: string;
+  user_id: number | null;
+  group_id: number | null;
+  scopes: Json;
+  created: Timestamp;
+}
+
+/** A link that makes a share for whoever accepts it; only the code's hash is kept. */
+export interface ShareCodesTable {
+  id: Generated<number>;
+  owner_id: number;
+  server_name: string;
+  code_hash: string;
+  scopes: Json;
+  created: Timestamp;
+  expires_at: Timestamp | null;
+  last_exchanged_at: Timestamp | null;
+  exchange_count: Generated<number>;
+}
+
 export interface ServersTable {
   id: Generated<number>;
   user_id: number;
@@ -208,6 +232,8 @@ export interface Database {
   user_identities: UserIdentitiesTable;
   auth_epoch: AuthEpochTable;
   audit_events: AuditEventsTable;
+  shares: SharesTable;
+  share_codes: ShareCodesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

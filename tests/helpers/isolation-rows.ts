@@ -285,6 +285,19 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
   add(ROLES, 'REST API', 'a group B is in', `DELETE /groups/${GROUP_OF_B}/users (remove B)`, refusedCall('DELETE', () => `/groups/${GROUP_OF_B}/users`, () => ({ users: [B] })));
   add(ROLES, 'REST API', 'a group B is in', `PUT /groups/${GROUP_OF_B}/properties`, refusedCall('PUT', () => `/groups/${GROUP_OF_B}/properties`, () => ({ colour: 'red' })));
   add(ROLES, 'REST API', 'an invitation for B', `POST /users/${B}/invitation`, refusedCall('POST', () => `/users/${B}/invitation`));
+  // Sharing: every actor may share their own servers (isolationRolesEnv); none may share, read or revoke B's.
+  add(ROLES, 'REST API', 'B\'s shares', `POST /shares/${B}/ {user: A}`, refusedCall('POST', () => `/shares/${B}/`, (_w, a) => ({ user: a })));
+  add(ROLES, 'REST API', 'B\'s shares', `POST /shares/${B}/${B_NAMED} {user: A}`, refusedCall('POST', () => `/shares/${B}/${B_NAMED}`, (_w, a) => ({ user: a })));
+  add(ROLES, 'REST API', 'B\'s shares', `PATCH /shares/${B}/ {group}`, refusedCall('PATCH', () => `/shares/${B}/`, () => ({ group: GROUP_OF_B })));
+  add(ROLES, 'REST API', 'B\'s shares', `DELETE /shares/${B}/`, refusedCall('DELETE', () => `/shares/${B}/`));
+  add(ROLES, 'REST API', 'B\'s shares', `GET /shares/${B}`, refusedCall('GET', () => `/shares/${B}`));
+  add(ROLES, 'REST API', 'B\'s shares', `GET /share-codes/${B}`, refusedCall('GET', () => `/share-codes/${B}`));
+  add(ROLES, 'REST API', 'B\'s shares', `POST /share-codes/${B}/`, refusedCall('POST', () => `/share-codes/${B}/`, () => ({})));
+  add(ROLES, 'REST API', 'B\'s shares', `GET /users/${B}/shared`, refusedCall('GET', () => `/users/${B}/shared`));
+  add(ROLES, 'REST API', 'B\'s default server', `POST /shares/A/ {user: B, scopes: [access:servers!server=${B}/]}`,
+    async (w, a) => apiRefusal(await call(w, a, 'POST', `/shares/${a}/`, { user: B, scopes: [`access:servers!server=${B}/`] })));
+  add(ROLES, 'REST API', 'B\'s default server', `POST /shares/A/ {group: ${GROUP_OF_B}, scopes: [access:servers!user=${B}]}`,
+    async (w, a) => apiRefusal(await call(w, a, 'POST', `/shares/${a}/`, { group: GROUP_OF_B, scopes: [`access:servers!user=${B}`] })));
   add(ROLES, 'REST API', 'B\'s activity', `POST /users/${B}/activity`,
     permittedOrRefused('POST', `/users/${B}/activity`, { last_activity: new Date().toISOString() }, helpdesk), helpdesk);
 

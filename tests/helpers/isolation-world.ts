@@ -21,6 +21,8 @@ export const B = 'bea';
 export const CLASS_OF_B = 'bio101';
 export const OTHER_CLASS = 'chem201';
 export const GROUP_OF_B = 'lab-bea';
+/** The group the config's sharing role is given to (the role makes it); B and every actor are in it. */
+const SHARERS = 'sharers';
 /** B's named server, started once and stopped, so it exists. */
 export const B_NAMED = 'lab2';
 export const PASSWORD = 'isolation-password-1';
@@ -41,7 +43,8 @@ export const ROLES = Object.keys(ACTORS) as ActorRole[];
 
 /**
  * The actors' powers, from config: a teacher holds `groups!group=<class>` (what a class manager's token carried in
- * the audit) and `read:audit!group=<class>` (their class's audit log records), the helpdesk account `admin:users` without admin.
+ * the audit) and `read:audit!group=<class>` (their class's audit log records), the helpdesk account `admin:users` without admin;
+ * everyone may share their own servers.
  */
 export function isolationRolesEnv(): Record<string, string> {
   return {
@@ -49,6 +52,8 @@ export function isolationRolesEnv(): Record<string, string> {
       { name: 'teacher-bio101', scopes: [`groups!group=${CLASS_OF_B}`, `read:audit!group=${CLASS_OF_B}`], users: [ACTORS['teacher of B\'s class']] },
       { name: 'teacher-chem201', scopes: [`groups!group=${OTHER_CLASS}`, `read:audit!group=${OTHER_CLASS}`], users: [ACTORS['teacher of another class']] },
       { name: 'helpdesk', scopes: ['admin:users'], users: [ACTORS['admin:users holder']] },
+      // Everyone may share their own servers, as a lab that turns sharing on would allow: the power under test.
+      { name: 'sharers', scopes: ['shares!user'], groups: [SHARERS] },
     ]),
     LABHUB_ALLOW_NAMED_SERVERS: 'true',
   };
@@ -121,6 +126,7 @@ async function setUpUsers(hub: HubProcess): Promise<Pick<World, 'admin' | 'token
   for (const [group, users] of [[CLASS_OF_B, [B]], [OTHER_CLASS, ['cy']], [GROUP_OF_B, [B]]] as const) {
     await must(api(hub.url, admin, 'POST', `/groups/${group}`, { users }), 201);
   }
+  await must(api(hub.url, admin, 'POST', `/groups/${SHARERS}/users`, { users: [B, ...ROLES.map((r) => ACTORS[r])] }), 200);
   return { admin, tokens, browsers, bStaleInvitation: invitation.pathname + invitation.search };
 }
 
@@ -248,7 +254,9 @@ export async function bUnchanged(w: World, serverRunning: boolean): Promise<stri
   const user = model.body as { admin: boolean; groups: string[]; servers: Record<string, { ready: boolean }> };
   if (model.status !== 200) return [`B is gone: ${model.status}`];
   if (user.admin) problems.push('B became an admin');
-  if ([...user.groups].sort().join() !== [CLASS_OF_B, GROUP_OF_B].sort().join()) problems.push(`B's groups changed: ${user.groups.join()}`);
+  if ([...user.groups].sort().join() !== [CLASS_OF_B, GROUP_OF_B, SHARERS].sort().join()) problems.push(`B's groups changed: ${user.groups.join()}`);
+  const shares = await api(w.hub.url, w.admin, 'GET', `/shares/${B}`);
+  if ((shares.body as { items?: unknown[] }).items?.length !== 0) problems.push(`B's servers are shared: ${JSON.stringify(shares.body).slice(0, 200)}`);
   if (serverRunning && !user.servers['']?.ready) problems.push('B\'s server is no longer running');
   if (user.servers.mine) problems.push('a named server was created for B');
   const tokens = await api(w.hub.url, w.admin, 'GET', `/users/${B}/tokens`);

@@ -626,6 +626,43 @@ for (const dialect of dialects) describe(`REST API responses match the JupyterHu
       conforms('get', '/users/{name}', await call('GET', '/users/admin'), 200);
     });
   });
+
+  describe('sharing', () => {
+    it('every sharing operation answers in the spec\'s shapes', async () => {
+      expect((await call('POST', '/users', { body: { usernames: ['sha', 'shb'] } })).status).toBe(201);
+      expect((await call('POST', '/groups/shg', { body: { users: ['shb'] } })).status).toBe(201);
+      conforms('post', '/shares/{owner}/{server_name}', await call('POST', '/shares/sha/', { body: { user: 'shb' } }), 200);
+      conforms('post', '/shares/{owner}/{server_name}', await call('POST', '/shares/sha/', { body: { group: 'shg' } }), 200);
+      conforms('get', '/shares/{owner}', await call('GET', '/shares/sha'), 200);
+      conforms('get', '/shares/{owner}/{server_name}', await call('GET', '/shares/sha/'), 200);
+      conforms('get', '/users/{name}/shared', await call('GET', '/users/shb/shared'), 200);
+      conforms('get', '/users/{name}/shared/{owner}/{server_name}', await call('GET', '/users/shb/shared/sha/'), 200);
+      conforms('get', '/groups/{name}/shared', await call('GET', '/groups/shg/shared'), 200);
+      conforms('get', '/groups/{name}/shared/{owner}/{server_name}', await call('GET', '/groups/shg/shared/sha/'), 200);
+      const code = await call('POST', '/share-codes/sha/', { body: { expires_in: 600 } });
+      conforms('post', '/share-codes/{owner}/{server_name}', code, 200);
+      conforms('get', '/share-codes/{owner}', await call('GET', '/share-codes/sha'), 200);
+      conforms('get', '/share-codes/{owner}/{server_name}', await call('GET', '/share-codes/sha/'), 200);
+      expect((await call('DELETE', `/share-codes/sha/?id=${(code.body as { id: string }).id}`)).status).toBe(204);
+      const patched = await call('PATCH', '/shares/sha/', { body: { group: 'shg' } });
+      conforms('patch', '/shares/{owner}/{server_name}', patched, 200);
+      expect(patched.body).toEqual({});
+      expect((await call('DELETE', '/groups/shg/shared/sha/')).status).toBe(404);
+      expect((await call('DELETE', '/users/shb/shared/sha/')).status).toBe(204);
+      expect((await call('POST', '/shares/sha/', { body: { user: 'shb' } })).status).toBe(200);
+      expect((await call('DELETE', '/shares/sha/')).status).toBe(204);
+      expect(((await call('GET', '/shares/sha')).body as { items: unknown[] }).items).toEqual([]);
+    });
+  });
+
+  describe('services', () => {
+    it('GET /services is an object keyed by name, as JupyterHub answers (its spec says an array); an unknown service is 404', async () => {
+      const list = await call('GET', '/services');
+      expect(list.status).toBe(200);
+      expect(list.body).toEqual({});
+      expect((await call('GET', '/services/none')).status).toBe(404);
+    });
+  });
 });
 
 /** The JSON of each `data:` line of a text/event-stream body (keepalive blank lines skipped). */

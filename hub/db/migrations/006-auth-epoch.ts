@@ -31,15 +31,18 @@ export function authEpoch(dialect: Dialect): Migration {
         await sql`create function labhub_bump_auth_epoch() returns trigger language plpgsql as $$
           begin update auth_epoch set epoch = epoch + 1 where id = 1; return null; end $$`.execute(db);
       }
-      for (const { table, events } of WATCHED) {
-        for (const event of events) {
-          const name = sql.raw(`${table}_auth_epoch_${event.split(' ')[0]}`);
-          await (dialect === 'postgres'
-            ? sql`create trigger ${name} ${sql.raw(`before ${event} on ${table} for each statement`)} execute function labhub_bump_auth_epoch()`
-            : sql`create trigger ${name} ${sql.raw(`after ${event} on ${table} for each row`)}
-                begin update auth_epoch set epoch = epoch + 1 where id = 1; end`).execute(db);
-        }
-      }
+      for (const { table, events } of WATCHED) await bumpAuthEpochOn(db, dialect, table, events);
     },
   };
+}
+
+/** Triggers that bump the auth epoch on these events of `table` (later migrations watch their new tables too). */
+export async function bumpAuthEpochOn(db: Kysely<unknown>, dialect: Dialect, table: string, events: string[]): Promise<void> {
+  for (const event of events) {
+    const name = sql.raw(`${table}_auth_epoch_${event.split(' ')[0]}`);
+    await (dialect === 'postgres'
+      ? sql`create trigger ${name} ${sql.raw(`before ${event} on ${table} for each statement`)} execute function labhub_bump_auth_epoch()`
+      : sql`create trigger ${name} ${sql.raw(`after ${event} on ${table} for each row`)}
+          begin update auth_epoch set epoch = epoch + 1 where id = 1; end`).execute(db);
+  }
 }

@@ -7,6 +7,7 @@ import { userUid } from './004-user-uid.js';
 import { oneTimeLinks } from './005-one-time-links.js';
 import { authEpoch } from './006-auth-epoch.js';
 import { audit } from './008-audit.js';
+import { shares } from './009-shares.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -18,5 +19,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '005-one-time-links': oneTimeLinks(),
     '006-auth-epoch': authEpoch(dialect),
     '008-audit': audit(dialect),
+    '009-shares': shares(dialect),
   };
 }
