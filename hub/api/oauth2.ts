@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
@@ -10,6 +10,7 @@ import { renderPage } from '../pages/render.js';
 import { errorPage } from '../pages/errors.js';
 
 const CODE_TTL_MS = 5 * 60_000;
+const PKCE_VALUE = /^[A-Za-z0-9._~-]{43,128}$/;
 
 const authorizeQuery = z.object({
   client_id: z.string().min(1).max(300),
@@ -17,7 +18,10 @@ const authorizeQuery = z.object({
   response_type: z.literal('code'),
   state: z.string().max(2000).optional(),
   scope: z.string().max(4000).optional(),
-});
+  code_challenge: z.string().regex(PKCE_VALUE, 'expected 43–128 characters of A–Z a–z 0–9 - . _ ~').optional(),
+  // Only S256: `plain` would hand the verifier to whoever sees the authorize URL.
+  code_challenge_method: z.literal('S256', 'only S256 is supported').optional(),
+}).refine((q) => q.code_challenge_method === undefined || q.code_challenge !== undefined, { message: 'code_challenge_method without code_challenge', path: ['code_challenge'] });
 
 const tokenBody = z.object({
   grant_type: z.string().max(100),
@@ -25,6 +29,7 @@ const tokenBody = z.object({
   redirect_uri: z.string().max(2000).optional(),
   client_id: z.string().max(300).optional(),
   client_secret: z.string().max(500).optional(),
+  code_verifier: z.string().max(200).optional(),
 });
 
 /**
@@ -75,7 +80,7 @@ export function oauth2Router(ctx: HubContext): Router {
     await store.oauth.createCode({
       code_hash: secretDigest(code), client_id: g.client.identifier, user_id: g.requester.user!.id, scopes: JSON.stringify(g.scopes),
       session_id: g.requester.session?.id ?? null, redirect_uri: query.redirect_uri,
-      expires_at: new Date(Date.now() + CODE_TTL_MS).toISOString(),
+      expires_at: new Date(Date.now() + CODE_TTL_MS).toISOString(), code_challenge: query.code_challenge ?? null,
     });
     const target = new URL(query.redirect_uri, 'http://placeholder');
     target.searchParams.set('code', code);
@@ -122,6 +127,10 @@ export function oauth2Router(ctx: HubContext): Router {
     const code = await store.oauth.consumeCode(secretDigest(body.code));
     if (!code || code.client_id !== client.identifier) return oauthError(res, 400, 'invalid_grant', 'the code is unknown, expired or already used');
     if (body.redirect_uri !== undefined && body.redirect_uri !== code.redirect_uri) return oauthError(res, 400, 'invalid_grant', 'redirect_uri does not match');
+    // The code is spent either way: a failed proof must not leave it for another try.
+    if (code.code_challenge !== null && !pkceProves(body.code_verifier, code.code_challenge)) {
+      return oauthError(res, 400, 'invalid_grant', 'code_verifier missing or does not match the code_challenge');
+    }
     const expiresIn = ctx.config.oauth_token_expires_in;
     const scopes = JSON.parse(code.scopes) as string[];
     const { token } = await tokens.issue({
@@ -132,6 +141,14 @@ export function oauth2Router(ctx: HubContext): Router {
   });
 
   return router;
+}
+
+/** RFC 7636 S256: base64url(sha256(verifier)) equals the challenge, compared in constant time. */
+function pkceProves(verifier: string | undefined, challenge: string): boolean {
+  if (verifier === undefined || !PKCE_VALUE.test(verifier)) return false;
+  const computed = Buffer.from(createHash('sha256').update(verifier).digest('base64url'));
+  const expected = Buffer.from(challenge);
+  return computed.length === expected.length && timingSafeEqual(computed, expected);
 }
 
 /**

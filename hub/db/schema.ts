@@ -94,6 +94,8 @@ export interface OAuthCodesTable {
   session_id: string | null;
   redirect_uri: string;
   expires_at: Timestamp;
+  /** The S256 PKCE challenge the authorize request carried, if any: the token request must then prove it. */
+  code_challenge: string | null;
 }
 
 export interface SessionsTable {

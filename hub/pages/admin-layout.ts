@@ -41,6 +41,9 @@ export async function withFlash(res: Response, back: string, work: () => Promise
 
 export const serverPath = (user: string, server: string) => `${encodeURIComponent(user)}${server ? `/${encodeURIComponent(server)}` : ''}`;
 
+/** The page where a server's shares and share links are managed (the default server's ends in `/`). */
+export const sharingUrl = (user: string, server: string) => `/hub/sharing/${serverPath(user, server)}${server ? '' : '/'}`;
+
 /** Links and form targets to start, stop, open or follow one server, returning to `next` after a stop. */
 export function serverActions(user: string, server: string, status: string, next: string) {
   const back = adminReturnPath(next);

@@ -13,7 +13,7 @@ import { renderPage } from './render.js';
 import { profileOption } from './servers.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
-import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js';
+import { adminLayout, flash, serverActions, sharingUrl, withFlash } from './admin-layout.js';
 import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
 
 const PAGE_SIZE = 50;
@@ -156,6 +156,8 @@ export function adminUserPages(ctx: HubContext): Router {
       store.groups.namesOfUser(user.id), store.servers.forUsers([user.id]).then((m) => m.get(user.id) ?? []), store.groups.list(0, 500),
     ]);
     if (!servers.some((s) => s.name === '')) servers.unshift({ name: '', status: 'stopped', last_activity: null, started: null, user_options: '{}' } as (typeof servers)[number]);
+    const sharesByServer = new Map<string, number>();
+    for (const share of (await store.shares.list({ ownerId: user.id })).rows) sharesByServer.set(share.server_name, (sharesByServer.get(share.server_name) ?? 0) + 1);
     res.send(renderPage('admin-user.njk', {
       ...(await adminLayout(ctx, req, res, 'users')), ...flash(req),
       target: { name: user.name, admin: Boolean(user.admin), created: user.created, lastActivity: user.last_activity },
@@ -163,6 +165,7 @@ export function adminUserPages(ctx: HubContext): Router {
       servers: servers.map((s) => ({
         label: s.name || 'Default server', lastActivity: s.last_activity, started: s.started,
         profile: profileOption(s.user_options), ...serverActions(user.name, s.name, s.status, here),
+        shareUrl: sharingUrl(user.name, s.name), shares: sharesByServer.get(s.name) ?? 0,
       })),
       self: user.id === res.locals.session!.user.id, action: here,
       native, hasPassword: Boolean(user.password_hash), link, linkDays,

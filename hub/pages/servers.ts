@@ -8,7 +8,7 @@ import { checkScope } from '../auth/scopes.js';
 import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
-import { adminReturnPath, serverActions, serverPath } from './admin-layout.js';
+import { adminReturnPath, serverActions, serverPath, sharingUrl } from './admin-layout.js';
 import { flash, redirectWithFlash } from './flash.js';
 import { offeredProfiles } from '../classes/profiles.js';
 import type { SpawnProgress } from '../servers/progress.js';
@@ -78,6 +78,18 @@ export function serverPages(ctx: HubContext): Router {
     const selected = profiles.find((p) => p.id === lastProfile)?.id ?? profiles.find((p) => p.isDefault)?.id ?? profiles[0]?.id;
     const { message } = flash(req);
     const requester = await authz.fromSession(req);
+    for (const s of list) {
+      const shareable = requester && await authz.allows(requester, ['shares'], { server: `${user.name}/${s.name}` });
+      Object.assign(s, { shareUrl: shareable ? sharingUrl(user.name, s.name) : null });
+    }
+    const sharedWithMe = [];
+    for (const share of await store.shares.heldBy(user.id)) {
+      const row = await store.servers.get(share.owner_id, share.server_name);
+      sharedWithMe.push({
+        owner: share.owner_name, label: share.server_name || 'default server', url: serverPrefix(share.owner_name, share.server_name),
+        running: row?.status === 'running', via: share.group_name,
+      });
+    }
     const services = [];
     for (const s of ctx.config.services) {
       if (s.url && s.display && requester && await authz.allows(requester, ['access:services'], { service: s.name })) {
@@ -86,6 +98,7 @@ export function serverPages(ctx: HubContext): Router {
     }
     res.send(renderPage('home.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected, services,
+      sharedWithMe,
       specsApplied: appliesProfileResources(ctx.spawner.kind),
     }));
   });

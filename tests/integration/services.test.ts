@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -147,6 +147,46 @@ describe.skipIf(!ready)('services from config with a real HubOAuth / HubAuth ser
     const unknown = await fetch(`${hub.url}${prefix}api/whoami`, { headers: { authorization: 'token not-a-token-at-all' }, redirect: 'manual' });
     expect(unknown.status).toBe(302);
     expect(unknown.headers.get('location')).toMatch(/^\/hub\/(login|api\/oauth2\/authorize)\?/);
+  });
+
+  it('holds the code to its PKCE challenge (S256): a missing or wrong verifier spends the code for nothing', async () => {
+    const client = serviceClient({ ...whoamiConfig(), admin: false, display: true, oauth_client_allowed_scopes: [], oauth_no_confirm: false })!;
+    const alice = new Browser(hub.url);
+    await alice.login('alice', 'any-password-1');
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    /** A code issued for this challenge, through the consent page as a browser gets one. */
+    const codeFor = async (extra: Record<string, string>) => {
+      const query = new URLSearchParams({ client_id: client.identifier, redirect_uri: client.redirectUri, response_type: 'code', state: 's1', ...extra });
+      const consent = await alice.request(`/hub/api/oauth2/authorize?${query}`);
+      if (consent.status !== 200) return { status: consent.status, code: '' };
+      const form = await consent.text();
+      const fields = Object.fromEntries([...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replaceAll('&amp;', '&')]));
+      const back = await alice.request('/hub/api/oauth2/authorize', {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...fields, _xsrf: xsrfFromHtml(form) }).toString(),
+      });
+      return { status: back.status, code: new URL(back.headers.get('location')!, hub.url).searchParams.get('code') ?? '' };
+    };
+    const exchange = (code: string, verifierSent?: string) => fetch(`${hub.url}/hub/api/oauth2/token`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: client.identifier, client_secret: WHOAMI_TOKEN, code, redirect_uri: client.redirectUri, ...(verifierSent && { code_verifier: verifierSent }) }),
+    });
+    const pkce = { code_challenge: challenge, code_challenge_method: 'S256' };
+
+    const wrong = await codeFor(pkce);
+    expect(wrong.status).toBe(302);
+    const refused = await exchange(wrong.code, randomBytes(32).toString('base64url'));
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ error: 'invalid_grant' });
+    expect((await exchange(wrong.code, verifier)).status).toBe(400);
+    expect((await exchange((await codeFor(pkce)).code)).status).toBe(400);
+    const good = await exchange((await codeFor(pkce)).code, verifier);
+    expect(good.status).toBe(200);
+    expect(await good.json()).toMatchObject({ access_token: expect.any(String), token_type: 'Bearer' });
+    // A client without PKCE still gets its token (JupyterHub 5's single-user servers send none); plain is refused.
+    expect((await exchange((await codeFor({})).code)).status).toBe(200);
+    expect((await codeFor({ code_challenge: challenge, code_challenge_method: 'plain' })).status).toBe(400);
+    expect((await codeFor({ code_challenge: 'short' })).status).toBe(400);
   });
 
   it('forgets a service removed from config: its model, its route, its OAuth client and the tokens users gave it', async () => {

@@ -57,7 +57,7 @@ for (const dialect of dialects) {
       await store.oauth.upsertClient({ identifier: 'client-1', description: '', secret_hash: 'x', redirect_uri: '/cb', allowed_scopes: '[]' });
       for (let round = 0; round < 5; round++) {
         const hash = secretDigest(`code-${round}`);
-        await store.oauth.createCode({ code_hash: hash, client_id: 'client-1', user_id: user.id, scopes: '[]', session_id: null, redirect_uri: '/cb', expires_at: '2999-01-01T00:00:00.000Z' });
+        await store.oauth.createCode({ code_hash: hash, client_id: 'client-1', user_id: user.id, scopes: '[]', session_id: null, redirect_uri: '/cb', expires_at: '2999-01-01T00:00:00.000Z', code_challenge: null });
         const taken = await Promise.all(Array.from({ length: CONCURRENT }, () => store.oauth.consumeCode(hash)));
         expect(taken.filter(Boolean)).toHaveLength(1);
       }

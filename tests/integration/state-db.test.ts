@@ -131,7 +131,7 @@ for (const dialect of dialects) {
     it('uses OAuth codes once', async () => {
       const u1 = (await store.users.byName('u1'))!;
       await store.oauth.upsertClient({ identifier: 'c1', description: 'd', secret_hash: 'h', redirect_uri: '/cb', allowed_scopes: '[]' });
-      await store.oauth.createCode({ code_hash: 'code1', client_id: 'c1', user_id: u1.id, scopes: '[]', session_id: null, redirect_uri: '/cb', expires_at: '2999-01-01T00:00:00.000Z' });
+      await store.oauth.createCode({ code_hash: 'code1', client_id: 'c1', user_id: u1.id, scopes: '[]', session_id: null, redirect_uri: '/cb', expires_at: '2999-01-01T00:00:00.000Z', code_challenge: null });
       expect(await store.oauth.consumeCode('code1')).toMatchObject({ client_id: 'c1' });
       expect(await store.oauth.consumeCode('code1')).toBeUndefined();
     });

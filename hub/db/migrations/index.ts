@@ -8,6 +8,7 @@ import { oneTimeLinks } from './005-one-time-links.js';
 import { authEpoch } from './006-auth-epoch.js';
 import { audit } from './008-audit.js';
 import { shares } from './009-shares.js';
+import { oauthPkce } from './010-oauth-pkce.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -20,5 +21,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '006-auth-epoch': authEpoch(dialect),
     '008-audit': audit(dialect),
     '009-shares': shares(dialect),
+    '010-oauth-pkce': oauthPkce(),
   };
 }
