@@ -2,7 +2,8 @@
 # Installs the real services LabHub's tests and benchmarks run against (see shared/TEST-ENV.md):
 #   - Debian: jupyterhub + python3-notebook (JupyterHub 3.0 and jupyterhub-singleuser 3.0 in /usr/bin),
 #     postgresql (server 15 in /usr/lib/postgresql/15/bin), wrk, hyperfine, build tools for node-gyp.
-#   - A venv at $LABHUB_JH5_VENV (default /opt/labhub/venv-jh5) with 'jupyterhub>=5,<6' + jupyterlab
+#   - A venv at $LABHUB_JH5_VENV (default /opt/labhub/venv-jh5) with 'jupyterhub>=5,<6' + jupyterlab, and one at
+#     $LABHUB_JH6_VENV (default /opt/labhub/venv-jh6) with 'jupyterhub>=6,<7' + jupyterlab
 #     from PyPI: the 5.x single-user server today's official images ship.
 #   - Docker (scripts/setup-docker.sh): Debian's engine, started if not running, and the notebook test images.
 # Idempotent: when everything is already there it only checks (4-8 s, mostly the two singleuser --version calls);
@@ -11,6 +12,7 @@ set -euo pipefail
 
 START=$(date +%s)
 JH5_VENV=${LABHUB_JH5_VENV:-/opt/labhub/venv-jh5}
+JH6_VENV=${LABHUB_JH6_VENV:-/opt/labhub/venv-jh6}
 SYS_PY=/usr/bin/python3 # never the pyenv shim first in PATH: Debian's packages live in this interpreter
 export DEBIAN_FRONTEND=noninteractive
 
@@ -83,27 +85,34 @@ JH3=$(version_of /usr/bin/jupyterhub-singleuser)
 }
 id postgres >/dev/null 2>&1 || { log "ERROR: no 'postgres' user"; exit 1; }
 
-# ---------------------------------------------------------------- JupyterHub 5.x venv
-JH5=$(version_of "$JH5_VENV/bin/jupyterhub-singleuser")
-if [ "${JH5%%.*}" != "5" ]; then
-  T0=$(date +%s)
-  log "creating $JH5_VENV with jupyterhub>=5,<6 and jupyterlab (PyPI)"
-  "${SUDO[@]}" rm -rf "$JH5_VENV"
-  "${SUDO[@]}" mkdir -p "$(dirname "$JH5_VENV")"
-  "${SUDO[@]}" "$SYS_PY" -m venv "$JH5_VENV"
-  "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 \
-    'jupyterhub>=5,<6' jupyterlab >/tmp/labhub-pip.log 2>&1 || {
+# ---------------------------------------------------------------- JupyterHub 5.x and 6.x venvs
+# venv_with_jupyterhub DIR MAJOR: a venv at DIR with jupyterhub MAJOR.x and jupyterlab from PyPI, unless it has one.
+venv_with_jupyterhub() {
+  local dir=$1 major=$2 version t0
+  version=$(version_of "$dir/bin/jupyterhub-singleuser")
+  [ "${version%%.*}" = "$major" ] && return 0
+  t0=$(date +%s)
+  log "creating $dir with jupyterhub>=$major,<$((major + 1)) and jupyterlab (PyPI)"
+  "${SUDO[@]}" rm -rf "$dir"
+  "${SUDO[@]}" mkdir -p "$(dirname "$dir")"
+  "${SUDO[@]}" "$SYS_PY" -m venv "$dir"
+  "${SUDO[@]}" "$dir/bin/pip" install -q --disable-pip-version-check --retries 5 \
+    "jupyterhub>=$major,<$((major + 1))" jupyterlab >/tmp/labhub-pip.log 2>&1 || {
     tail -n 40 /tmp/labhub-pip.log >&2
     exit 1
   }
-  JH5=$(version_of "$JH5_VENV/bin/jupyterhub-singleuser")
-  [ "${JH5%%.*}" = "5" ] || {
-    log "ERROR: $JH5_VENV/bin/jupyterhub-singleuser --version does not report 5.x"
-    "$JH5_VENV/bin/jupyterhub-singleuser" --version >&2 || true
+  version=$(version_of "$dir/bin/jupyterhub-singleuser")
+  [ "${version%%.*}" = "$major" ] || {
+    log "ERROR: $dir/bin/jupyterhub-singleuser --version does not report $major.x"
+    "$dir/bin/jupyterhub-singleuser" --version >&2 || true
     exit 1
   }
-  did+=("venv $JH5_VENV ($(($(date +%s) - T0)) s)")
-fi
+  did+=("venv $dir ($(($(date +%s) - t0)) s)")
+}
+venv_with_jupyterhub "$JH5_VENV" 5
+venv_with_jupyterhub "$JH6_VENV" 6
+JH5=$(version_of "$JH5_VENV/bin/jupyterhub-singleuser")
+JH6=$(version_of "$JH6_VENV/bin/jupyterhub-singleuser")
 
 "$JH5_VENV/bin/python" -c 'import jupyterhub_idle_culler' 2>/dev/null || { T0=$(date +%s); log "installing jupyterhub-idle-culler into $JH5_VENV (PyPI)"; "${SUDO[@]}" "$JH5_VENV/bin/pip" install -q --disable-pip-version-check --retries 5 jupyterhub-idle-culler >/tmp/labhub-pip.log 2>&1 || { tail -n 40 /tmp/labhub-pip.log >&2; exit 1; }; did+=("jupyterhub-idle-culler ($(($(date +%s) - T0)) s)"); }
 # ---------------------------------------------------------------- Docker engine and notebook images
@@ -139,6 +148,6 @@ did+=("Kubernetes test cluster up ($(($(date +%s) - T0)) s)")
 PG=$(/usr/lib/postgresql/15/bin/postgres --version)
 if [ ${#did[@]} -eq 0 ]; then did=("nothing to install"); fi
 log "did: $(printf '%s; ' "${did[@]}" | sed 's/; $//')"
-log "jupyterhub-singleuser $JH3 (/usr/bin), $JH5 ($JH5_VENV/bin); JupyterHub $(dpkg-query -W -f='${Version}' jupyterhub) (/usr/bin/jupyterhub)"
+log "jupyterhub-singleuser $JH3 (/usr/bin), $JH5 ($JH5_VENV/bin), $JH6 ($JH6_VENV/bin); JupyterHub $(dpkg-query -W -f='${Version}' jupyterhub) (/usr/bin/jupyterhub)"
 log "$PG; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2); $(hyperfine --version)"
 log "done in $(($(date +%s) - START)) s"

@@ -14,14 +14,18 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 
-export type SingleuserMajor = 3 | 5;
+export type SingleuserMajor = 3 | 5 | 6;
 
 /** The venv holding jupyterhub 5.x; override with LABHUB_JH5_VENV (same variable as the setup script). */
 export const JH5_VENV = process.env.LABHUB_JH5_VENV ?? '/opt/labhub/venv-jh5';
 
+/** The venv holding jupyterhub 6.x; override with LABHUB_JH6_VENV (same variable as the setup script). */
+export const JH6_VENV = process.env.LABHUB_JH6_VENV ?? '/opt/labhub/venv-jh6';
+
 export const SINGLEUSER_PATHS: Record<SingleuserMajor, string> = {
   3: '/usr/bin/jupyterhub-singleuser',
   5: `${JH5_VENV}/bin/jupyterhub-singleuser`,
+  6: `${JH6_VENV}/bin/jupyterhub-singleuser`,
 };
 
 const versionCache = new Map<string, string | null>();

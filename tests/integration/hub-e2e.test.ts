@@ -7,9 +7,9 @@ import { executeInKernel } from '../helpers/kernel.js';
 /**
  * The whole path a researcher takes, against real components: the hub and its proxy as processes, the native
  * authenticator, the local spawner running the real jupyterhub-singleuser, the OAuth dance, a kernel over a
- * websocket through the proxy. Then crashes: kill -9 of the hub and of the proxy.
+ * websocket through the proxy (PKCE with 6.x). Then crashes: kill -9 of the hub and of the proxy.
  */
-for (const major of [3, 5] as const) {
+for (const major of [3, 5, 6] as const) {
   const singleuser = findSingleuser(major);
   const available = requireService(`jupyterhub-singleuser ${major}.x`, singleuser !== null);
 
@@ -64,6 +64,9 @@ for (const major of [3, 5] as const) {
       expect(events.at(-1)).toMatchObject({ ready: true, url: '/user/alice/' });
 
       await landInServer(browser, '/user/alice/');
+      // JupyterHub 6's single-user server always sends a PKCE challenge, which the hub then holds the code to.
+      const authorize = new URL(browser.visited.find((p) => p.startsWith('/hub/api/oauth2/authorize'))!, hub.url);
+      expect(authorize.searchParams.get('code_challenge_method')).toBe(major >= 6 ? 'S256' : null);
     });
 
     it('runs 6*7 in a kernel over the websocket through the proxy', async () => {

@@ -21,7 +21,7 @@ import { accountKey as key } from '../helpers/accounts.js';
 import { oauthClientId } from '../../hub/servers/naming.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 
-const SINGLEUSER = ([3, 5] as const).map((major) => {
+const SINGLEUSER = ([3, 5, 6] as const).map((major) => {
   const bin = findSingleuser(major);
   return { label: `${major}.x`, major: String(major), bin: bin ?? '', available: requireService(`jupyterhub-singleuser ${major}.x`, bin !== null) };
 });
