@@ -25,6 +25,7 @@ export function serverModel(user: string, row: ServerRow, includeState: boolean)
     stopped: !ready && pending === null,
     url: serverPrefix(user, row.name),
     user_options: JSON.parse(row.user_options) as unknown,
+    display_name: row.display_name ?? row.name,
     progress_url: progressUrl(user, row.name),
     full_url: null,
     full_progress_url: null,

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { validateServerName } from '../servers/naming.js';
+import { oauthClientId, validateServerName } from '../servers/naming.js';
+import { callbackUrl } from '../servers/manager.js';
 import type { SpawnEvent } from '../servers/progress.js';
-import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
+import { hasRequestBody, isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { serverModel } from './models.js';
 import { auditBy, type AuditBy } from '../audit/record.js';
 
@@ -16,6 +17,26 @@ const KEEPALIVE_MS = 8_000;
 
 const userOptionsBody = z.record(z.string(), z.unknown());
 const deleteBody = z.strictObject({ remove: z.boolean().optional() });
+const displayName = z.string().min(1).max(255).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+/** JupyterHub 6.0's ServerRequest, when the body uses its keys. */
+const serverRequestBody = z.strictObject({ user_options: userOptionsBody.nullable().optional(), display_name: displayName.optional() });
+const patchBody = z.strictObject({ name: z.string().max(255).optional(), user_options: userOptionsBody.optional(), display_name: displayName.nullable().optional() })
+  .refine((b) => Object.keys(b).length > 0, 'set at least one of name, display_name, user_options');
+
+/**
+ * A start or create request's options (JupyterHub 6.0): a body with `user_options` or `display_name` is a
+ * ServerRequest; any other body is the options themselves (JupyterHub before 6). No body, or `user_options: null`,
+ * means "as last time": the server's previous options.
+ */
+function serverRequest(req: Request, previous: Record<string, unknown> | null): { userOptions: Record<string, unknown>; displayName?: string } {
+  if (!hasRequestBody(req) || req.body === null || req.body === undefined) return { userOptions: previous ?? {} };
+  const body: unknown = req.body;
+  if (typeof body === 'object' && !Array.isArray(body) && body !== null && ('user_options' in body || 'display_name' in body)) {
+    const parsed = parseInput(serverRequestBody, body, 'server request');
+    return { userOptions: parsed.user_options ?? previous ?? {}, ...(parsed.display_name !== undefined && { displayName: parsed.display_name }) };
+  }
+  return { userOptions: parseInput(userOptionsBody, isEmptyBody(body) ? {} : body, 'user options') };
+}
 
 /** Start, stop and watch a user's default and named servers. */
 export function serversRouter(ctx: HubContext): Router {
@@ -40,15 +61,73 @@ export function serversRouter(ctx: HubContext): Router {
     return { user, server, by: auditBy(requester, req) };
   }
 
-  const start = async (req: Request, res: Response) => {
-    const { user, server, by } = await target(req, res, ['start:servers']);
-    const options = parseInput(userOptionsBody, isEmptyBody(req.body) ? {} : req.body, 'user options');
+  async function checkNamedLimit(user: UserRow, server: string) {
     if (server && config.named_server_limit_per_user > 0 && !(await store.servers.get(user.id, server))
       && (await store.servers.countNamed(user.id)) >= config.named_server_limit_per_user) {
       throw new HttpError(400, `User ${user.name} already has the maximum of ${config.named_server_limit_per_user} named servers`);
     }
-    const outcome = await servers.start(user, server, options, SLOW_SPAWN_MS, by);
+  }
+
+  const previousOptions = (row: { user_options: string } | undefined) => (row ? JSON.parse(row.user_options) as Record<string, unknown> : null);
+
+  const start = async (req: Request, res: Response) => {
+    const { user, server, by } = await target(req, res, ['start:servers']);
+    const existing = await store.servers.get(user.id, server);
+    const { userOptions, displayName } = serverRequest(req, previousOptions(existing));
+    await checkNamedLimit(user, server);
+    if (displayName !== undefined) {
+      if (existing) await store.servers.modifyStopped(existing.id, { displayName });
+      else await store.servers.create(user.id, server, userOptions, displayName);
+    }
+    const outcome = await servers.start(user, server, userOptions, SLOW_SPAWN_MS, by);
     res.status(outcome.status === 'ready' ? 201 : 202).end();
+  };
+
+  /** JupyterHub 6.0: a named server created stopped, to start later with its options. */
+  const create = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['start:servers']);
+    if (!server) throw new HttpError(400, 'The default server always exists');
+    const { userOptions, displayName } = serverRequest(req, null);
+    await checkNamedLimit(user, server);
+    const row = await store.servers.create(user.id, server, userOptions, displayName ?? null);
+    if (!row) throw new HttpError(409, `${user.name} already has a server named ${server}`);
+    res.status(201).json(serverModel(user.name, row, false));
+  };
+
+  /**
+   * JupyterHub 6.0: rename a stopped named server or change its options or display name. Its shares and share links
+   * follow it; the OAuth client and tokens of its old address go, so nothing keeps reaching it by the old name.
+   */
+  const modify = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['servers']);
+    if (!server) throw new HttpError(400, 'The default server cannot be modified; name a server');
+    const body = parseInput(patchBody, req.body ?? {}, 'request body');
+    const row = await store.servers.get(user.id, server);
+    if (!row) throw new HttpError(404, `No such server: ${user.name}/${server}`);
+    if (row.status !== 'stopped') throw new HttpError(400, `${user.name}/${server} must be stopped before it is modified`);
+    const rename = body.name !== undefined && body.name !== server ? body.name : undefined;
+    if (rename !== undefined) {
+      const problem = validateServerName(rename);
+      if (problem) throw new HttpError(400, problem);
+      if (await store.servers.get(user.id, rename)) throw new HttpError(409, `${user.name} already has a server named ${rename}`);
+    }
+    const changed = await store.transaction(async (tx) => {
+      const updated = await tx.servers.modifyStopped(row.id, {
+        ...(rename !== undefined && { name: rename }),
+        ...(body.user_options !== undefined && { userOptions: body.user_options }),
+        ...(body.display_name !== undefined && { displayName: body.display_name }),
+      });
+      if (!updated) throw new HttpError(400, `${user.name}/${server} must be stopped before it is modified`);
+      if (rename !== undefined) {
+        await tx.shares.renameServer(user.id, server, rename);
+        for (const id of new Set([oauthClientId(user.uid, server), ...(await tx.oauth.clientIdsWithRedirect(callbackUrl(user.name, server)))])) {
+          await tx.tokens.deleteForClient(id);
+          await tx.oauth.deleteClient(id);
+        }
+      }
+      return updated;
+    });
+    res.json(serverModel(user.name, changed, false));
   };
 
   const stop = async (req: Request, res: Response) => {
@@ -116,6 +195,8 @@ export function serversRouter(ctx: HubContext): Router {
     res.json(serverModel(user.name, row, state));
   });
   router.post('/users/:name/servers/:server', start);
+  router.put('/users/:name/servers/:server', create);
+  router.patch('/users/:name/servers/:server', modify);
   router.delete('/users/:name/servers/:server', stop);
   router.get('/users/:name/servers/:server/progress', progress);
   return router;

@@ -143,6 +143,8 @@ export interface ServersTable {
   spawner_kind: string | null;
   spawner_state: Json;
   user_options: Json;
+  /** JupyterHub 6.0's display_name; null: none given. */
+  display_name: string | null;
   started: Timestamp | null;
   last_activity: Timestamp | null;
   token_id: number | null;

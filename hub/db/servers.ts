@@ -54,10 +54,29 @@ export class ServerRepository {
    * Marks a server as starting, creating its row if needed. Returns null when it was not stopped:
    * the status check and the write are one statement, so two concurrent starts cannot both win.
    */
+  /** A stopped server that does not exist yet (JupyterHub 6.0's PUT); null when the name is taken. */
+  async create(userId: number, name: string, userOptions: Record<string, unknown>, displayName: string | null): Promise<ServerRow | null> {
+    const row = await this.db.insertInto('servers').values({
+      user_id: userId, name, status: 'stopped', url: null, spawner_kind: null, spawner_state: '{}', user_options: JSON.stringify(userOptions),
+      started: null, last_activity: null, token_id: null, last_error: null, display_name: displayName,
+    }).onConflict((oc) => oc.columns(['user_id', 'name']).doNothing()).returningAll().executeTakeFirst();
+    return row ?? null;
+  }
+
+  /** Changes a stopped server (JupyterHub 6.0's PATCH); null when it is not stopped (or gone). */
+  async modifyStopped(id: number, change: { name?: string; userOptions?: Record<string, unknown>; displayName?: string | null }): Promise<ServerRow | null> {
+    const row = await this.db.updateTable('servers').set({
+      ...(change.name !== undefined && { name: change.name }),
+      ...(change.userOptions !== undefined && { user_options: JSON.stringify(change.userOptions) }),
+      ...(change.displayName !== undefined && { display_name: change.displayName }),
+    }).where('id', '=', id).where('status', '=', 'stopped').returningAll().executeTakeFirst();
+    return row ?? null;
+  }
+
   async beginStart(userId: number, name: string, userOptions: Record<string, unknown>, spawnerKind: string): Promise<ServerRow | null> {
     await this.db.insertInto('servers').values({
       user_id: userId, name, status: 'stopped', url: null, spawner_kind: null, spawner_state: '{}', user_options: '{}',
-      started: null, last_activity: null, token_id: null, last_error: null,
+      started: null, last_activity: null, token_id: null, last_error: null, display_name: null,
     }).onConflict((oc) => oc.columns(['user_id', 'name']).doNothing()).execute();
     const row = await this.db.updateTable('servers')
       .set({ status: 'starting', user_options: JSON.stringify(userOptions), spawner_kind: spawnerKind, url: null,

@@ -104,6 +104,12 @@ export class ShareRepository {
     return Number(result.numDeletedRows);
   }
 
+  /** A renamed server keeps its shares and links. */
+  async renameServer(ownerId: number, from: string, to: string): Promise<void> {
+    await this.db.updateTable('shares').set({ server_name: to }).where('owner_id', '=', ownerId).where('server_name', '=', from).execute();
+    await this.db.updateTable('share_codes').set({ server_name: to }).where('owner_id', '=', ownerId).where('server_name', '=', from).execute();
+  }
+
   /** Every share a user holds, directly or through a group they are in. */
   async heldBy(userId: number): Promise<ShareView[]> {
     const rows = await this.views().where((eb) => eb.or([

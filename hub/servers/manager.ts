@@ -424,7 +424,7 @@ export class ServerManager {
   }
 }
 
-function callbackUrl(user: string, server: string): string {
+export function callbackUrl(user: string, server: string): string {
   return `${serverPrefix(user, server)}oauth_callback`;
 }
 

@@ -158,6 +158,18 @@ describe.skipIf(!ready)('sharing a server', () => {
     expect((await dave.navigate(code.accept_url)).status).toBe(404);
   });
 
+  it('keeps a named server\'s shares when the server is renamed (JupyterHub 6.0 PATCH), and frees its old name', async () => {
+    expect((await as('alice', 'PUT', '/users/alice/servers/nb', {})).status).toBe(201);
+    expect((await as('alice', 'POST', '/shares/alice/nb', { user: 'bob' })).status).toBe(200);
+    expect((await as('alice', 'PATCH', '/users/alice/servers/nb', { name: 'nb2' })).status).toBe(200);
+    const scopes = ((await as('bob', 'GET', '/user')).body as { scopes: string[] }).scopes;
+    expect(scopes).toContain('access:servers!server=alice/nb2');
+    expect(scopes).not.toContain('access:servers!server=alice/nb');
+    // A new server under the old name is a new server: nobody has access to it.
+    expect((await as('alice', 'PUT', '/users/alice/servers/nb', {})).status).toBe(201);
+    expect(((await as('alice', 'GET', '/shares/alice/nb')).body as Page<Share>).items).toEqual([]);
+  });
+
   it('lets a recipient leave, and keeps shares with the account, not the name, across a rename', async () => {
     expect((await as('dave', 'DELETE', '/users/dave/shared/alice/')).status).toBe(204);
     expect((await as('dave', 'GET', '/user')).body).not.toMatchObject({ scopes: expect.arrayContaining(['access:servers!server=alice/']) });

@@ -9,6 +9,7 @@ import { authEpoch } from './006-auth-epoch.js';
 import { audit } from './008-audit.js';
 import { shares } from './009-shares.js';
 import { oauthPkce } from './010-oauth-pkce.js';
+import { serverDisplayName } from './011-server-display-name.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -22,5 +23,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '008-audit': audit(dialect),
     '009-shares': shares(dialect),
     '010-oauth-pkce': oauthPkce(),
+    '011-server-display-name': serverDisplayName(),
   };
 }
