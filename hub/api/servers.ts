@@ -99,7 +99,8 @@ export function serversRouter(ctx: HubContext): Router {
    * follow it; the OAuth client and tokens of its old address go, so nothing keeps reaching it by the old name.
    */
   const modify = async (req: Request, res: Response) => {
-    const { user, server } = await target(req, res, ['servers']);
+    // The 6.0 spec's scope for it, which `servers` implies.
+    const { user, server } = await target(req, res, ['start:servers']);
     if (!server) throw new HttpError(400, 'The default server cannot be modified; name a server');
     const body = parseInput(patchBody, req.body ?? {}, 'request body');
     const row = await store.servers.get(user.id, server);
