@@ -101,16 +101,18 @@ export function serversRouter(ctx: HubContext): Router {
   const modify = async (req: Request, res: Response) => {
     // The 6.0 spec's scope for it, which `servers` implies.
     const { user, server } = await target(req, res, ['start:servers']);
-    if (!server) throw new HttpError(400, 'The default server cannot be modified; name a server');
     const body = parseInput(patchBody, req.body ?? {}, 'request body');
     const row = await store.servers.get(user.id, server);
     if (!row) throw new HttpError(404, `No such server: ${user.name}/${server}`);
     if (row.status !== 'stopped') throw new HttpError(400, `${user.name}/${server} must be stopped before it is modified`);
     const rename = body.name !== undefined && body.name !== server ? body.name : undefined;
     if (rename !== undefined) {
+      // Renaming the default server makes it a named one (and a new default appears), as in JupyterHub 6.1.
+      if (!config.allow_named_servers) throw new HttpError(400, 'Named servers are not enabled on this hub');
       const problem = validateServerName(rename);
       if (problem) throw new HttpError(400, problem);
       if (await store.servers.get(user.id, rename)) throw new HttpError(409, `${user.name} already has a server named ${rename}`);
+      if (!server) await checkNamedLimit(user, rename);
     }
     const changed = await store.transaction(async (tx) => {
       const updated = await tx.servers.modifyStopped(row.id, {
@@ -197,7 +199,7 @@ export function serversRouter(ctx: HubContext): Router {
   });
   router.post('/users/:name/servers/:server', start);
   router.put('/users/:name/servers/:server', create);
-  router.patch('/users/:name/servers/:server', modify);
+  router.patch(['/users/:name/servers/:server', '/users/:name/servers/'], modify);
   router.delete('/users/:name/servers/:server', stop);
   router.get('/users/:name/servers/:server/progress', progress);
   return router;

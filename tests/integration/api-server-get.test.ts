@@ -131,4 +131,13 @@ describe('PUT and PATCH /users/{name}/servers/{server_name}, and the ServerReque
       expect(await api(hub.url, cy, 'PATCH', path, body), `${path} ${JSON.stringify(body)}`).toMatchObject({ status, body: { status } });
     }
   });
+
+  it('PATCH of the default server with a name makes it a named server, as JupyterHub 6.1 does', async () => {
+    expect((await api(hub.url, cy, 'POST', '/users/cy/server', { size: 'm' })).status).toBeLessThan(300);
+    await eventually(async () => ((await api(hub.url, cy, 'GET', '/users/cy')).body as { server: string | null }).server);
+    expect((await api(hub.url, cy, 'DELETE', '/users/cy/server')).status).toBe(204);
+    const moved = await api(hub.url, cy, 'PATCH', '/users/cy/servers/', { name: 'old-default' });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    expect(moved.body).toMatchObject({ name: 'old-default', user_options: { size: 'm' } });
+  });
 });
