@@ -9,6 +9,15 @@ export interface AuthenticatedUser {
   authState?: Record<string, unknown>;
   /** The provider's stable id for this person (OpenID Connect `iss` + `sub`), bound to the hub user at first login. */
   identity?: { issuer: string; subject: string };
+  /** How the person is shown (JupyterHub 6's user_info): only these keys, each a short string. */
+  userInfo?: UserInfo;
+}
+
+export interface UserInfo {
+  name?: string;
+  display_name?: string;
+  initials?: string;
+  avatar_url?: string;
 }
 
 export interface LoginAttempt {

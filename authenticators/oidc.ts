@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import type { OidcConfig } from '../hub/config/auth-schema.js';
 import { normalizeUsername, validateUsername } from '../hub/auth/usernames.js';
 import type { Logger } from '../hub/log.js';
-import type { AuthenticatedUser, Authenticator, PendingLogin, RedirectLogin } from './authenticator.js';
+import type { AuthenticatedUser, Authenticator, PendingLogin, RedirectLogin, UserInfo } from './authenticator.js';
 
 type Claims = Record<string, unknown>;
 
@@ -64,7 +64,7 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
       if (name === null) return null;
       return {
         name, groups: this.groupsFrom(claims), authState: this.authState(tokens, claims),
-        identity: { issuer: idClaims.iss, subject: idClaims.sub },
+        identity: { issuer: idClaims.iss, subject: idClaims.sub }, userInfo: userInfoFrom(claims),
       };
     } catch (err) {
       // State, nonce, PKCE, audience, signature, replayed code: the library says which; the user sees one message.
@@ -123,4 +123,16 @@ export class OidcAuthenticator implements Authenticator, RedirectLogin {
     if (typeof state?.id_token === 'string') params.id_token_hint = state.id_token;
     return oidc.buildEndSessionUrl(configuration, params).href;
   }
+}
+
+/** The standard profile claims JupyterHub 6 shows as user_info; an avatar only over https, nothing the UI must not load. */
+function userInfoFrom(claims: Claims): UserInfo | undefined {
+  const text = (v: unknown) => (typeof v === 'string' && v.trim() && v.length <= 200 ? v.trim() : undefined);
+  const name = text(claims.name);
+  const picture = text(claims.picture);
+  const info: UserInfo = {
+    ...(name !== undefined && { name, display_name: name, initials: name.split(/\s+/).map((w) => [...w][0]).join('').slice(0, 3).toUpperCase() }),
+    ...(picture !== undefined && /^https:\/\//.test(picture) && { avatar_url: picture }),
+  };
+  return Object.keys(info).length ? info : undefined;
 }

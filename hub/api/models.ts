@@ -36,8 +36,8 @@ export function serverModel(user: string, row: ServerRow, includeState: boolean)
 
 /** Which scope reveals which keys of a user (JupyterHub's vertical filtering of the User model). */
 const USER_KEYS_BY_SCOPE: Array<[string, string[]]> = [
-  ['read:users', ['kind', 'name', 'admin', 'roles', 'groups', 'server', 'pending', 'created', 'last_activity']],
-  ['read:users:name', ['kind', 'name', 'admin']],
+  ['read:users', ['kind', 'name', 'admin', 'roles', 'groups', 'server', 'pending', 'created', 'last_activity', 'user_info']],
+  ['read:users:name', ['kind', 'name', 'admin', 'user_info']],
   ['read:users:groups', ['kind', 'name', 'groups']],
   ['read:users:activity', ['kind', 'name', 'last_activity']],
   ['read:servers', ['kind', 'name', 'servers']],
@@ -76,6 +76,8 @@ export async function userModel(authz: Authorizer, requester: Requester, input: 
     last_activity: user.last_activity,
     auth_state: input.authState,
   };
+  // JupyterHub 6's user_info, shown only when the identity provider gave some (5.x clients compare models exactly).
+  if (user.user_info !== null) full.user_info = JSON.parse(user.user_info) as unknown;
   if (keys.has('servers')) {
     const servers: Record<string, unknown> = {};
     for (const row of input.servers) {

@@ -45,6 +45,8 @@ export async function admitUser(ctx: HubContext, result: AuthenticatedUser): Pro
     await store.identities.bind(result.identity.issuer, result.identity.subject, user.id);
   }
   if (ctx.config.auth.manage_groups && result.groups) await syncGroups(ctx, user, result.groups);
+  const info = result.userInfo ? JSON.stringify(result.userInfo) : null;
+  if (result.userInfo !== undefined && info !== user.user_info) user = await store.users.update(user.id, { userInfo: info });
   if (ctx.authState && ctx.config.auth.auth_state.enabled && result.authState) {
     user = await store.users.update(user.id, { authState: ctx.authState.seal(user.id, result.authState) });
   }

@@ -23,6 +23,8 @@ export interface UsersTable {
   uid: string;
   /** The name the account's objects were made under before uids existed (migration 004); null for newer accounts. */
   legacy_name: string | null;
+  /** JSON of JupyterHub 6's user_info (name, display_name, initials, avatar_url), from the last login; null: none. */
+  user_info: string | null;
 }
 
 export interface GroupsTable {

@@ -75,7 +75,7 @@ export class UserRepository {
     });
   }
 
-  async update(id: number, changes: { name?: string; admin?: boolean; passwordHash?: string | null; authState?: string | null }): Promise<UserRow> {
+  async update(id: number, changes: { name?: string; admin?: boolean; passwordHash?: string | null; authState?: string | null; userInfo?: string | null }): Promise<UserRow> {
     await new InvitationRepository(this.db).revokeOnChange(id, changes);
     return this.db
       .updateTable('users')
@@ -84,6 +84,7 @@ export class UserRepository {
         ...(changes.admin !== undefined && { admin: changes.admin ? 1 : 0 }),
         ...(changes.passwordHash !== undefined && { password_hash: changes.passwordHash }),
         ...(changes.authState !== undefined && { auth_state: changes.authState }),
+        ...(changes.userInfo !== undefined && { user_info: changes.userInfo }),
       })
       .where('id', '=', id)
       .returningAll()

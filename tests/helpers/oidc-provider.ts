@@ -38,7 +38,7 @@ export class TestProvider {
     });
     const provider = new Provider(this.issuer, {
       clients: [client(CLIENT_ID, CLIENT_SECRET), client(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET)],
-      claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] },
+      claims: { openid: ['sub'], profile: ['preferred_username', 'name', 'picture'], email: ['email', 'email_verified'], groups: ['groups'] },
       scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
       findAccount: (_ctx, id) => {
         const claims = this.accounts[id];

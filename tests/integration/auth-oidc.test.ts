@@ -6,8 +6,8 @@ import { CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, TestPro
 import { freePort } from '../helpers/ports.js';
 
 const accounts = {
-  'sub-alice': { preferred_username: 'Alice', email: 'alice@example.org', email_verified: true, groups: ['physics', 'hub-admins'] },
-  'sub-bob': { preferred_username: 'bob', groups: ['physics'] },
+  'sub-alice': { preferred_username: 'Alice', name: 'Alice Liddell', picture: 'https://example.org/alice.png', email: 'alice@example.org', email_verified: true, groups: ['physics', 'hub-admins'] },
+  'sub-bob': { preferred_username: 'bob', name: 'Bob', picture: 'http://example.org/bob.png', groups: ['physics'] },
   'sub-carol': { preferred_username: 'carol', groups: ['chemistry'] },
   'sub-mallory': { preferred_username: 'mallory', groups: ['physics', 'banned'] },
   // Another person at the provider whose username claim is also "bob".
@@ -67,6 +67,8 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     const alice = await userModel(hub, admin, 'alice');
     expect(alice.admin).toBe(true);
     expect(alice.groups).toEqual(['hub-admins', 'physics']);
+    // JupyterHub 6's user_info from the profile claims, which jupyterhub-singleuser 6 shows in JupyterLab.
+    expect((alice as { user_info?: unknown }).user_info).toEqual({ name: 'Alice Liddell', display_name: 'Alice Liddell', initials: 'AL', avatar_url: 'https://example.org/alice.png' });
   });
 
   it('keeps the provider tokens encrypted as auth_state, refreshes them before a spawn, and the spawn succeeds', async () => {
@@ -89,6 +91,8 @@ describe('OpenID Connect authenticator against oidc-provider', () => {
     // TwoSiteBrowser throws if a redirect leaves the hub and the provider.
     const dropped = await new TwoSiteBrowser(hub.url, provider.issuer).go('/hub/oauth_login?next=https%3A%2F%2Fevil.example%2F', 'sub-bob');
     expect(dropped.url.pathname).toBe('/hub/home');
+    // An http:// picture is not an avatar the pages would load over https: user_info keeps the name only.
+    expect((await userModel(hub, admin, 'bob') as { user_info?: unknown }).user_info).toEqual({ name: 'Bob', display_name: 'Bob', initials: 'B' });
     const page = await (await fetch(`${hub.url}/hub/login?next=${encodeURIComponent('"><script>alert(1)</script>')}`)).text();
     expect(page).not.toContain('<script>alert(1)');
   });

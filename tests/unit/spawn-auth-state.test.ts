@@ -8,7 +8,7 @@ import type { UserRow } from '../../hub/db/schema.js';
 
 const vault = new AuthStateVault([randomBytes(32)]);
 const user = (state: Record<string, unknown> | null): UserRow => ({
-  id: 4, name: 'dora', admin: 0, created: '', last_activity: null, cookie_id: 'c', password_hash: null, uid: 'doradoradora', legacy_name: null,
+  id: 4, name: 'dora', admin: 0, created: '', last_activity: null, cookie_id: 'c', password_hash: null, uid: 'doradoradora', legacy_name: null, user_info: null,
   auth_state: state && vault.seal(4, state),
 });
 

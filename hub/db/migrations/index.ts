@@ -10,6 +10,7 @@ import { audit } from './008-audit.js';
 import { shares } from './009-shares.js';
 import { oauthPkce } from './010-oauth-pkce.js';
 import { serverDisplayName } from './011-server-display-name.js';
+import { userInfo } from './012-user-info.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -24,5 +25,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '009-shares': shares(dialect),
     '010-oauth-pkce': oauthPkce(),
     '011-server-display-name': serverDisplayName(),
+    '012-user-info': userInfo(),
   };
 }
