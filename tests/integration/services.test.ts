@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceClient, servicePrefix } from '../../hub/services/oauth-clients.js';
 import { startConfiguredHub } from '../helpers/auth-hub.js';
-import { api, Browser, eventually, REPO, xsrfFromHtml, type HubProcess } from '../helpers/hub.js';
+import { api, Browser, xsrfFromHtml, type HubProcess } from '../helpers/hub.js';
 import { JH5_VENV, requireService } from '../helpers/jupyter.js';
+import { WhoamiService, whoamiAvailable } from '../helpers/whoami-service.js';
 import { freePort } from '../helpers/ports.js';
 
 /**
@@ -15,8 +15,7 @@ import { freePort } from '../helpers/ports.js';
  * (browser login through the hub's pages and OAuth provider, reached through the proxy at /services/<name>/) and
  * HubAuth (a user's token from a script), unchanged.
  */
-const PYTHON = join(JH5_VENV, 'bin/python');
-const ready = requireService(`jupyterhub package in ${JH5_VENV} (scripts/setup-test-env.sh)`, existsSync(PYTHON));
+const ready = requireService(`jupyterhub package in ${JH5_VENV} (scripts/setup-test-env.sh)`, whoamiAvailable());
 
 const WHOAMI_TOKEN = randomBytes(24).toString('hex');
 const REPORTER_TOKEN = randomBytes(24).toString('hex');
@@ -25,8 +24,7 @@ describe.skipIf(!ready)('services from config with a real HubOAuth / HubAuth ser
   let hub: HubProcess;
   let admin = '';
   let servicePort = 0;
-  let service: ChildProcess | null = null;
-  let serviceLog = '';
+  let service: WhoamiService | null = null;
   const whoami = { name: 'whoami', api_token: WHOAMI_TOKEN, info: { team: 'lab' } } as const;
   const reporter = { name: 'reporter', api_token: REPORTER_TOKEN, display: false };
   const config = (services: unknown[]) => ({
@@ -52,27 +50,12 @@ describe.skipIf(!ready)('services from config with a real HubOAuth / HubAuth ser
     ({ hub, adminToken: admin } = await startConfiguredHub(config([whoamiConfig(), reporter])));
     // alice exists already: the role that grants her the service names her.
     expect((await api(hub.url, admin, 'POST', '/users/bob')).status).toBe(201);
-    const client = serviceClient({ ...whoamiConfig(), admin: false, display: true, oauth_client_allowed_scopes: [], oauth_no_confirm: false })!;
-    // The environment JupyterHub gives a service it launches; the service finds the hub's API through the proxy.
-    service = spawn(PYTHON, [join(REPO, 'tests/fixtures/whoami-service.py')], {
-      env: {
-        PATH: process.env.PATH ?? '', WHOAMI_PORT: String(servicePort),
-        JUPYTERHUB_SERVICE_NAME: whoami.name, JUPYTERHUB_API_TOKEN: WHOAMI_TOKEN, JUPYTERHUB_API_URL: `${hub.url}/hub/api`,
-        JUPYTERHUB_BASE_URL: '/', JUPYTERHUB_SERVICE_PREFIX: prefix, JUPYTERHUB_CLIENT_ID: client.identifier,
-        JUPYTERHUB_OAUTH_CALLBACK_URL: client.redirectUri, JUPYTERHUB_OAUTH_ACCESS_SCOPES: JSON.stringify(client.allowedScopes),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    service.stdout!.on('data', (d: Buffer) => (serviceLog += d.toString()));
-    service.stderr!.on('data', (d: Buffer) => (serviceLog += d.toString()));
-    await eventually(async () => {
-      if (service!.exitCode !== null) throw new Error(`the service exited:\n${serviceLog}`);
-      return serviceLog.includes('whoami service listening');
-    }, 20_000);
+    service = new WhoamiService(hub.url, whoamiConfig());
+    await service.start();
   }, 60_000);
 
   afterAll(async () => {
-    service?.kill();
+    service?.stop();
     await hub?.cleanup();
   });
 
@@ -116,7 +99,7 @@ describe.skipIf(!ready)('services from config with a real HubOAuth / HubAuth ser
     const landed = await alice.navigate('/hub/api/oauth2/authorize', {
       method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...fields, _xsrf: xsrfFromHtml(form) }).toString(),
     });
-    expect(landed.status, `${alice.visited.join(' -> ')}\n${serviceLog.slice(-2000)}`).toBe(200);
+    expect(landed.status, `${alice.visited.join(' -> ')}\n${service!.log.slice(-2000)}`).toBe(200);
     expect(alice.visited.some((p) => p.startsWith(`${prefix}oauth_callback`))).toBe(true);
     const seen = await landed.json() as { via: string; user: { name: string; kind: string; scopes: string[] } };
     expect(seen.via).toBe('oauth');
