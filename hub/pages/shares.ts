@@ -57,7 +57,7 @@ export function sharePages(ctx: HubContext): Router {
     res.status(status).send(renderPage('sharing.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), owner: at.owner.name, server: at.server, serverLabel: at.server || 'default server',
       action: sharingUrl(at.owner.name, at.server), serverUrl: serverPrefix(at.owner.name, at.server),
-      shares: shares.map((s: ShareView) => ({ kind: s.user_name !== null ? 'user' : 'group', name: s.user_name ?? s.group_name, created: s.created })),
+      shares: shares.map((s: ShareView) => ({ id: s.id, kind: s.user_name !== null ? 'user' : 'group', name: s.user_name ?? s.group_name, created: s.created })),
       codes, lifetimes: LINK_LIFETIMES, done, message, ...extra,
     }));
   }
@@ -84,12 +84,13 @@ export function sharePages(ctx: HubContext): Router {
           return `Shared with ${target.user ?? `the group ${target.group}`}.`;
         });
       case 'revoke':
+        // By the share's id, among this server's shares: someone who accepted a link may be a user the owner cannot name.
         return withFlash(res, back, async () => {
-          const target = who();
-          const { target: found } = await sharing.recipient(at.requester, target, at.owner);
-          const share = await ctx.store.shares.one(at.owner.id, at.server, found);
-          if (share) await ctx.store.transaction((tx) => sharing.revoke(tx, at, share, null, by));
-          return `${target.user ?? `The group ${target.group}`} can no longer use this server.`;
+          const id = Number(formField(req, 'id', 15));
+          const share = (await ctx.store.shares.list({ ownerId: at.owner.id, serverName: at.server })).rows.find((s) => s.id === id);
+          if (!share) throw new HttpError(404, 'That share is already gone.');
+          await ctx.store.transaction((tx) => sharing.revoke(tx, at, share, null, by));
+          return `${share.user_name ?? `The group ${share.group_name}`} can no longer use this server.`;
         });
       case 'code': {
         const seconds = Number(formField(req, 'expires_in', 10));
