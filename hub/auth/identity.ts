@@ -131,12 +131,15 @@ export class Authorizer {
     const active = await this.sessions.current(req);
     if (!active) return null;
     const { expanded } = await this.ownerScopes({ user: active.user });
-    const groupsOf = await this.groupLookup([expanded]);
+    const scopes = parseScopes(expanded);
+    const groupFiltered = hasGroupFilter(scopes);
+    // Groups only matter to a check through a group-filtered scope: without one, no lookup (a user holding many
+    // shares would otherwise pay two queries per owner on every page).
+    const groupsOf = groupFiltered ? await this.groupLookup([expanded]) : () => [];
     await this.touchUser(active.user);
     return {
       kind: 'user', name: active.user.name, user: active.user, service: null, token: null, session: active.session,
-      scopes: parseScopes(expanded), tokenScopes: formatScopes(parseScopes(expanded)), groupsOf,
-      groupFiltered: hasGroupFilter(parseScopes(expanded)),
+      scopes, tokenScopes: formatScopes(scopes), groupsOf, groupFiltered,
     };
   }
 
