@@ -3,8 +3,8 @@ import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
-import { oauthClientId, validateServerName } from '../servers/naming.js';
-import { callbackUrl } from '../servers/manager.js';
+import { validateServerName } from '../servers/naming.js';
+import { forgetOAuthClients } from '../servers/manager.js';
 import type { SpawnEvent } from '../servers/progress.js';
 import { hasRequestBody, isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { serverModel } from './models.js';
@@ -123,10 +123,7 @@ export function serversRouter(ctx: HubContext): Router {
       if (!updated) throw new HttpError(400, `${user.name}/${server} must be stopped before it is modified`);
       if (rename !== undefined) {
         await tx.shares.renameServer(user.id, server, rename);
-        for (const id of new Set([oauthClientId(user.uid, server), ...(await tx.oauth.clientIdsWithRedirect(callbackUrl(user.name, server)))])) {
-          await tx.tokens.deleteForClient(id);
-          await tx.oauth.deleteClient(id);
-        }
+        await forgetOAuthClients(tx, user, server);
       }
       return updated;
     });

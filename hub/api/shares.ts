@@ -20,7 +20,7 @@ const codeBody = z.strictObject({
 const codeQuery = z.object({ id: z.string().max(40).optional(), code: z.string().max(200).optional() });
 
 /** A share's or a share code's server, as JupyterHub's SharedServer model shows it. */
-export async function sharedServerModel(ctx: HubContext, ownerName: string, ownerId: number, server: string) {
+async function sharedServerModel(ctx: HubContext, ownerName: string, ownerId: number, server: string) {
   const row = await ctx.store.servers.get(ownerId, server);
   const url = serverPrefix(ownerName, server);
   return {
@@ -29,7 +29,7 @@ export async function sharedServerModel(ctx: HubContext, ownerName: string, owne
   };
 }
 
-export async function shareModel(ctx: HubContext, share: ShareView) {
+async function shareModel(ctx: HubContext, share: ShareView) {
   return {
     server: await sharedServerModel(ctx, share.owner_name, share.owner_id, share.server_name),
     scopes: shownScopes(share),

@@ -267,12 +267,7 @@ export class ServerManager {
     const { store, proxy, log } = this.deps;
     const row = await store.servers.byId(rowId);
     if (row?.token_id) await store.tokens.delete(row.token_id);
-    // Also any client still registered for this server's callback under another id (one from before uids).
-    const clientIds = new Set([oauthClientId(user.uid, serverName), ...(await store.oauth.clientIdsWithRedirect(callbackUrl(user.name, serverName)))]);
-    for (const clientId of clientIds) {
-      await store.tokens.deleteForClient(clientId);
-      await store.oauth.deleteClient(clientId);
-    }
+    await forgetOAuthClients(store, user, serverName);
     await proxy.deleteRoute(serverPrefix(user.name, serverName)).catch((e: unknown) => log.warn({ err: errorText(e) }, 'could not delete route'));
     await this.deps.credentials?.revokeServer(rowId);
     await store.servers.markStopped(rowId, error);
@@ -424,7 +419,19 @@ export class ServerManager {
   }
 }
 
-export function callbackUrl(user: string, server: string): string {
+/**
+ * Deletes the OAuth client of a server's address and the tokens issued to it, and any client still registered for
+ * that callback under another id (one from before uids): nothing keeps reaching the server through that address.
+ */
+export async function forgetOAuthClients(store: Store, user: Pick<UserRow, 'name' | 'uid'>, serverName: string): Promise<void> {
+  const clientIds = new Set([oauthClientId(user.uid, serverName), ...(await store.oauth.clientIdsWithRedirect(callbackUrl(user.name, serverName)))]);
+  for (const clientId of clientIds) {
+    await store.tokens.deleteForClient(clientId);
+    await store.oauth.deleteClient(clientId);
+  }
+}
+
+function callbackUrl(user: string, server: string): string {
   return `${serverPrefix(user, server)}oauth_callback`;
 }
 
