@@ -29,7 +29,10 @@ import { serversRouter } from './api/servers.js';
 import { tokensRouter } from './api/tokens.js';
 import { groupsRouter } from './api/groups.js';
 import { auditRouter } from './api/audit.js';
+import { usageRouter } from './api/usage.js';
 import { AuditRetention } from './audit/retention.js';
+import { UsageSampler } from './usage/sampler.js';
+import { refreshUsageMetrics } from './usage/metrics.js';
 import { credentialsRouter } from './api/credentials.js';
 import { proxyRouter } from './api/proxy.js';
 import { authorizationsRouter } from './api/authorizations.js';
@@ -206,6 +209,10 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   await auditRetention.start();
   await startSupervisors(supervisors, log);
   servers.startPolling();
+  const usage = new UsageSampler({ store, spawner, manager: servers, log: log.child({ component: 'usage' }) }, {
+    sampleIntervalMs: config.usage.sample_interval * 1000, storageIntervalMs: config.usage.storage_interval * 1000, graceMs: config.usage.quota_grace * 1000,
+  });
+  usage.start();
 
   let setupUrl: string | null = null;
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
@@ -220,6 +227,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     async close({ stopProxy = true } = {}) {
       trustedProxies.close();
       auditRetention.close();
+      await usage.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
@@ -316,7 +324,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
   });
   api.use(authenticateApi(ctx));
   api.use(rootRouter(ctx), sharesRouter(ctx), usersRouter(ctx), serversRouter(ctx), tokensRouter(ctx), groupsRouter(ctx), credentialsRouter(ctx), proxyRouter(ctx),
-    authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx), servicesRouter(ctx));
+    authorizationsRouter(ctx), shutdownRouter(ctx), auditRouter(ctx), servicesRouter(ctx), usageRouter(ctx));
   api.use(apiNotFound);
   api.use(apiErrorHandler(ctx.log));
   app.use('/hub/api', (_req, res, next) => {
@@ -335,6 +343,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
     }
     ctx.metrics.users.set(await ctx.store.users.count());
     ctx.metrics.runningServers.set(await ctx.store.servers.countByStatus('running'));
+    await refreshUsageMetrics(ctx);
     res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 

@@ -19,6 +19,14 @@ export function createHubMetrics() {
     }),
     runningServers: new Gauge({ name: 'labhub_running_servers', help: 'Servers running', registers: [registry] }),
     users: new Gauge({ name: 'labhub_users', help: 'Users in the DB', registers: [registry] }),
+    // Usage since the first run, per class ("" for runs without one): rates over them give a lab's consumption.
+    usageServerSeconds: usageCounter(registry, 'labhub_usage_server_seconds_total', 'Server running time'),
+    usageCpuReservedSeconds: usageCounter(registry, 'labhub_usage_cpu_reserved_seconds_total', 'CPU-seconds reserved by running servers'),
+    usageMemoryReservedGibSeconds: usageCounter(registry, 'labhub_usage_memory_reserved_gib_seconds_total', 'GiB-seconds of memory reserved'),
+    usageGpuSeconds: usageCounter(registry, 'labhub_usage_gpu_seconds_total', 'GPU-seconds reserved'),
+    usageCpuUsedSeconds: usageCounter(registry, 'labhub_usage_cpu_used_seconds_total', 'CPU-seconds used, where measured'),
+    usageMemoryUsedGibSeconds: usageCounter(registry, 'labhub_usage_memory_used_gib_seconds_total', 'GiB-seconds of memory in use, where measured'),
+    homeStorageBytes: new Gauge({ name: 'labhub_home_storage_bytes', help: 'Bytes in users\' homes at their last measurement', registers: [registry] }),
     loginAttempts: new Counter({
       name: 'labhub_login_attempts_total', help: 'Logins by outcome', labelNames: ['outcome'], registers: [registry],
     }),
@@ -26,3 +34,8 @@ export function createHubMetrics() {
 }
 
 export type HubMetrics = ReturnType<typeof createHubMetrics>;
+
+/** A per-class counter recomputed from the usage table at each scrape (reset, then set to the total). */
+function usageCounter(registry: Registry, name: string, help: string): Counter<'class'> {
+  return new Counter({ name, help, labelNames: ['class'], registers: [registry] });
+}

@@ -29,7 +29,7 @@ import tar from 'tar-stream';
 import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
-import type { PollResult, ServerProfile, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import type { PollResult, ServerProfile, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 import { redactedTail } from './redact.js';
 import { containerHubEnv } from './container-env.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
@@ -114,6 +114,12 @@ export interface DockerSpawnerOptions {
   /** A container that exits within this time fails the start with its exit code and output; default 300 ms. */
   startupCheckMs?: number;
   logger?: Logger;
+}
+
+/** The parts of the engine's container stats LabHub reads (cgroup v1 and v2 name the page cache differently). */
+interface DockerStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; stats?: { inactive_file?: number; total_inactive_file?: number } };
 }
 
 export interface DockerState {
@@ -661,7 +667,9 @@ export class DockerSpawner implements Spawner {
       if (signal.aborted) throw abortReason(signal);
       this.log.info({ ...log, ip, image }, 'container started');
       request.progress({ progress: 90, message: `Container ${name} started at ${ip}` });
-      return { url: `http://${ip}:${this.notebookPort}`, state: { ...state } };
+      const host = options.HostConfig ?? {};
+      const resources = { ...(host.NanoCpus && { cpu: host.NanoCpus / 1e9 }), ...(host.Memory && { memBytes: host.Memory }) };
+      return { url: `http://${ip}:${this.notebookPort}`, state: { ...state }, resources };
     } catch (err) {
       await this.removeQuietly(container.id);
       throw err;
@@ -745,6 +753,33 @@ export class DockerSpawner implements Spawner {
     if (!info) return { running: false, exitCode: null };
     if (info.State.Running) return { running: true };
     return { running: false, exitCode: typeof info.State.ExitCode === 'number' ? info.State.ExitCode : null };
+  }
+
+  /** CPU time and memory of the container from one stats snapshot; memory as `docker stats` shows it (less page cache). */
+  async stats(state: SpawnerState): Promise<ServerStats | undefined> {
+    const s = parseDockerState(state);
+    if (!s) return undefined;
+    const raw = await this.call(`stats of container ${s.name}`, () =>
+      this.docker.getContainer(s.containerId).stats({ stream: false, 'one-shot': true })) as DockerStats;
+    const cpuNs = raw.cpu_stats?.cpu_usage?.total_usage;
+    const usage = raw.memory_stats?.usage;
+    const cache = raw.memory_stats?.stats?.inactive_file ?? raw.memory_stats?.stats?.total_inactive_file ?? 0;
+    return {
+      ...(typeof cpuNs === 'number' && { cpuSecondsTotal: cpuNs / 1e9 }),
+      ...(typeof usage === 'number' && { memBytes: Math.max(0, usage - cache) }),
+    };
+  }
+
+  /** Sizes of the users' home volumes from one disk-usage query of the engine (it walks every volume: call it seldom). */
+  async homeSizes(users: ReadonlyArray<UserKey & { name: string }>): Promise<Map<string, number>> {
+    const df = await this.call('disk usage', () => this.docker.df() as Promise<unknown>, undefined, 120_000) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } | null }> | null };
+    const sizes = new Map((df.Volumes ?? []).map((v) => [v.Name, v.UsageData?.Size ?? -1]));
+    const out = new Map<string, number>();
+    for (const user of users) {
+      const size = sizes.get(homeVolumeName(this.namePrefix, user));
+      if (size !== undefined && size >= 0) out.set(user.uid, size);
+    }
+    return out;
   }
 
   async stop(state: SpawnerState, options: { now?: boolean } = {}): Promise<void> {

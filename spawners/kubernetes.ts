@@ -26,7 +26,7 @@ import {
   COMPONENT_LABEL, CONTAINER_NAME, HUB_LABEL, podManifest, pvcManifest, SERVER_COMPONENT, secretManifest, STORAGE_COMPONENT, UID_LABEL,
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
-import { checkProfileOption, isClassProfile, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
+import { checkProfileOption, isClassProfile, reservedResources, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
 import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 
 export interface KubernetesSpawnerOptions {
@@ -293,7 +293,7 @@ export class KubernetesSpawner implements Spawner {
       const url = `http://${pod.status!.podIP!}:${m.settings.notebookPort}`;
       this.log.info({ user: request.user.name, server: request.serverName, pod: names.pod, url }, 'pod started');
       request.progress({ progress: 95, message: `Pod ${names.pod} is running at ${pod.status!.podIP!}` });
-      return { url, state: { ...state } };
+      return { url, state: { ...state }, resources: reservedResources(m.settings.resources) };
     } catch (err) {
       await this.remove(state, 0).catch((e: unknown) => this.log.error({ pod: names.pod, err: apiMessage(e) }, 'could not remove the pod of a failed start'));
       throw err;

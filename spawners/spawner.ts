@@ -72,10 +72,26 @@ export interface SpawnRequest {
   saveState(state: SpawnerState): Promise<void>;
 }
 
+/** What a spawner reserved for a server, for usage accounting and quotas; unset where it set no limit. */
+export interface ReservedResources {
+  /** CPUs, may be fractional. */
+  cpu?: number;
+  memBytes?: number;
+  gpus?: number;
+}
+
 export interface SpawnResult {
   /** Where the proxy sends the server's traffic, e.g. `http://127.0.0.1:43127`. */
   url: string;
   state: SpawnerState;
+  resources?: ReservedResources;
+}
+
+/** A measurement of a running server: a cumulative CPU counter or a current rate, and memory in use. */
+export interface ServerStats {
+  cpuSecondsTotal?: number;
+  cpuCores?: number;
+  memBytes?: number;
 }
 
 export type PollResult = { running: true } | { running: false; exitCode: number | null };
@@ -110,6 +126,10 @@ export interface Spawner {
    * volumes from the admin's configuration. The hub never lets a class mount one of them as a shared volume.
    */
   userVolumes?(user: UserKey & { name: string }): string[];
+  /** What a running server uses now, where the spawner can tell (container stats, pod metrics); undefined if not. */
+  stats?(state: SpawnerState): Promise<ServerStats | undefined>;
+  /** Bytes in each user's home (by uid), for those the spawner can measure; one call covers every user given. */
+  homeSizes?(users: ReadonlyArray<UserKey & { name: string }>): Promise<Map<string, number>>;
   /** At hub start: removes servers labelled as this hub's that no stored state describes; returns what it removed. */
   removeOrphans?(known: Iterable<SpawnerState>): Promise<unknown[]>;
 }

@@ -3,17 +3,23 @@ import { filterForList } from '../auth/scopes.js';
 import type { Store } from '../db/index.js';
 import { HttpError } from '../errors.js';
 
-/** What part of the audit log a requester may read: everything, or records about some users and groups. */
-export type AuditReach = { all: true } | { all: false; users: string[]; groups: string[] };
+/** What part of a scope's records a requester may list: everything, or those about some users and groups. */
+export type ListReach = { all: true } | { all: false; users: string[]; groups: string[] };
+export type AuditReach = ListReach;
 
 /**
  * `read:audit` unfiltered (admins) reads everything. Filtered by group (a teacher's `read:audit!group=<class>`), it
  * reads records about that class and about its current members, as actor or target; filtered by user, that user's.
  */
-export async function auditReach(store: Store, requester: Requester): Promise<AuditReach> {
-  const access = filterForList(requester.scopes, 'read:audit');
+export function auditReach(store: Store, requester: Requester): Promise<AuditReach> {
+  return listReach(store, requester, 'read:audit');
+}
+
+/** A list scope (`read:audit`, `read:usage`) as the users and groups it covers; 403 without it. */
+export async function listReach(store: Store, requester: Requester, scope: string): Promise<ListReach> {
+  const access = filterForList(requester.scopes, scope);
   if (access.access === 'denied') {
-    throw new HttpError(403, access.reason === 'no-scope' ? 'read:audit is required' : 'read:audit can only be filtered by user or group');
+    throw new HttpError(403, access.reason === 'no-scope' ? `${scope} is required` : `${scope} can only be filtered by user or group`);
   }
   if (access.access === 'all') return { all: true };
   const groups = [...access.filters.group];

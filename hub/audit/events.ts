@@ -38,7 +38,8 @@ export interface AuditDetails {
   'link.create': { link: 'invitation' | 'setup'; expires_at: string };
   'link.use': { link: 'invitation' | 'setup' };
   'server.start': { server: string; profile: string | null; outcome: 'requested' | 'started' | 'failed'; error?: string };
-  'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string };
+  /** `reason` says why the hub stopped a server on its own (a quota used up past its grace period). */
+  'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string; reason?: 'quota' };
   'lease.issue': { lease_id: number; service: string; account: string; server: string };
   'lease.revoke': { lease_id: number; service: string; account: string };
   /** The target is the server's owner; `with` the user or group the share is for. */
@@ -46,6 +47,11 @@ export interface AuditDetails {
   'share.revoke': { server: string; with: { kind: 'user' | 'group'; name: string }; scopes: string[] };
   'share_code.create': { server: string; code_id: number; scopes: string[]; expires_at: string | null };
   'share_code.revoke': { server: string; code_id: number };
+  /** The target is the user or the class (group) the quota is for. */
+  'quota.set': Grants;
+  'quota.delete': { old: Record<string, unknown> };
+  /** A running server reached a quota; it is stopped at `stop_at` unless the quota frees up or is raised. */
+  'quota.warning': { server: string; quota: string; stop_at: string };
 }
 
 export type AuditAction = keyof AuditDetails;
@@ -54,6 +60,7 @@ export const AUDIT_ACTIONS: readonly AuditAction[] = Object.freeze([
   'login.success', 'login.failure', 'logout', 'token.create', 'token.revoke', 'user.create', 'user.delete', 'user.admin',
   'user.rename', 'user.password', 'group.change', 'class.change', 'link.create', 'link.use', 'server.start', 'server.stop',
   'lease.issue', 'lease.revoke', 'share.grant', 'share.revoke', 'share_code.create', 'share_code.revoke',
+  'quota.set', 'quota.delete', 'quota.warning',
 ] satisfies AuditAction[]);
 
 export type AuditEvent = {

@@ -42,6 +42,8 @@ export const ADMIN_ROLE_SCOPES: readonly string[] = Object.freeze([
   'read:metrics',
   'read:audit',
   'shares',
+  'read:usage',
+  'admin:quotas',
 ]);
 
 const ADMIN_ROLE_DESCRIPTION = 'Elevated privileges (can do anything)';

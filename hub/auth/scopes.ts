@@ -66,6 +66,10 @@ const SUBSCOPES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   'read:metrics': [],
   // LabHub's own: the audit log (docs/audit.md). Filtered by group, a teacher reads their class's records.
   'read:audit': [],
+  // LabHub's own: usage accounting (docs/usage.md). `self` reads one's own; filtered by group, a teacher their class's.
+  'read:usage': [],
+  // LabHub's own: setting quotas. Never filtered: whoever a quota binds must not be able to raise it.
+  'admin:quotas': ['read:usage'],
   // LabHub's own: making a link that sets a (non-admin) user's password. Deliberately no subscope of admin:users.
   'admin:users:passwords': [],
 });
@@ -92,6 +96,7 @@ const SELF_SCOPES: readonly string[] = Object.freeze([
   'tokens',
   'read:tokens',
   'access:servers',
+  'read:usage',
 ]);
 
 const METASCOPES: ReadonlySet<string> = new Set(['(no_scope)', 'self', 'inherit']);
@@ -434,6 +439,7 @@ const LIST_FILTER_KINDS: Readonly<Record<string, readonly FilterKind[]>> = {
   'list:users': ['user', 'group'],
   'list:groups': ['group'],
   'read:audit': ['user', 'group'],
+  'read:usage': ['user', 'group'],
 };
 
 /** Access of a list endpoint (upstream `needs_scope(scope, post_filter=True)` plus the handler's check). */

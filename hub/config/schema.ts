@@ -304,6 +304,15 @@ export const configSchema = z.strictObject({
   classes: classesConfigSchema.prefault({}),
   /** Prometheus metrics at /hub/metrics require read:metrics unless this is false. */
   authenticate_prometheus: z.boolean().default(true),
+  /** Usage accounting and quotas (docs/usage.md). */
+  usage: z.strictObject({
+    /** Seconds between usage samples of running servers and quota sweeps. */
+    sample_interval: z.number().min(1).max(86_400).default(60),
+    /** Seconds between measurements of home sizes (Docker walks every volume to answer). */
+    storage_interval: z.number().min(60).max(86_400 * 7).default(3600),
+    /** Seconds a server that used up a quota keeps running after the warning. */
+    quota_grace: z.number().min(0).max(86_400 * 7).default(900),
+  }).prefault({}),
   /** The audit log (docs/audit.md): records older than retention_days are pruned hourly; 0 keeps them forever. */
   audit: z.strictObject({ retention_days: z.number().int().min(0).max(36_500).default(365) }).prefault({}),
 });

@@ -13,6 +13,7 @@ import { SessionRepository } from './sessions.js';
 import { ShareRepository } from './shares.js';
 import { TokenRepository } from './tokens.js';
 import { UserRepository } from './users.js';
+import { QuotaRepository, UsageRepository } from './usage.js';
 
 /** Every repository over one DB handle: what the hub's components receive instead of the raw DB. */
 export interface Store {
@@ -31,6 +32,8 @@ export interface Store {
   authEpoch: AuthEpochRepository;
   audit: AuditRepository;
   shares: ShareRepository;
+  usage: UsageRepository;
+  quotas: QuotaRepository;
   /**
    * Runs `work` in one transaction, with repositories bound to it. Queries must go through the `tx` it is given:
    * on SQLite the transaction holds the only connection, so a query on the outer store would wait forever.
@@ -57,5 +60,7 @@ export function createStore(db: Db): Store {
     authEpoch: new AuthEpochRepository(db),
     audit: new AuditRepository(db),
     shares: new ShareRepository(db),
+    usage: new UsageRepository(db),
+    quotas: new QuotaRepository(db),
   };
 }

@@ -221,6 +221,53 @@ export interface AuditEventsTable {
   details: Json;
 }
 
+/** One server run, from ready to stopped (migration 013, hub/usage/). Numbers are null where nothing was known. */
+export interface ServerUsageTable {
+  id: Generated<number>;
+  user_id: number;
+  /** The servers row it ran as; a named server deleted later leaves its history. */
+  server_id: number;
+  server_name: string;
+  /** The class whose profile it ran; null without one (or when the class was deleted). */
+  class_id: number | null;
+  profile: string | null;
+  spawner: string;
+  /** CPUs, memory bytes and GPUs the spawner reserved. */
+  cpu_request: number | null;
+  mem_request: number | null;
+  gpu_request: number;
+  started_at: Timestamp;
+  stopped_at: Timestamp | null;
+  /** Measured: CPU seconds used so far, memory in use at the last sample, its peak, and its integral. */
+  cpu_seconds: number | null;
+  mem_bytes: number | null;
+  mem_peak: number | null;
+  mem_byte_seconds: number;
+  sampled_at: Timestamp | null;
+  /** When the user was warned that a quota is used up; the server is stopped a grace period later. */
+  quota_warned_at: Timestamp | null;
+}
+
+/** An admin's limits for one user or one class (each member's use of that class's profiles). */
+export interface QuotasTable {
+  id: Generated<number>;
+  user_id: number | null;
+  group_id: number | null;
+  window_hours: number;
+  server_hours: number | null;
+  cpu_hours: number | null;
+  memory_gib_hours: number | null;
+  gpu_hours: number | null;
+  max_servers: number | null;
+  updated: Timestamp;
+}
+
+export interface HomeStorageTable {
+  user_id: number;
+  bytes: number;
+  measured_at: Timestamp;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -240,6 +287,9 @@ export interface Database {
   audit_events: AuditEventsTable;
   shares: SharesTable;
   share_codes: ShareCodesTable;
+  server_usage: ServerUsageTable;
+  quotas: QuotasTable;
+  home_storage: HomeStorageTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -256,4 +306,6 @@ export type RoleRow = Selectable<RolesTable>;
 export type InvitationRow = Selectable<InvitationsTable>;
 export type LeaseRow = Selectable<CredentialLeasesTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
+export type UsageRow = Selectable<ServerUsageTable>;
+export type QuotaRow = Selectable<QuotasTable>;
 export type { ColumnType };

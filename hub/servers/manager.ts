@@ -16,6 +16,7 @@ import { resolveProfile, type ClassRecord } from '../classes/profiles.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { ClassGuard } from '../classes/guard.js';
 import { BY_HUB, recordAudit, type AuditBy } from '../audit/record.js';
+import { checkStartQuota, classOfProfile } from '../usage/quotas.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -99,6 +100,9 @@ export class ServerManager {
     await this.deps.spawner.checkUser?.({ name: user.name, uid: user.uid, legacyName: user.legacy_name, admin: Boolean(user.admin), groups: [] });
     // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
     const applied = profile && profile.id !== 'default' && userOptions.profile === undefined ? { ...userOptions, profile: profile.id } : userOptions;
+    const usageProfile = usageProfileOf(profile, userOptions);
+    const before = await store.servers.get(user.id, serverName);
+    if (!before || before.status === 'stopped') await checkStartQuota(store, user, usageProfile);
     const row = await store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
@@ -106,6 +110,16 @@ export class ServerManager {
       if (existing?.status === 'stopping') throw new HttpError(400, `${describe(user.name, serverName)} is stopping; try again when it has stopped`);
       throw new HttpError(400, `${describe(user.name, serverName)} is already running`);
     }
+    // Two starts at once could both pass the check above; counted again with this server in, one of them loses.
+    await checkStartQuota(store, user, usageProfile, { alreadyCounted: true }).catch(async (err: unknown) => {
+      if (before) {
+        await store.servers.markStopped(row.id, before.last_error);
+        await store.servers.modifyStopped(row.id, { userOptions: parseState(before.user_options) });
+      } else {
+        await store.servers.delete(row.id);
+      }
+      throw err;
+    });
     // The start is external: its intent is recorded now and its outcome when the spawn ends (spawn).
     const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     const profileId = profile?.id ?? null;
@@ -117,7 +131,7 @@ export class ServerManager {
     const outcome = (o: 'started' | 'failed', error?: string) => recordAudit(store, {
       ...audit, action: 'server.start', details: { server: row.name, profile: profileId, outcome: o, ...(error !== undefined && { error }) },
     }).catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'could not record a server start in the audit log'));
-    const done = this.spawn(user, row, { userOptions, profile }, classes, progress, abort.signal)
+    const done = this.spawn(user, row, { userOptions, profile }, usageProfile, classes, progress, abort.signal)
       .then(() => { const final = progress.events.at(-1); return outcome(final?.failed ? 'failed' : 'started', final?.failed ? final.message : undefined); }).finally(() => this.pendingStarts.delete(key));
     this.pendingStarts.set(key, { abort, done });
     const ready = await Promise.race([
@@ -130,7 +144,7 @@ export class ServerManager {
     return { status: 'ready' };
   }
 
-  private async spawn(user: UserRow, row: ServerRow, { userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>,
+  private async spawn(user: UserRow, row: ServerRow, { userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>, usageProfile: string | null,
     classes: ClassRecord[], progress: SpawnProgress, signal: AbortSignal): Promise<void> {
     const { store, spawner, proxy, tokens, metrics, log } = this.deps;
     const started = performance.now();
@@ -195,7 +209,16 @@ export class ServerManager {
       const spawned = state;
       await waitForServer(result.url, prefix, this.options.httpTimeoutMs, signal, () => spawner.poll(spawned));
       await proxy.addRoute(prefix, result.url, routeData(user.name, row.name));
-      await store.servers.markRunning(row.id, result.url, state);
+      const className = classOfProfile(usageProfile);
+      const classId = className === null ? null : (await store.groups.byName(className))?.id ?? null;
+      // Running and accounted for from the same instant: a hub killed in between leaves neither.
+      await store.transaction(async (tx) => {
+        await tx.servers.markRunning(row.id, result.url, state);
+        await tx.usage.begin({
+          userId: user.id, serverId: row.id, serverName: row.name, classId, profile: usageProfile, spawner: spawner.kind,
+          cpuRequest: result.resources?.cpu ?? null, memRequest: result.resources?.memBytes ?? null, gpuRequest: result.resources?.gpus ?? 0,
+        });
+      });
       metrics.spawnDuration.observe({ status: 'success' }, (performance.now() - started) / 1000);
       log.info({ user: user.name, server: row.name, url: result.url, ms: Math.round(performance.now() - started) }, 'server ready');
       progress.emit({
@@ -224,12 +247,12 @@ export class ServerManager {
   }
 
   /** Stops a server (aborting a start in progress). Resolves once it is stopped, or when `waitMs` passes. */
-  async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB): Promise<'stopped' | 'pending'> {
+  async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB, reason?: 'quota'): Promise<'stopped' | 'pending'> {
     const key = serverKey(user.name, serverName);
     const pendingStart = this.pendingStarts.get(key);
     const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     if (pendingStart) {
-      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested' } });
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested', ...(reason && { reason }) } });
       pendingStart.abort.abort();
       await pendingStart.done;
       return 'stopped';
@@ -238,9 +261,9 @@ export class ServerManager {
     if (!stopping) {
       const row = await this.deps.store.servers.get(user.id, serverName);
       if (!row || row.status === 'stopped') throw new HttpError(400, `${describe(user.name, serverName)} is not running`);
-      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested' } });
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested', ...(reason && { reason }) } });
       stopping = this.stopRow(user, row)
-        .then(() => recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'stopped' } }))
+        .then(() => recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'stopped', ...(reason && { reason }) } }))
         .catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'could not record a server stop in the audit log'))
         .finally(() => this.pendingStops.delete(key));
       this.pendingStops.set(key, stopping);
@@ -263,8 +286,11 @@ export class ServerManager {
    * Frees what a server held: its API token, its OAuth client with the tokens issued to it, its route, its
    * credential leases (a revocation that fails stays recorded and the sweeper retries it).
    */
-  private async release(user: Pick<UserRow, 'name' | 'uid'>, serverName: string, rowId: number, error: string | null): Promise<void> {
+  private async release(user: Pick<UserRow, 'name' | 'uid'>, serverName: string, rowId: number, error: string | null, { foundDead = false } = {}): Promise<void> {
     const { store, proxy, log } = this.deps;
+    // A server found gone ran until it was last seen alive, not until the hub noticed.
+    const run = foundDead ? await store.usage.openFor(rowId) : undefined;
+    await store.usage.end(rowId, run?.sampled_at ?? undefined);
     const row = await store.servers.byId(rowId);
     if (row?.token_id) await store.tokens.delete(row.token_id);
     await forgetOAuthClients(store, user, serverName);
@@ -286,7 +312,7 @@ export class ServerManager {
       });
       if (result.running) continue;
       log.warn({ user: row.user_name, server: row.name }, 'server is no longer running; cleaning up');
-      await this.release({ name: row.user_name, uid: row.user_uid }, row.name, row.id, null);
+      await this.release({ name: row.user_name, uid: row.user_uid }, row.name, row.id, null, { foundDead: true });
       this.progress.delete(key);
     }
   }
@@ -322,6 +348,13 @@ export class ServerManager {
         try {
           await waitForHttp(row.url, serverPrefix(row.user_name, row.name), Math.min(this.options.httpTimeoutMs, 10_000));
           if (row.status === 'starting') await store.servers.markRunning(row.id, row.url, state);
+          // A server that came up while the hub was down (or before accounting existed) is accounted from now.
+          if (!(await store.usage.openFor(row.id))) {
+            await store.usage.begin({
+              userId: row.user_id, serverId: row.id, serverName: row.name, classId: null, profile: null, spawner: spawner.kind,
+              cpuRequest: null, memRequest: null, gpuRequest: 0,
+            });
+          }
           kept += 1;
           return;
         } catch {
@@ -329,7 +362,7 @@ export class ServerManager {
         }
       }
       if (Object.keys(state).length) await spawner.stop(state, { now: true }).catch(() => undefined);
-      await this.release(user, row.name, row.id, row.status === 'starting' ? 'Spawn interrupted by a hub restart' : null);
+      await this.release(user, row.name, row.id, row.status === 'starting' ? 'Spawn interrupted by a hub restart' : null, { foundDead: true });
       cleaned += 1;
     }));
     if (spawner.removeOrphans) {
@@ -445,7 +478,14 @@ export function accessScopes(user: string, server: string): string[] {
   return [`access:servers!server=${user}/${server}`, `access:servers!user=${user}`];
 }
 
-function parseState(json: string): SpawnerState {
+/** What a run is accounted under: the class profile, else the spawner's own profile the user chose, else nothing. */
+function usageProfileOf(profile: SpawnRequest['profile'], userOptions: Record<string, unknown>): string | null {
+  if (profile && profile.id !== 'default') return profile.id;
+  return typeof userOptions.profile === 'string' && userOptions.profile !== '' ? userOptions.profile : null;
+}
+
+/** A stored spawner state; anything unreadable is an empty state (nothing to find again). */
+export function parseState(json: string): SpawnerState {
   try {
     const value: unknown = JSON.parse(json);
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as SpawnerState) : {};

@@ -1,5 +1,6 @@
 import { HttpError } from '../../hub/errors.js';
-import type { ServerProfile } from '../spawner.js';
+import { parseQuantity } from '../../hub/classes/bounds.js';
+import type { ReservedResources, ServerProfile } from '../spawner.js';
 import { deepMerge, type PodSettings } from './objects.js';
 
 /** A choice users make with the user option `profile` (KubeSpawner's profile_list), optionally limited to groups. */
@@ -81,4 +82,17 @@ export function withClassProfile(settings: PodSettings, profile: ServerProfile |
     },
     volumes: [...settings.volumes, ...volumes],
   };
+}
+
+/** GPU resource names as device plugins register them (`nvidia.com/gpu`, `amd.com/gpu`, `gpu.intel.com/i915`…). */
+const GPU_RESOURCE = /(^|[./])gpu([./]|$)/;
+
+/** What a pod's resources reserve, for accounting: requests where set, else limits (which Kubernetes then requests). */
+export function reservedResources(resources: PodSettings['resources']): ReservedResources {
+  const pick = (name: string) => resources.requests?.[name] ?? resources.limits?.[name];
+  const cpu = parseQuantity(pick('cpu'));
+  const memBytes = parseQuantity(pick('memory'));
+  const gpuNames = new Set([...Object.keys(resources.limits ?? {}), ...Object.keys(resources.requests ?? {})].filter((k) => GPU_RESOURCE.test(k)));
+  const gpus = [...gpuNames].reduce((sum, k) => sum + (parseQuantity(pick(k)) ?? 0), 0);
+  return { ...(cpu !== undefined && { cpu }), ...(memBytes !== undefined && { memBytes }), ...(gpus > 0 && { gpus }) };
 }

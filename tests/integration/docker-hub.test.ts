@@ -22,7 +22,12 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
   let token = '';
 
   beforeAll(async () => {
-    hub = new HubProcess({ env: { ...(await dockerSpawnerEnv(hubId, IMAGE)), LABHUB_AUTHENTICATOR__KIND: 'dummy' } });
+    hub = new HubProcess({
+      env: {
+        ...(await dockerSpawnerEnv(hubId, IMAGE)), LABHUB_AUTHENTICATOR__KIND: 'dummy',
+        LABHUB_SPAWNER__DOCKER__MEM_LIMIT: '512m', LABHUB_SPAWNER__DOCKER__CPU_LIMIT: '0.5', LABHUB_USAGE__SAMPLE_INTERVAL: '1',
+      },
+    });
     await hub.start();
     expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
     token = (await hub.cli(['token', 'admin'])).stdout.trim();
@@ -44,6 +49,30 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
     expect(await res.json()).toHaveProperty('version');
   });
 
+  it('accounts what the container reserved and measures what it uses and its home', async () => {
+    type Usage = {
+      running: Array<{ requested: { cpu: number; memory_bytes: number }; measured: { cpu_seconds: number; memory_bytes: number; memory_peak_bytes: number } | null }>;
+      home_storage: { bytes: number } | null;
+    };
+    const usage = async () => (await api(hub.url, token, 'GET', '/users/dora/usage')).body as Usage;
+    const measured = await eventually(async () => {
+      const u = await usage();
+      return u.running[0]?.measured?.memory_bytes && u.home_storage ? u : null;
+    }, 30_000);
+    expect(measured.running[0]!.requested).toEqual({ cpu: 0.5, memory_bytes: 512 * 2 ** 20, gpus: 0 });
+    const m = measured.running[0]!.measured!;
+    expect(m.cpu_seconds).toBeGreaterThan(0);
+    expect(m.memory_bytes).toBeGreaterThan(1024 * 1024);
+    expect(m.memory_bytes).toBeLessThanOrEqual(512 * 2 ** 20);
+    expect(m.memory_peak_bytes).toBeGreaterThanOrEqual(m.memory_bytes);
+    // The home volume holds at least what the image's entrypoint wrote there; the engine counts it in bytes.
+    expect(measured.home_storage!.bytes).toBeGreaterThanOrEqual(0);
+    const metrics = await (await fetch(`${hub.url}/hub/metrics`, { headers: { authorization: `token ${token}` } })).text();
+    expect(Number(/^labhub_usage_server_seconds_total\{class=""\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^labhub_usage_memory_used_gib_seconds_total\{class=""\} \d/m);
+    expect(metrics).toMatch(/^labhub_home_storage_bytes \d/m);
+  });
+
   it('refuses an image that is not allowed with 400 before creating anything', async () => {
     expect((await api(hub.url, token, 'POST', '/users', { usernames: ['eve'] })).status).toBe(201);
     const res = await api(hub.url, token, 'POST', '/users/eve/server', { image: 'evil/image:latest' });
@@ -61,6 +90,8 @@ describe.skipIf(!ready)('labhub start with the Docker spawner', () => {
     await eventually(async () => !(await docker.listContainers({ all: true })).some((c) => c.Id === orphan.id), 15_000);
     const user = await api(hub.url, token, 'GET', '/users/dora');
     expect((user.body as { servers: Record<string, { ready: boolean }> }).servers['']?.ready).toBe(true);
+    // The run goes on through the restart: one run, still open.
+    expect(((await api(hub.url, token, 'GET', '/users/dora/usage')).body as { running: unknown[] }).running).toHaveLength(1);
     expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
   });
 

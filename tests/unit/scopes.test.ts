@@ -44,6 +44,7 @@ const SELF_FOR_ALICE = [
   'read:servers!user=alice',
   'read:shares!user=alice',
   'read:tokens!user=alice',
+  'read:usage!user=alice',
   'read:users!user=alice',
   'read:users:activity!user=alice',
   'read:users:groups!user=alice',
@@ -63,9 +64,10 @@ describe('scope names', () => {
       expect(ALL_SCOPES).toContain(s);
     }
     expect(new Set(ALL_SCOPES).size).toBe(ALL_SCOPES.length);
-    // Upstream 5.x's 47, 6.0's start:servers, and LabHub's admin:users:passwords (invitation links) and read:audit
-    // (the audit log), which no upstream scope implies.
-    expect(ALL_SCOPES).toHaveLength(50);
+    // Upstream 5.x's 47, 6.0's start:servers, and LabHub's admin:users:passwords (invitation links), read:audit
+    // (the audit log), read:usage and admin:quotas (docs/usage.md), which no upstream scope implies.
+    expect(ALL_SCOPES).toHaveLength(52);
+    expect(expandScopes(['admin:users'])).not.toContain('admin:quotas');
     expect(expandScopes(['servers'])).toContain('start:servers');
     expect(expandScopes(['admin:users'])).not.toContain('admin:users:passwords');
   });
@@ -128,7 +130,7 @@ describe('scope names', () => {
 });
 
 describe('expandScopes', () => {
-  it('expands self for a user into the 15 user-filtered scopes', () => {
+  it('expands self for a user into the 16 user-filtered scopes', () => {
     expect(sorted(expandScopes(['self'], alice))).toEqual(SELF_FOR_ALICE);
   });
 
@@ -466,7 +468,7 @@ describe('resolveRequestedScopes', () => {
 });
 
 describe('roles', () => {
-  it('defines the four default roles as upstream, the admin role also reading the audit log', () => {
+  it('defines the four default roles as upstream, the admin role also reading the audit log and usage and setting quotas', () => {
     const byName = new Map(DEFAULT_ROLES.map((r) => [r.name, r.scopes]));
     expect([...byName.keys()]).toEqual(['user', 'admin', 'server', 'token']);
     expect(byName.get('user')).toEqual(['self']);
@@ -475,7 +477,7 @@ describe('roles', () => {
     expect(byName.get('admin')).toEqual([
       'admin-ui', 'admin:users', 'admin:servers', 'admin:services', 'tokens', 'admin:groups', 'list:services',
       'read:services', 'read:hub', 'proxy', 'shutdown', 'access:services', 'access:servers', 'read:roles',
-      'read:metrics', 'read:audit', 'shares',
+      'read:metrics', 'read:audit', 'shares', 'read:usage', 'admin:quotas',
     ]);
     expect(Object.isFrozen(DEFAULT_ROLES[0]?.scopes)).toBe(true);
   });

@@ -11,6 +11,7 @@ import { shares } from './009-shares.js';
 import { oauthPkce } from './010-oauth-pkce.js';
 import { serverDisplayName } from './011-server-display-name.js';
 import { userInfo } from './012-user-info.js';
+import { usage } from './013-usage.js';
 
 /** Every migration, in order. Names sort lexically; a new one gets the next number and is never edited after release. */
 export function allMigrations(dialect: Dialect): Record<string, Migration> {
@@ -26,5 +27,6 @@ export function allMigrations(dialect: Dialect): Record<string, Migration> {
     '010-oauth-pkce': oauthPkce(),
     '011-server-display-name': serverDisplayName(),
     '012-user-info': userInfo(),
+    '013-usage': usage(dialect),
   };
 }

@@ -1,0 +1,141 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context.js';
+import type { Requester } from '../auth/identity.js';
+import type { QuotaLimits, QuotaSubject, QuotaView } from '../db/usage.js';
+import { HttpError } from '../errors.js';
+import { listReach } from '../audit/access.js';
+import { auditBy, recordAudit } from '../audit/record.js';
+import { limitsOf } from '../usage/quotas.js';
+import { classUsage, userUsage, usersUsage } from '../usage/report.js';
+import { paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
+
+const periodQuery = z.object({
+  days: z.string().regex(/^\d{1,3}$/, 'expected a whole number of days').transform(Number)
+    .refine((d) => d >= 1 && d <= 366, 'expected 1 to 366 days').optional(),
+  offset: z.string().optional(),
+  limit: z.string().optional(),
+});
+
+const amount = z.number().min(0).max(1e9).nullable().optional();
+/** A quota is replaced whole by PUT: a limit left out is no limit. */
+const quotaBody = z.strictObject({
+  window_hours: z.number().positive().max(24 * 366),
+  server_hours: amount,
+  cpu_hours: amount,
+  memory_gib_hours: amount,
+  gpu_hours: amount,
+  max_servers: z.number().int().min(0).max(10_000).nullable().optional(),
+}).refine((q) => ['server_hours', 'cpu_hours', 'memory_gib_hours', 'gpu_hours', 'max_servers'].some((k) => q[k as keyof typeof q] != null),
+  'set at least one of server_hours, cpu_hours, memory_gib_hours, gpu_hours, max_servers');
+
+function quotaModel(row: QuotaView): Record<string, unknown> {
+  return {
+    subject: row.user_id !== null ? { kind: 'user', name: row.user_name } : { kind: 'class', name: row.group_name },
+    ...limitsOf(row), updated: row.updated,
+  };
+}
+
+/** Quotas are the admin's bound on everyone, so only an unfiltered `admin:quotas` may change or list them. */
+function requireQuotaAdmin(requester: Requester | null): Requester {
+  if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
+  if (requester.scopes.get('admin:quotas') !== 'all') throw new HttpError(403, 'Action is not authorized with current scopes; requires unfiltered admin:quotas');
+  return requester;
+}
+
+/**
+ * LabHub's usage accounting and quotas (docs/usage.md):
+ *   GET /users/{name}/usage, GET /groups/{name}/usage, GET /usage — read:usage (self: one's own; !group: a class);
+ *   GET /quotas, PUT|DELETE /quotas/users/{name}, PUT|DELETE /quotas/groups/{name} — admin:quotas, unfiltered.
+ */
+export function usageRouter(ctx: HubContext): Router {
+  const router = Router();
+  const { store, authz } = ctx;
+  const period = (req: Request) => ({ days: parseInput(periodQuery, req.query, 'query').days ?? 30, now: Date.now() });
+
+  router.get('/users/:name/usage', async (req, res) => {
+    const name = usernameFrom(req.params.name!);
+    await authz.require(res.locals.requester ?? null, ['read:usage'], { user: name });
+    const user = await store.users.byName(name);
+    if (!user) throw new HttpError(404, `No such user: ${name}`);
+    res.json(await userUsage(store, user, period(req), ctx.config.usage.quota_grace));
+  });
+
+  router.get('/groups/:name/usage', async (req, res) => {
+    const name = req.params.name!;
+    await authz.require(res.locals.requester ?? null, ['read:usage'], { group: name });
+    const group = await store.groups.byName(name);
+    if (!group) throw new HttpError(404, `No such group: ${name.slice(0, 64)}`);
+    res.json(await classUsage(store, group, period(req)));
+  });
+
+  router.get('/usage', async (req, res) => {
+    const requester = res.locals.requester ?? null;
+    if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
+    const reach = await listReach(store, requester, 'read:usage');
+    const p = period(req);
+    const paginated = wantsPagination(req.get('accept'));
+    const { offset, limit } = pagination(req.query, paginated);
+    let ids: number[] | undefined;
+    if (!reach.all) {
+      const users = await Promise.all(reach.users.map((n) => store.users.byName(n)));
+      ids = users.flatMap((u) => (u ? [u.id] : []));
+    }
+    const all = await usersUsage(store, p, ids);
+    const names = new Map<number, string>();
+    for (const { user_id: id } of all) names.set(id, (await store.users.byId(id))?.name ?? '');
+    const items = all.filter((u) => names.get(u.user_id)).map((u) => ({ name: names.get(u.user_id)!, totals: u.totals, running: u.running }))
+      .sort((a, b) => b.totals.server_hours - a.totals.server_hours || a.name.localeCompare(b.name));
+    const page = items.slice(offset, offset + limit);
+    res.json(paginated ? paginatedBody(page, offset, limit, items.length, requestUrl(req)) : page);
+  });
+
+  router.get('/quotas', async (_req, res) => {
+    requireQuotaAdmin(res.locals.requester ?? null);
+    res.json((await store.quotas.list()).map(quotaModel));
+  });
+
+  async function subjectOf(kind: 'users' | 'groups', raw: string): Promise<{ subject: QuotaSubject; target: { kind: 'user' | 'group'; name: string; uid?: string } }> {
+    if (kind === 'users') {
+      const user = await store.users.byName(usernameFrom(raw));
+      if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
+      return { subject: { userId: user.id }, target: { kind: 'user', name: user.name, uid: user.uid } };
+    }
+    const group = await store.groups.byName(raw);
+    if (!group) throw new HttpError(404, `No such group: ${raw.slice(0, 64)}`);
+    return { subject: { groupId: group.id }, target: { kind: 'group', name: group.name } };
+  }
+
+  for (const kind of ['users', 'groups'] as const) {
+    router.put(`/quotas/${kind}/:name`, async (req, res) => {
+      const requester = requireQuotaAdmin(res.locals.requester ?? null);
+      const body = parseInput(quotaBody, req.body);
+      const { subject, target } = await subjectOf(kind, req.params.name!);
+      const limits: QuotaLimits = {
+        window_hours: body.window_hours, server_hours: body.server_hours ?? null, cpu_hours: body.cpu_hours ?? null,
+        memory_gib_hours: body.memory_gib_hours ?? null, gpu_hours: body.gpu_hours ?? null, max_servers: body.max_servers ?? null,
+      };
+      const saved = await store.transaction(async (tx) => {
+        const old = await tx.quotas.get(subject);
+        await tx.quotas.set(subject, limits);
+        await recordAudit(tx, { action: 'quota.set', ...auditBy(requester, req), target, details: { old: old ? { ...limitsOf(old) } : null, new: { ...limits } } });
+        return (await tx.quotas.get(subject))!;
+      });
+      res.json(quotaModel(saved));
+    });
+
+    router.delete(`/quotas/${kind}/:name`, async (req, res) => {
+      const requester = requireQuotaAdmin(res.locals.requester ?? null);
+      const { subject, target } = await subjectOf(kind, req.params.name!);
+      await store.transaction(async (tx) => {
+        const old = await tx.quotas.get(subject);
+        if (!old) throw new HttpError(404, `${target.kind === 'user' ? 'User' : 'Group'} ${target.name} has no quota`);
+        await tx.quotas.delete(subject);
+        await recordAudit(tx, { action: 'quota.delete', ...auditBy(requester, req), target, details: { old: { ...limitsOf(old) } } });
+      });
+      res.status(204).end();
+    });
+  }
+
+  return router;
+}

@@ -1,0 +1,97 @@
+import type { Store } from '../db/index.js';
+import type { UsageRow, UserRow } from '../db/schema.js';
+import type { QuotaLimits, QuotaView } from '../db/usage.js';
+import { HttpError } from '../errors.js';
+import { describeExcess, quotaStatus, type QuotaStatus } from './summary.js';
+
+/** The class a run counts against: the class of its `<class>/<slug>` profile, if any. */
+export function classOfProfile(profile: string | null | undefined): string | null {
+  const slash = profile?.indexOf('/') ?? -1;
+  return profile && slash > 0 ? profile.slice(0, slash) : null;
+}
+
+export interface QuotaReport {
+  subject: { kind: 'user'; name: string } | { kind: 'class'; name: string };
+  limits: QuotaLimits;
+  status: QuotaStatus;
+}
+
+export function limitsOf(row: QuotaView): QuotaLimits {
+  return {
+    window_hours: row.window_hours, server_hours: row.server_hours, cpu_hours: row.cpu_hours,
+    memory_gib_hours: row.memory_gib_hours, gpu_hours: row.gpu_hours, max_servers: row.max_servers,
+  };
+}
+
+/** "class bio101's quota", "your quota" — how a message names a quota to the user it binds. */
+export function quotaName(subject: QuotaReport['subject']): string {
+  return subject.kind === 'class' ? `class ${subject.name}'s quota` : 'your quota';
+}
+
+/**
+ * Where a user stands against every quota that binds them: their own (all their servers) and those of their classes
+ * (their servers started with that class's profiles). `starting` is a server about to start, counted as running
+ * (with its class), for the concurrency limits; window limits count only what has run.
+ */
+export async function quotaReports(store: Store, user: Pick<UserRow, 'id' | 'name'>, now: number, starting?: { className: string | null }): Promise<QuotaReport[]> {
+  const groups = await store.groups.ofUser(user.id);
+  const quotas = await store.quotas.applying(user.id, groups.map((g) => g.id));
+  if (!quotas.length) return [];
+  const longest = Math.max(...quotas.map((q) => q.window_hours));
+  const rows = await store.usage.inWindow({ since: new Date(now - longest * 3_600_000).toISOString(), until: new Date(now + 1000).toISOString(), userIds: [user.id] });
+  const active = (await store.servers.forUsers([user.id])).get(user.id)?.filter((s) => s.status !== 'stopped') ?? [];
+  const activeClasses = active.map((s) => classOfProfile(profileOption(s.user_options)));
+  const reports: QuotaReport[] = [];
+  for (const quota of quotas) {
+    const limits = limitsOf(quota);
+    if (quota.user_id !== null) {
+      const running = active.length + (starting ? 1 : 0);
+      reports.push({ subject: { kind: 'user', name: user.name }, limits, status: quotaStatus(limits, rows, running, now) });
+    } else if (quota.group_name !== null) {
+      const className = quota.group_name;
+      const counted = rows.filter((r) => r.class_id === quota.group_id);
+      const running = activeClasses.filter((c) => c === className).length + (starting?.className === className ? 1 : 0);
+      reports.push({ subject: { kind: 'class', name: className }, limits, status: quotaStatus(limits, counted, running, now) });
+    }
+  }
+  return reports;
+}
+
+/**
+ * Refuses a start that a quota does not allow, naming the quota, the limit and when it frees up. Class quotas bind
+ * only servers started with that class's profiles. 429 with Retry-After, so scripts know when to come back.
+ */
+export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | 'name'>, profile: string | null,
+  { alreadyCounted = false, now = Date.now() } = {}): Promise<void> {
+  const className = classOfProfile(profile);
+  // Once the server's row is `starting` it is among the user's active servers already.
+  const reports = await quotaReports(store, user, now, alreadyCounted ? undefined : { className });
+  for (const report of reports) {
+    if (report.subject.kind === 'class' && report.subject.name !== className) continue;
+    const { exceeded, frees_at: freesAt } = report.status;
+    if (!exceeded.length) continue;
+    const limits = exceeded.map((e) => describeExcess(e, report.limits.window_hours)).join('; ');
+    const when = freesAt ? ` It frees up at ${freesAt.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')}.` : ' Stop one of your servers first.';
+    const headers = freesAt ? { 'Retry-After': String(Math.max(1, Math.ceil((Date.parse(freesAt) - now) / 1000))) } : undefined;
+    throw new HttpError(429, `Quota reached: ${quotaName(report.subject)} allows ${limits}.${when}`, headers);
+  }
+}
+
+/** The window limits a run has used up, with the quota's name: what the sweeper warns about and acts on. */
+export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow, 'class_id'>, classIds: ReadonlyMap<string, number>): string | null {
+  for (const report of reports) {
+    if (report.subject.kind === 'class' && classIds.get(report.subject.name) !== run.class_id) continue;
+    const windowed = report.status.exceeded.filter((e) => e.metric !== 'max_servers');
+    if (windowed.length) return `${quotaName(report.subject)}: ${windowed.map((e) => describeExcess(e, report.limits.window_hours)).join('; ')}`;
+  }
+  return null;
+}
+
+function profileOption(json: string): string | null {
+  try {
+    const value = (JSON.parse(json) as Record<string, unknown>).profile;
+    return typeof value === 'string' ? value : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,134 @@
+import type { Store } from '../db/index.js';
+import type { GroupRow, UsageRow, UserRow } from '../db/schema.js';
+import { limitsOf, quotaReports, windowExcess, type QuotaReport } from './quotas.js';
+import { daily, totals, type UsageTotals } from './summary.js';
+
+const DAY = 86_400_000;
+
+export interface UsagePeriod {
+  days: number;
+  now: number;
+}
+
+function window({ days, now }: UsagePeriod) {
+  return { since: new Date(now - days * DAY).toISOString(), until: new Date(now + 1000).toISOString() };
+}
+
+function rounded(t: UsageTotals): UsageTotals {
+  // Microhours (3.6 ms): short test runs and single seconds of a quota stay visible.
+  const r = (n: number) => Math.round(n * 1e6) / 1e6;
+  return {
+    server_hours: r(t.server_hours), cpu_hours: r(t.cpu_hours), memory_gib_hours: r(t.memory_gib_hours), gpu_hours: r(t.gpu_hours),
+    cpu_hours_used: t.cpu_hours_used === null ? null : r(t.cpu_hours_used),
+    memory_gib_hours_used: t.memory_gib_hours_used === null ? null : r(t.memory_gib_hours_used),
+  };
+}
+
+function groupBy<K>(rows: readonly UsageRow[], key: (r: UsageRow) => K): Map<K, UsageRow[]> {
+  const out = new Map<K, UsageRow[]>();
+  for (const r of rows) out.set(key(r), [...(out.get(key(r)) ?? []), r]);
+  return out;
+}
+
+function quotaModel(report: QuotaReport) {
+  const { status } = report;
+  return {
+    subject: report.subject, limits: report.limits,
+    used: rounded({ ...status.used, cpu_hours_used: null, memory_gib_hours_used: null }), running: status.running,
+    exceeded: status.exceeded, frees_at: status.frees_at,
+  };
+}
+
+/** One user's usage over the last `days` days: totals, per server and class, per day, what runs now, their quotas. */
+export async function userUsage(store: Store, user: UserRow, period: UsagePeriod, graceSeconds: number): Promise<Record<string, unknown>> {
+  const { since, until } = window(period);
+  const start = Date.parse(since);
+  const rows = await store.usage.inWindow({ since, until, userIds: [user.id] });
+  const groups = (await store.groups.list(0, 1_000_000)).rows;
+  const className = new Map(groups.map((g) => [g.id, g.name]));
+  const classIds = new Map(groups.map((g) => [g.name, g.id]));
+  const reports = await quotaReports(store, user, period.now);
+  const home = (await store.usage.homeSizes([user.id])).get(user.id) ?? null;
+  return {
+    user: user.name, days: period.days, since, until: new Date(period.now).toISOString(),
+    totals: rounded(totals(rows, start, period.now, period.now)),
+    by_server: [...groupBy(rows, (r) => r.server_name)].map(([server, runs]) => ({ server, totals: rounded(totals(runs, start, period.now, period.now)) })),
+    by_class: [...groupBy(rows, (r) => r.class_id)].map(([id, runs]) => ({
+      class: id === null ? null : className.get(id) ?? null, totals: rounded(totals(runs, start, period.now, period.now)),
+    })),
+    daily: daily(rows, Math.min(period.days, 366), period.now).map(({ date, ...t }) => ({ date, ...rounded(t) })),
+    running: rows.filter((r) => r.stopped_at === null).map((r) => {
+      const reached = r.quota_warned_at ? windowExcess(reports, r, classIds) : null;
+      return {
+        server: r.server_name, started_at: r.started_at, profile: r.profile, class: r.class_id === null ? null : className.get(r.class_id) ?? null,
+        requested: { cpu: r.cpu_request, memory_bytes: r.mem_request, gpus: r.gpu_request },
+        measured: r.sampled_at ? { cpu_seconds: r.cpu_seconds, memory_bytes: r.mem_bytes, memory_peak_bytes: r.mem_peak, at: r.sampled_at } : null,
+        quota_warning: reached && r.quota_warned_at
+          ? { quota: reached, stop_at: new Date(Date.parse(r.quota_warned_at) + graceSeconds * 1000).toISOString() } : null,
+      };
+    }),
+    home_storage: home,
+    quotas: reports.map(quotaModel),
+  };
+}
+
+/** Totals per user over the period, for the users given (all who ran something when `names` is undefined). */
+export async function usersUsage(store: Store, period: UsagePeriod, userIds: number[] | undefined): Promise<Array<{ user_id: number; totals: UsageTotals; running: number }>> {
+  const { since, until } = window(period);
+  const start = Date.parse(since);
+  const rows = await store.usage.inWindow({ since, until, ...(userIds && { userIds }) });
+  return [...groupBy(rows, (r) => r.user_id)].map(([userId, runs]) => ({
+    user_id: userId, totals: rounded(totals(runs, start, period.now, period.now)), running: runs.filter((r) => r.stopped_at === null).length,
+  }));
+}
+
+/** A class's usage: what its members ran with its profiles, in all and per member, per day, and its quota. */
+export async function classUsage(store: Store, group: GroupRow, period: UsagePeriod): Promise<Record<string, unknown>> {
+  const { since, until } = window(period);
+  const start = Date.parse(since);
+  const rows = await store.usage.inWindow({ since, until, classIds: [group.id] });
+  const members = (await store.groups.membersOf([group.id])).get(group.id) ?? [];
+  const byUser = groupBy(rows, (r) => r.user_id);
+  const names = new Map<number, string>();
+  for (const id of byUser.keys()) {
+    const u = await store.users.byId(id);
+    if (u) names.set(id, u.name);
+  }
+  const perMember = new Map<string, UsageTotals>(members.map((m) => [m, rounded(totals([], start, period.now, period.now))]));
+  for (const [id, runs] of byUser) {
+    const name = names.get(id);
+    if (name) perMember.set(name, rounded(totals(runs, start, period.now, period.now)));
+  }
+  const quota = await store.quotas.get({ groupId: group.id });
+  return {
+    class: group.name, days: period.days, since, until: new Date(period.now).toISOString(),
+    totals: rounded(totals(rows, start, period.now, period.now)),
+    members: [...perMember].sort(([a], [b]) => a.localeCompare(b)).map(([name, t]) => ({ name, member: members.includes(name), totals: t })),
+    daily: daily(rows, Math.min(period.days, 366), period.now).map(({ date, ...t }) => ({ date, ...rounded(t) })),
+    quota: quota ? { limits: limitsOf(quota), per_member: true } : null,
+  };
+}
+
+/** Every run ever, summed per class name ("" without one), in seconds: what the Prometheus counters report. */
+export async function usageSinceStart(store: Store, now: number): Promise<{ perClass: Map<string, UsageTotals>; homeBytes: number }> {
+  const rows = await store.usage.totals();
+  const names = new Map((await store.groups.list(0, 1_000_000)).rows.map((g) => [g.id, g.name]));
+  const perClass = new Map<string, UsageTotals>();
+  for (const [classId, runs] of groupBy(rows, (r) => r.class_id)) {
+    const name = classId === null ? '' : names.get(classId) ?? '';
+    const t = totals(runs, 0, now, now);
+    const prior = perClass.get(name);
+    perClass.set(name, prior ? sumTotals(prior, t) : t);
+  }
+  const homeBytes = [...(await store.usage.homeSizes()).values()].reduce((sum, h) => sum + h.bytes, 0);
+  return { perClass, homeBytes };
+}
+
+function sumTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
+  const orNull = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
+  return {
+    server_hours: a.server_hours + b.server_hours, cpu_hours: a.cpu_hours + b.cpu_hours, memory_gib_hours: a.memory_gib_hours + b.memory_gib_hours,
+    gpu_hours: a.gpu_hours + b.gpu_hours, cpu_hours_used: orNull(a.cpu_hours_used, b.cpu_hours_used),
+    memory_gib_hours_used: orNull(a.memory_gib_hours_used, b.memory_gib_hours_used),
+  };
+}
