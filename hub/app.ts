@@ -16,6 +16,7 @@ import { ADMIN_ROLE } from './db/roles.js';
 import { normalizeUsername } from './auth/usernames.js';
 import { createHubMetrics } from './metrics.js';
 import { ServerManager } from './servers/manager.js';
+import { idleCullerFor } from './servers/idle-culler.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
 import type { HubContext } from './context.js';
 import { JUPYTERHUB_API_VERSION, VERSION } from './version.js';
@@ -206,6 +207,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   await auditRetention.start();
   await startSupervisors(supervisors, log);
   servers.startPolling();
+  const idleCuller = idleCullerFor(config.idle_culling, { store, servers, log: log.child({ component: 'idle-culler' }) });
+  idleCuller?.start();
 
   let setupUrl: string | null = null;
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
@@ -220,6 +223,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     async close({ stopProxy = true } = {}) {
       trustedProxies.close();
       auditRetention.close();
+      idleCuller?.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();
