@@ -192,7 +192,7 @@ const credentialsSchema = z.strictObject({
   policy: policySchema.prefault({}),
 }).prefault({});
 
-/** Idle timeout when `idle_culling.timeout` is not set: JupyterHub's idle culler's default, one hour. */
+/** Idle timeout when `idle_culling.timeout` is not set: one hour, Zero to JupyterHub's `cull.timeout`. */
 export const IDLE_TIMEOUT_DEFAULT = 3600;
 
 /**

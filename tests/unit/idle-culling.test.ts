@@ -14,7 +14,7 @@ function refusal(value: string): string {
 }
 
 describe('idle_culling config', () => {
-  it('is off by default, with JupyterHub idle culler\'s timeout and a 10-minute warning', () => {
+  it('is off by default, with a one-hour timeout when enabled and a 10-minute warning', () => {
     const { idle_culling: idle } = loadConfig({ env: {} });
     expect(idle).toEqual({ enabled: false, warn_before: 600, check_interval: 60 });
     expect(idlePolicy(idle)).toBeNull();
