@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
+import { Culler, cullerInstalled, problems } from '../helpers/idle-culler.js';
 import type { IdleState } from '../../hub/servers/idle-culler.js';
 
 /**
@@ -155,5 +157,56 @@ describe('idle warnings without the built-in culler', () => {
     expect(state.status).toBe(200);
     expect(state.body).toMatchObject({ cull_at: null, seconds_left: null, warning: false, timeout: null, warn_before: null });
     expect((state.body as IdleState).last_activity).not.toBeNull();
+  });
+});
+
+describe.skipIf(!requireService('jupyterhub-idle-culler', cullerInstalled()))('idle warnings for the external jupyterhub-idle-culler', () => {
+  // The hub warns by the culler's --timeout; the culler stops what the hub warned about, and spares what was kept.
+  const cullerToken = randomBytes(16).toString('hex');
+  const hub = new HubProcess({
+    env: {
+      LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_IDLE_CULLING: '{timeout: 6, warn_before: 4}',
+      LABHUB_SERVICES: `[{name: culler, api_token: ${cullerToken}}]`,
+      LABHUB_ROLES: '[{name: culler, scopes: [list:users, read:users:activity, read:servers, delete:servers], services: [culler]}]',
+    },
+  });
+  let culler: Culler | undefined;
+  const token: Record<string, string> = {};
+  const idle = async (user: string) => (await api(hub.url, token[user]!, 'GET', `/users/${user}/server/idle`)).body as IdleState;
+  const running = async (user: string) => ((await api(hub.url, token[user]!, 'GET', `/users/${user}`)).body as { server: string | null }).server !== null;
+
+  beforeAll(async () => {
+    await hub.start();
+    for (const name of ['dee', 'eve']) {
+      expect((await hub.cli(['users', 'add', name])).status).toBe(0);
+      token[name] = (await hub.cli(['token', name])).stdout.trim();
+      expect((await api(hub.url, token[name], 'POST', `/users/${name}/server`)).status).toBeLessThan(300);
+    }
+  });
+  afterAll(async () => {
+    await culler?.stop();
+    await hub.cleanup();
+  });
+
+  it('the culler stops the idle server after the cull time the hub announced, and not the one kept active', async () => {
+    culler = new Culler(`${hub.url}/hub/api`, cullerToken);
+    culler.start(['--timeout=6', '--cull-every=1']);
+    const keepDee = (async () => {
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        const now = new Date().toISOString();
+        expect((await api(hub.url, token.dee!, 'POST', '/users/dee/activity', { servers: { '': { last_activity: now } } })).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+    })();
+    const announced = await eventually(async () => { const s = await idle('eve'); return s.warning ? s : null; }, 10_000, 250);
+    await eventually(async () => !(await running('eve')), 30_000, 250);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(announced.cull_at!));
+    await keepDee;
+    expect(await running('dee')).toBe(true);
+    expect(await idle('dee')).toMatchObject({ warning: false });
+    const output = await culler.stop();
+    expect(output).toMatch(/Culling server eve/);
+    expect(problems(output), output).toEqual([]);
   });
 });
