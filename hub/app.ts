@@ -16,6 +16,7 @@ import { ADMIN_ROLE } from './db/roles.js';
 import { normalizeUsername } from './auth/usernames.js';
 import { createHubMetrics } from './metrics.js';
 import { ServerManager } from './servers/manager.js';
+import { idleCullerFor } from './servers/idle-culler.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
 import type { HubContext } from './context.js';
 import { JUPYTERHUB_API_VERSION, VERSION } from './version.js';
@@ -213,6 +214,8 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
     sampleIntervalMs: config.usage.sample_interval * 1000, storageIntervalMs: config.usage.storage_interval * 1000, graceMs: config.usage.quota_grace * 1000,
   });
   usage.start();
+  const idleCuller = idleCullerFor(config.idle_culling, { store, servers, log: log.child({ component: 'idle-culler' }) });
+  idleCuller?.start();
 
   let setupUrl: string | null = null;
   if (config.authenticator.kind === 'native' && (await store.users.countAdmins()) === 0) {
@@ -228,6 +231,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
       trustedProxies.close();
       auditRetention.close();
       await usage.close();
+      idleCuller?.close();
       await Promise.all(supervisors.map((supervisor) => supervisor.close(stopProxy)));
       await servers.close();
       await credentials.close();

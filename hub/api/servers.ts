@@ -6,6 +6,7 @@ import { HttpError } from '../errors.js';
 import { validateServerName } from '../servers/naming.js';
 import { forgetOAuthClients } from '../servers/manager.js';
 import type { SpawnEvent } from '../servers/progress.js';
+import { idlePolicy, idleState } from '../servers/idle-culler.js';
 import { hasRequestBody, isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { serverModel } from './models.js';
 import { auditBy, type AuditBy } from '../audit/record.js';
@@ -183,6 +184,14 @@ export function serversRouter(ctx: HubContext): Router {
     req.on('close', finish);
   };
 
+  /** LabHub's own: when the server will be culled for inactivity, so pages can warn its user (docs/idle-culling.md). */
+  const idle = async (req: Request, res: Response) => {
+    const { user, server } = await target(req, res, ['read:servers']);
+    const row = await store.servers.get(user.id, server);
+    if (!row && server) throw new HttpError(404, `No such server: ${user.name}/${server}`);
+    res.json(idleState(row, idlePolicy(config.idle_culling), Date.now()));
+  };
+
   router.post('/users/:name/server', start);
   router.delete('/users/:name/server', stop);
   router.get('/users/:name/server/progress', progress);
@@ -199,5 +208,7 @@ export function serversRouter(ctx: HubContext): Router {
   router.patch(['/users/:name/servers/:server', '/users/:name/servers/'], modify);
   router.delete('/users/:name/servers/:server', stop);
   router.get('/users/:name/servers/:server/progress', progress);
+  router.get('/users/:name/server/idle', idle);
+  router.get('/users/:name/servers/:server/idle', idle);
   return router;
 }

@@ -19,6 +19,9 @@ interface Grants {
   new: Record<string, unknown> | null;
 }
 
+/** Why the hub stopped a server nobody asked it to stop. */
+export type StopReason = 'idle' | 'quota';
+
 /** action → details. */
 export interface AuditDetails {
   'login.success': { authenticator: string };
@@ -38,8 +41,8 @@ export interface AuditDetails {
   'link.create': { link: 'invitation' | 'setup'; expires_at: string };
   'link.use': { link: 'invitation' | 'setup' };
   'server.start': { server: string; profile: string | null; outcome: 'requested' | 'started' | 'failed'; error?: string };
-  /** `reason` says why the hub stopped a server on its own (a quota used up past its grace period). */
-  'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string; reason?: 'quota' };
+  /** `reason` says why the hub stopped a server on its own (the actor is then the system). */
+  'server.stop': { server: string; outcome: 'requested' | 'stopped' | 'failed'; error?: string; reason?: StopReason };
   'lease.issue': { lease_id: number; service: string; account: string; server: string };
   'lease.revoke': { lease_id: number; service: string; account: string };
   /** The target is the server's owner; `with` the user or group the share is for. */

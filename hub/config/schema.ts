@@ -192,6 +192,28 @@ const credentialsSchema = z.strictObject({
   policy: policySchema.prefault({}),
 }).prefault({});
 
+/** Idle timeout when `idle_culling.timeout` is not set: one hour, Zero to JupyterHub's `cull.timeout`. */
+export const IDLE_TIMEOUT_DEFAULT = 3600;
+
+/**
+ * idle_culling: see docs/idle-culling.md. `timeout` has no schema default: set explicitly with `enabled: false`, it
+ * turns on only the warnings, for a lab whose external jupyterhub-idle-culler uses the same --timeout.
+ */
+const idleCullingSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  timeout: z.number().min(1).max(86_400 * 366).optional(),
+  warn_before: z.number().min(0).max(86_400 * 366).default(600),
+  check_interval: z.number().min(1).max(3600).default(60),
+}).superRefine((idle, ctx) => {
+  const timeout = idle.timeout ?? IDLE_TIMEOUT_DEFAULT;
+  if (idle.warn_before >= timeout) {
+    ctx.addIssue({
+      code: 'custom', path: ['warn_before'],
+      message: `must be less than idle_culling.timeout (${timeout} s${idle.timeout === undefined ? ', its default' : ''}): the warning starts warn_before seconds before the cull`,
+    });
+  }
+});
+
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
   port: port.default(8000),
@@ -313,6 +335,8 @@ export const configSchema = z.strictObject({
     /** Seconds a server that used up a quota keeps running after the warning. */
     quota_grace: z.number().min(0).max(86_400 * 7).default(900),
   }).prefault({}),
+  /** Stopping servers nobody uses, and warning their users first: docs/idle-culling.md. */
+  idle_culling: idleCullingSchema.prefault({}),
   /** The audit log (docs/audit.md): records older than retention_days are pruned hourly; 0 keeps them forever. */
   audit: z.strictObject({ retention_days: z.number().int().min(0).max(36_500).default(365) }).prefault({}),
 });
@@ -321,3 +345,4 @@ export type LabHubConfig = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type RoleConfig = z.infer<typeof roleSchema>;
 export type CredentialsConfig = z.infer<typeof credentialsSchema>;
+export type IdleCullingConfig = z.infer<typeof idleCullingSchema>;

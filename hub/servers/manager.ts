@@ -17,6 +17,7 @@ import type { CredentialService } from '../credentials/service.js';
 import type { ClassGuard } from '../classes/guard.js';
 import { BY_HUB, recordAudit, type AuditBy } from '../audit/record.js';
 import { checkStartQuota, classOfProfile } from '../usage/quotas.js';
+import type { StopReason } from '../audit/events.js';
 
 export interface ServerManagerOptions {
   startTimeoutMs: number;
@@ -246,13 +247,17 @@ export class ServerManager {
     });
   }
 
-  /** Stops a server (aborting a start in progress). Resolves once it is stopped, or when `waitMs` passes. */
-  async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB, reason?: 'quota'): Promise<'stopped' | 'pending'> {
+  /**
+   * Stops a server (aborting a start in progress). Resolves once it is stopped, or when `waitMs` passes. `reason`
+   * goes into the audit records of a stop the hub decided on itself.
+   */
+  async stop(user: UserRow, serverName: string, waitMs: number, by: AuditBy = BY_HUB, reason?: StopReason): Promise<'stopped' | 'pending'> {
     const key = serverKey(user.name, serverName);
     const pendingStart = this.pendingStarts.get(key);
     const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
+    const stopped = (outcome: 'requested' | 'stopped') => ({ server: serverName, outcome, ...(reason && { reason }) });
     if (pendingStart) {
-      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested', ...(reason && { reason }) } });
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: stopped('requested') });
       pendingStart.abort.abort();
       await pendingStart.done;
       return 'stopped';
@@ -261,9 +266,9 @@ export class ServerManager {
     if (!stopping) {
       const row = await this.deps.store.servers.get(user.id, serverName);
       if (!row || row.status === 'stopped') throw new HttpError(400, `${describe(user.name, serverName)} is not running`);
-      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'requested', ...(reason && { reason }) } });
+      await recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: stopped('requested') });
       stopping = this.stopRow(user, row)
-        .then(() => recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: { server: serverName, outcome: 'stopped', ...(reason && { reason }) } }))
+        .then(() => recordAudit(this.deps.store, { ...audit, action: 'server.stop', details: stopped('stopped') }))
         .catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'could not record a server stop in the audit log'))
         .finally(() => this.pendingStops.delete(key));
       this.pendingStops.set(key, stopping);

@@ -19,10 +19,15 @@ export function oauthClientId(uid: string, server: string): string {
   return `jupyterhub-user-${checkedUid(uid)}${server ? `-${escapeForPath(server)}` : ''}`;
 }
 
-export function progressUrl(user: string, server: string): string {
+/** A server's API resource: `/hub/api/users/<user>/server/<what>` for the default one, `…/servers/<server>/<what>` else. */
+function serverApiUrl(user: string, server: string, what: 'progress' | 'idle'): string {
   const u = escapeForPath(user);
-  return server ? `/hub/api/users/${u}/servers/${escapeForPath(server)}/progress` : `/hub/api/users/${u}/server/progress`;
+  return server ? `/hub/api/users/${u}/servers/${escapeForPath(server)}/${what}` : `/hub/api/users/${u}/server/${what}`;
 }
+
+export const progressUrl = (user: string, server: string) => serverApiUrl(user, server, 'progress');
+
+export const idleUrl = (user: string, server: string) => serverApiUrl(user, server, 'idle');
 
 /** Server names: what JupyterHub 6 enforces, so names stay valid path segments and DNS-friendly. */
 export function validateServerName(name: string): string | null {
