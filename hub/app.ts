@@ -51,6 +51,7 @@ import { tokenPages } from './pages/tokens.js';
 import { sharePages } from './pages/shares.js';
 import { passwordPages } from './pages/password.js';
 import { adminPages } from './pages/admin.js';
+import { usagePages } from './pages/usage.js';
 import { errorPage, pageErrorHandler, proxyErrorPage } from './pages/errors.js';
 import { TEMPLATES_DIR } from './pages/render.js';
 import { brandAssets } from './pages/assets.js';
@@ -357,7 +358,7 @@ export function buildApp(ctx: HubContext, trustedProxies: TrustedProxies): Expre
 
   const pages = express.Router();
   pages.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 }));
-  pages.use(authPages(ctx), serverPages(ctx), sharePages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx));
+  pages.use(authPages(ctx), serverPages(ctx), sharePages(ctx), tokenPages(ctx), passwordPages(ctx), adminPages(ctx), usagePages(ctx));
   app.use('/hub', pages);
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
   app.all('/user/{*rest}', userUrlAtHub());

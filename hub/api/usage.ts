@@ -2,11 +2,11 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { HubContext } from '../context.js';
 import type { Requester } from '../auth/identity.js';
-import type { QuotaLimits, QuotaSubject, QuotaView } from '../db/usage.js';
+import type { QuotaLimits, QuotaView } from '../db/usage.js';
 import { HttpError } from '../errors.js';
 import { listReach } from '../audit/access.js';
-import { auditBy, recordAudit } from '../audit/record.js';
-import { limitsOf } from '../usage/quotas.js';
+import { auditBy } from '../audit/record.js';
+import { limitsOf, removeQuota, saveQuota } from '../usage/quotas.js';
 import { classUsage, userUsage, usersUsage } from '../usage/report.js';
 import { paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
 
@@ -19,7 +19,7 @@ const periodQuery = z.object({
 
 const amount = z.number().min(0).max(1e9).nullable().optional();
 /** A quota is replaced whole by PUT: a limit left out is no limit. */
-const quotaBody = z.strictObject({
+export const quotaBody = z.strictObject({
   window_hours: z.number().positive().max(24 * 366),
   server_hours: amount,
   cpu_hours: amount,
@@ -29,7 +29,7 @@ const quotaBody = z.strictObject({
 }).refine((q) => ['server_hours', 'cpu_hours', 'memory_gib_hours', 'gpu_hours', 'max_servers'].some((k) => q[k as keyof typeof q] != null),
   'set at least one of server_hours, cpu_hours, memory_gib_hours, gpu_hours, max_servers');
 
-function quotaModel(row: QuotaView): Record<string, unknown> {
+export function quotaModel(row: QuotaView): Record<string, unknown> {
   return {
     subject: row.user_id !== null ? { kind: 'user', name: row.user_name } : { kind: 'class', name: row.group_name },
     ...limitsOf(row), updated: row.updated,
@@ -37,7 +37,7 @@ function quotaModel(row: QuotaView): Record<string, unknown> {
 }
 
 /** Quotas are the admin's bound on everyone, so only an unfiltered `admin:quotas` may change or list them. */
-function requireQuotaAdmin(requester: Requester | null): Requester {
+export function requireQuotaAdmin(requester: Requester | null): Requester {
   if (!requester) throw new HttpError(403, 'Missing or invalid credentials.');
   if (requester.scopes.get('admin:quotas') !== 'all') throw new HttpError(403, 'Action is not authorized with current scopes; requires unfiltered admin:quotas');
   return requester;
@@ -95,44 +95,20 @@ export function usageRouter(ctx: HubContext): Router {
     res.json((await store.quotas.list()).map(quotaModel));
   });
 
-  async function subjectOf(kind: 'users' | 'groups', raw: string): Promise<{ subject: QuotaSubject; target: { kind: 'user' | 'group'; name: string; uid?: string } }> {
-    if (kind === 'users') {
-      const user = await store.users.byName(usernameFrom(raw));
-      if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
-      return { subject: { userId: user.id }, target: { kind: 'user', name: user.name, uid: user.uid } };
-    }
-    const group = await store.groups.byName(raw);
-    if (!group) throw new HttpError(404, `No such group: ${raw.slice(0, 64)}`);
-    return { subject: { groupId: group.id }, target: { kind: 'group', name: group.name } };
-  }
-
   for (const kind of ['users', 'groups'] as const) {
     router.put(`/quotas/${kind}/:name`, async (req, res) => {
       const requester = requireQuotaAdmin(res.locals.requester ?? null);
       const body = parseInput(quotaBody, req.body);
-      const { subject, target } = await subjectOf(kind, req.params.name!);
       const limits: QuotaLimits = {
         window_hours: body.window_hours, server_hours: body.server_hours ?? null, cpu_hours: body.cpu_hours ?? null,
         memory_gib_hours: body.memory_gib_hours ?? null, gpu_hours: body.gpu_hours ?? null, max_servers: body.max_servers ?? null,
       };
-      const saved = await store.transaction(async (tx) => {
-        const old = await tx.quotas.get(subject);
-        await tx.quotas.set(subject, limits);
-        await recordAudit(tx, { action: 'quota.set', ...auditBy(requester, req), target, details: { old: old ? { ...limitsOf(old) } : null, new: { ...limits } } });
-        return (await tx.quotas.get(subject))!;
-      });
-      res.json(quotaModel(saved));
+      res.json(quotaModel(await saveQuota(store, auditBy(requester, req), kind, req.params.name!, limits)));
     });
 
     router.delete(`/quotas/${kind}/:name`, async (req, res) => {
       const requester = requireQuotaAdmin(res.locals.requester ?? null);
-      const { subject, target } = await subjectOf(kind, req.params.name!);
-      await store.transaction(async (tx) => {
-        const old = await tx.quotas.get(subject);
-        if (!old) throw new HttpError(404, `${target.kind === 'user' ? 'User' : 'Group'} ${target.name} has no quota`);
-        await tx.quotas.delete(subject);
-        await recordAudit(tx, { action: 'quota.delete', ...auditBy(requester, req), target, details: { old: { ...limitsOf(old) } } });
-      });
+      await removeQuota(store, auditBy(requester, req), kind, req.params.name!);
       res.status(204).end();
     });
   }

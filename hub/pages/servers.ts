@@ -5,6 +5,7 @@ import { HttpError } from '../errors.js';
 import { validateServerName, progressUrl, serverPrefix } from '../servers/naming.js';
 import { normalizeUsername } from '../auth/usernames.js';
 import { checkScope } from '../auth/scopes.js';
+import { userUsage } from '../usage/report.js';
 import { renderPage } from './render.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
@@ -96,9 +97,10 @@ export function serverPages(ctx: HubContext): Router {
         services.push({ name: s.name, url: servicePrefix(s.name) });
       }
     }
+    const usage = await userUsage(store, user, { days: 7, now: Date.now() }, ctx.config.usage.quota_grace);
     res.send(renderPage('home.njk', {
       ...(await layoutFor(ctx, req, res, 'home')), servers: list, allowNamed: ctx.config.allow_named_servers, message, profiles, selected, services,
-      sharedWithMe,
+      sharedWithMe, usage,
       specsApplied: appliesProfileResources(ctx.spawner.kind),
     }));
   });

@@ -1,6 +1,8 @@
 import type { Store } from '../db/index.js';
 import type { UsageRow, UserRow } from '../db/schema.js';
-import type { QuotaLimits, QuotaView } from '../db/usage.js';
+import type { QuotaLimits, QuotaSubject, QuotaView } from '../db/usage.js';
+import { recordAudit, type AuditBy } from '../audit/record.js';
+import { usernameFrom } from '../api/validate.js';
 import { HttpError } from '../errors.js';
 import { describeExcess, quotaStatus, type QuotaStatus } from './summary.js';
 
@@ -94,4 +96,39 @@ function profileOption(json: string): string | null {
   } catch {
     return null;
   }
+}
+
+type QuotaTarget = { subject: QuotaSubject; target: { kind: 'user' | 'group'; name: string; uid?: string } };
+
+async function quotaTarget(store: Store, kind: 'users' | 'groups', raw: string): Promise<QuotaTarget> {
+  if (kind === 'users') {
+    const user = await store.users.byName(usernameFrom(raw));
+    if (!user) throw new HttpError(404, `No such user: ${raw.slice(0, 64)}`);
+    return { subject: { userId: user.id }, target: { kind: 'user', name: user.name, uid: user.uid } };
+  }
+  const group = await store.groups.byName(raw);
+  if (!group) throw new HttpError(404, `No such group: ${raw.slice(0, 64)}`);
+  return { subject: { groupId: group.id }, target: { kind: 'group', name: group.name } };
+}
+
+/** Sets (replaces) the quota of a user or class, with its audit record in the same transaction. */
+export async function saveQuota(store: Store, by: AuditBy, kind: 'users' | 'groups', name: string, limits: QuotaLimits): Promise<QuotaView> {
+  const { subject, target } = await quotaTarget(store, kind, name);
+  return store.transaction(async (tx) => {
+    const old = await tx.quotas.get(subject);
+    await tx.quotas.set(subject, limits);
+    await recordAudit(tx, { action: 'quota.set', ...by, target, details: { old: old ? { ...limitsOf(old) } : null, new: { ...limits } } });
+    return (await tx.quotas.get(subject))!;
+  });
+}
+
+/** Removes the quota of a user or class; 404 when there is none. */
+export async function removeQuota(store: Store, by: AuditBy, kind: 'users' | 'groups', name: string): Promise<void> {
+  const { subject, target } = await quotaTarget(store, kind, name);
+  await store.transaction(async (tx) => {
+    const old = await tx.quotas.get(subject);
+    if (!old) throw new HttpError(404, `${target.kind === 'user' ? 'User' : 'Group'} ${target.name} has no quota`);
+    await tx.quotas.delete(subject);
+    await recordAudit(tx, { action: 'quota.delete', ...by, target, details: { old: { ...limitsOf(old) } } });
+  });
 }

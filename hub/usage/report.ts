@@ -40,7 +40,7 @@ function quotaModel(report: QuotaReport) {
 }
 
 /** One user's usage over the last `days` days: totals, per server and class, per day, what runs now, their quotas. */
-export async function userUsage(store: Store, user: UserRow, period: UsagePeriod, graceSeconds: number): Promise<Record<string, unknown>> {
+export async function userUsage(store: Store, user: UserRow, period: UsagePeriod, graceSeconds: number) {
   const { since, until } = window(period);
   const start = Date.parse(since);
   const rows = await store.usage.inWindow({ since, until, userIds: [user.id] });
@@ -83,7 +83,7 @@ export async function usersUsage(store: Store, period: UsagePeriod, userIds: num
 }
 
 /** A class's usage: what its members ran with its profiles, in all and per member, per day, and its quota. */
-export async function classUsage(store: Store, group: GroupRow, period: UsagePeriod): Promise<Record<string, unknown>> {
+export async function classUsage(store: Store, group: GroupRow, period: UsagePeriod) {
   const { since, until } = window(period);
   const start = Date.parse(since);
   const rows = await store.usage.inWindow({ since, until, classIds: [group.id] });
