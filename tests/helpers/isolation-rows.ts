@@ -79,7 +79,7 @@ async function serviceRefusal(what: string, attempt: () => Promise<unknown>): Pr
 // ---------------------------------------------------------------------------------------------------------------
 // The matrix
 
-export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties' | 'audit log';
+export type Channel = 'REST API' | 'pages' | 'proxy' | 'OAuth' | 'leases' | 'class properties' | 'audit log' | 'usage and quotas';
 
 export interface MatrixRow {
   /** One of ACTORS' roles, or a user whose name collides with one of B's identifiers. */
@@ -468,6 +468,24 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
     return { held: (res.status >= 400 && res.status < 500) || (res.status === 200 && aboutB === 0), detail: `${res.status}, ${aboutB} record(s) about B` };
   };
   add(ROLES, 'audit log', 'B\'s audit records', `GET /audit?user=${B}`, auditAboutB, teacherOfB);
+  // Usage: B's teacher reads B's and the class's usage (read:usage!group=<B's class>); nobody else does. Quotas bind
+  // everyone, so not even a teacher holding admin:quotas filtered to their class may set or lift one.
+  const readUsage = (path: string) => async (w: World, a: string): Promise<Outcome> => {
+    const res = await call(w, a, 'GET', path);
+    return ROLES.find((r) => ACTORS[r] === a) === teacherOfB[0] ? permittedWithoutSecrets(res, w) : apiRefusal(res);
+  };
+  add(ROLES, 'usage and quotas', 'B\'s usage', `GET /users/${B}/usage`, readUsage(`/users/${B}/usage`), teacherOfB);
+  add(ROLES, 'usage and quotas', 'B\'s class\'s usage', `GET /groups/${CLASS_OF_B}/usage`, readUsage(`/groups/${CLASS_OF_B}/usage`), teacherOfB);
+  add(ROLES, 'usage and quotas', 'B\'s usage in the list', 'GET /usage', async (w, a) => {
+    const res = await call(w, a, 'GET', '/usage');
+    const listsB = Array.isArray(res.body) && (res.body as Array<{ name: string }>).some((u) => u.name === B);
+    if (ROLES.find((r) => ACTORS[r] === a) === teacherOfB[0]) return { held: res.status === 200 && listsB, detail: `${res.status}, lists B: ${listsB}` };
+    return { held: (res.status >= 400 && res.status < 500) || (res.status === 200 && !listsB), detail: `${res.status}, lists B: ${listsB}` };
+  }, teacherOfB);
+  add(ROLES, 'usage and quotas', 'B\'s quota', `PUT /quotas/users/${B} (a quota that stops B)`, refusedCall('PUT', () => `/quotas/users/${B}`, () => ({ window_hours: 1, server_hours: 0 })));
+  add(ROLES, 'usage and quotas', 'B\'s class\'s quota', `PUT /quotas/groups/${CLASS_OF_B}`, refusedCall('PUT', () => `/quotas/groups/${CLASS_OF_B}`, () => ({ window_hours: 1, max_servers: 0 })));
+  add(ROLES, 'usage and quotas', 'A\'s own quota', 'PUT /quotas/users/<A> (lifting one\'s own limit)', async (w, a) =>
+    apiRefusal(await call(w, a, 'PUT', `/quotas/users/${a}`, { window_hours: 1, server_hours: 1e9 })));
   const putProperties = (group: string, properties: (w: World) => Record<string, unknown>) =>
     async (w: World, a: string) => apiRefusal(await call(w, a, 'PUT', `/groups/${group}/properties`, properties(w)));
   const bLease = (w: World) => w.servers!.bSecrets.credentials!;

@@ -43,14 +43,21 @@ export const ROLES = Object.keys(ACTORS) as ActorRole[];
 
 /**
  * The actors' powers, from config: a teacher holds `groups!group=<class>` (what a class manager's token carried in
- * the audit) and `read:audit!group=<class>` (their class's audit log records), the helpdesk account `admin:users` without admin;
+ * the audit), `read:audit!group=<class>` and `read:usage!group=<class>` (their class's audit records and usage) and
+ * `admin:quotas!group=<class>` (a filtered quota power, which must not work), the helpdesk account `admin:users`;
  * everyone may share their own servers.
  */
 export function isolationRolesEnv(): Record<string, string> {
   return {
     LABHUB_ROLES: JSON.stringify([
-      { name: 'teacher-bio101', scopes: [`groups!group=${CLASS_OF_B}`, `read:audit!group=${CLASS_OF_B}`], users: [ACTORS['teacher of B\'s class']] },
-      { name: 'teacher-chem201', scopes: [`groups!group=${OTHER_CLASS}`, `read:audit!group=${OTHER_CLASS}`], users: [ACTORS['teacher of another class']] },
+      {
+        name: 'teacher-bio101', users: [ACTORS['teacher of B\'s class']],
+        scopes: [`groups!group=${CLASS_OF_B}`, `read:audit!group=${CLASS_OF_B}`, `read:usage!group=${CLASS_OF_B}`, `admin:quotas!group=${CLASS_OF_B}`],
+      },
+      {
+        name: 'teacher-chem201', users: [ACTORS['teacher of another class']],
+        scopes: [`groups!group=${OTHER_CLASS}`, `read:audit!group=${OTHER_CLASS}`, `read:usage!group=${OTHER_CLASS}`, `admin:quotas!group=${OTHER_CLASS}`],
+      },
       { name: 'helpdesk', scopes: ['admin:users'], users: [ACTORS['admin:users holder']] },
       // Everyone may share their own servers, as a lab that turns sharing on would allow: the power under test.
       { name: 'sharers', scopes: ['shares!user'], groups: [SHARERS] },
