@@ -8,6 +8,13 @@ export class GroupRepository {
     return this.db.selectFrom('groups').selectAll().where('name', '=', name).executeTakeFirst();
   }
 
+  /** Names of groups by id (those that still exist). */
+  async namesById(ids: number[]): Promise<Map<number, string>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db.selectFrom('groups').select(['id', 'name']).where('id', 'in', [...new Set(ids)]).execute();
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
   async list(offset: number, limit: number, names?: string[]): Promise<{ rows: GroupRow[]; total: number }> {
     let q = this.db.selectFrom('groups');
     if (names !== undefined) q = names.length ? q.where('name', 'in', names) : q.where('id', '<', 0);

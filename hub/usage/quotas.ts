@@ -13,7 +13,7 @@ export function classOfProfile(profile: string | null | undefined): string | nul
 }
 
 export interface QuotaReport {
-  subject: { kind: 'user'; name: string } | { kind: 'class'; name: string };
+  subject: { kind: 'user'; name: string } | { kind: 'class'; name: string; id: number };
   limits: QuotaLimits;
   status: QuotaStatus;
 }
@@ -53,7 +53,7 @@ export async function quotaReports(store: Store, user: Pick<UserRow, 'id' | 'nam
       const className = quota.group_name;
       const counted = rows.filter((r) => r.class_id === quota.group_id);
       const running = activeClasses.filter((c) => c === className).length + (starting?.className === className ? 1 : 0);
-      reports.push({ subject: { kind: 'class', name: className }, limits, status: quotaStatus(limits, counted, running, now) });
+      reports.push({ subject: { kind: 'class', name: className, id: quota.group_id! }, limits, status: quotaStatus(limits, counted, running, now) });
     }
   }
   return reports;
@@ -80,9 +80,9 @@ export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | '
 }
 
 /** The window limits a run has used up, with the quota's name: what the sweeper warns about and acts on. */
-export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow, 'class_id'>, classIds: ReadonlyMap<string, number>): string | null {
+export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow, 'class_id'>): string | null {
   for (const report of reports) {
-    if (report.subject.kind === 'class' && classIds.get(report.subject.name) !== run.class_id) continue;
+    if (report.subject.kind === 'class' && report.subject.id !== run.class_id) continue;
     const windowed = report.status.exceeded.filter((e) => e.metric !== 'max_servers');
     if (windowed.length) return `${quotaName(report.subject)}: ${windowed.map((e) => describeExcess(e, report.limits.window_hours)).join('; ')}`;
   }

@@ -44,9 +44,7 @@ export async function userUsage(store: Store, user: UserRow, period: UsagePeriod
   const { since, until } = window(period);
   const start = Date.parse(since);
   const rows = await store.usage.inWindow({ since, until, userIds: [user.id] });
-  const groups = (await store.groups.list(0, 1_000_000)).rows;
-  const className = new Map(groups.map((g) => [g.id, g.name]));
-  const classIds = new Map(groups.map((g) => [g.name, g.id]));
+  const className = await store.groups.namesById(rows.flatMap((r) => (r.class_id === null ? [] : [r.class_id])));
   const reports = await quotaReports(store, user, period.now);
   const home = (await store.usage.homeSizes([user.id])).get(user.id) ?? null;
   return {
@@ -58,7 +56,7 @@ export async function userUsage(store: Store, user: UserRow, period: UsagePeriod
     })),
     daily: daily(rows, Math.min(period.days, 366), period.now).map(({ date, ...t }) => ({ date, ...rounded(t) })),
     running: rows.filter((r) => r.stopped_at === null).map((r) => {
-      const reached = r.quota_warned_at ? windowExcess(reports, r, classIds) : null;
+      const reached = r.quota_warned_at ? windowExcess(reports, r) : null;
       return {
         server: r.server_name, started_at: r.started_at, profile: r.profile, class: r.class_id === null ? null : className.get(r.class_id) ?? null,
         requested: { cpu: r.cpu_request, memory_bytes: r.mem_request, gpus: r.gpu_request },
@@ -112,7 +110,7 @@ export async function classUsage(store: Store, group: GroupRow, period: UsagePer
 /** Every run ever, summed per class name ("" without one), in seconds: what the Prometheus counters report. */
 export async function usageSinceStart(store: Store, now: number): Promise<{ perClass: Map<string, UsageTotals>; homeBytes: number }> {
   const rows = await store.usage.totals();
-  const names = new Map((await store.groups.list(0, 1_000_000)).rows.map((g) => [g.id, g.name]));
+  const names = await store.groups.namesById(rows.flatMap((r) => (r.class_id === null ? [] : [r.class_id])));
   const perClass = new Map<string, UsageTotals>();
   for (const [classId, runs] of groupBy(rows, (r) => r.class_id)) {
     const name = classId === null ? '' : names.get(classId) ?? '';

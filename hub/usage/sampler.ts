@@ -58,11 +58,10 @@ export class UsageSampler {
 
   private async enforceQuotas(now: number): Promise<void> {
     const { store, manager, log } = this.deps;
-    const open = await store.usage.open();
-    const classIds = new Map((await store.groups.list(0, 1_000_000)).rows.map((g) => [g.name, g.id]));
-    for (const run of open) {
-      const reports = await quotaReports(store, { id: run.user_id, name: run.user_name }, now);
-      const reached = windowExcess(reports, run, classIds);
+    // Without any quota there is nothing to look up per run; a warning left from a removed quota is lifted.
+    const anyQuota = (await store.quotas.list()).length > 0;
+    for (const run of await store.usage.open()) {
+      const reached = anyQuota ? windowExcess(await quotaReports(store, { id: run.user_id, name: run.user_name }, now), run) : null;
       if (!reached) {
         if (run.quota_warned_at) await store.usage.clearWarned(run.id);
         continue;
@@ -72,8 +71,10 @@ export class UsageSampler {
       const target = { kind: 'user', name: user.name, uid: user.uid } as const;
       if (!run.quota_warned_at) {
         const stopAt = new Date(now + this.options.graceMs).toISOString();
-        await store.usage.markWarned(run.id, new Date(now).toISOString());
-        await recordAudit(store, { ...BY_HUB, target, action: 'quota.warning', details: { server: run.server_name, quota: reached, stop_at: stopAt } });
+        await store.transaction(async (tx) => {
+          await tx.usage.markWarned(run.id, new Date(now).toISOString());
+          await recordAudit(tx, { ...BY_HUB, target, action: 'quota.warning', details: { server: run.server_name, quota: reached, stop_at: stopAt } });
+        });
         log.warn({ user: user.name, server: run.server_name, quota: reached, stop_at: stopAt }, 'server reached a quota; it will be stopped after the grace period');
         continue;
       }

@@ -63,7 +63,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
         LABHUB_SPAWNER__KUBERNETES__HUB_ID: hubId,
         LABHUB_SPAWNER__KUBERNETES__IMAGE: IMAGE,
         LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
-        LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]',
+        LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true, overrides: {resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 256Mi}}}}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]',
         // Pods reach the hub at the node's address, so the hub listens there.
         LABHUB_HUB__IP: await cluster.nodeAddress(),
         LABHUB_AUTHENTICATOR__KIND: 'dummy',
@@ -144,6 +144,11 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     const podUid = (await cluster.core.readNamespacedPod({ name: pod, namespace })).metadata!.uid;
     expect((await cluster.core.readNamespacedSecret({ name: pod, namespace })).metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: 'Pod', uid: podUid })]);
     await cluster.exec(namespace, pod, 'echo kept-across-stops > /home/jovyan/kept.txt');
+    // The run is accounted with what the pod requested (the default profile's requests).
+    const podResources = (await cluster.core.readNamespacedPod({ name: pod, namespace })).spec!.containers[0]!.resources!;
+    expect(podResources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
+    const usage = (await api(hub.url, token, 'GET', '/users/dora/usage')).body as { running: Array<{ requested: unknown }> };
+    expect(usage.running).toEqual([expect.objectContaining({ requested: { cpu: 0.1, memory_bytes: 128 * 2 ** 20, gpus: 0 } })]);
 
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBeLessThan(300);
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: pod, namespace }).then(() => false, () => true)), 30_000);
