@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
-import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import type { PollResult, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 import { redactedTail } from './redact.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 
@@ -247,6 +247,26 @@ async function descendants(pid: number): Promise<{ pid: number; startTime: numbe
     }
   }
   return out;
+}
+
+/** Linux reports process times in USER_HZ, which the kernel's ABI fixes at 100 on every architecture Node runs on. */
+const USER_HZ = 100;
+
+/**
+ * One process's CPU seconds (its own, and those of children it has reaped, so a kernel that exited still counts) and
+ * resident memory; null when it is gone.
+ */
+async function processUsage(pid: number): Promise<{ cpuSeconds: number; rssBytes: number } | null> {
+  try {
+    const [stat, status] = await Promise.all([fsp.readFile(`/proc/${pid}/stat`, 'utf8'), fsp.readFile(`/proc/${pid}/status`, 'utf8')]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14–17 (utime, stime, cutime, cstime); the slice starts at field 3.
+    const ticks = [14, 15, 16, 17].reduce((n, i) => n + Number(fields[i - 3]), 0);
+    const rssKb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+    return Number.isFinite(ticks) ? { cpuSeconds: ticks / USER_HZ, rssBytes: rssKb * 1024 } : null;
+  } catch {
+    return null;
+  }
 }
 
 function freePort(host: string): Promise<number> {
@@ -583,6 +603,17 @@ export class LocalSpawner implements Spawner {
     if (await isAlive(s)) return { running: true };
     const key = `${s.pid}:${s.startTime}`;
     return { running: false, exitCode: this.exitCodes.has(key) ? this.exitCodes.get(key)! : null };
+  }
+
+  /** CPU time and resident memory of the server and every process under it (its kernels, their children). */
+  async stats(state: SpawnerState): Promise<ServerStats | undefined> {
+    const s = parseLocalState(state);
+    if (!s || !(await isAlive(s))) return undefined;
+    const tree = [s.pid, ...(await descendants(s.pid)).map((d) => d.pid)];
+    const each = await Promise.all(tree.map(processUsage));
+    const known = each.filter((u): u is { cpuSeconds: number; rssBytes: number } => u !== null);
+    if (!known.length) return undefined;
+    return { cpuSecondsTotal: known.reduce((n, u) => n + u.cpuSeconds, 0), memBytes: known.reduce((n, u) => n + u.rssBytes, 0) };
   }
 
   async stop(state: SpawnerState, options: { now?: boolean } = {}): Promise<void> {

@@ -229,12 +229,19 @@ describe.each(SINGLEUSER)('LocalSpawner with jupyterhub-singleuser $label', ({ b
       expect(kernelRes.status).toBe(201);
       const kernelPids = await waitForKernel(state.pid);
       expect(kernelPids.length).toBeGreaterThan(0);
+      // Usage covers the server and its kernel: more memory than the server alone, and CPU time that only grows.
+      const serverOnly = Number(/^VmRSS:\s+(\d+) kB$/m.exec(await fsp.readFile(`/proc/${state.pid}/status`, 'utf8'))![1]) * 1024;
+      const usage = (await local.stats(result.state))!;
+      expect(usage.memBytes).toBeGreaterThan(serverOnly);
+      expect(usage.cpuSecondsTotal).toBeGreaterThan(0);
+      expect((await local.stats(result.state))!.cpuSecondsTotal).toBeGreaterThanOrEqual(usage.cpuSecondsTotal!);
 
       const t1 = Date.now();
       await local.stop(result.state);
       const stopMs = Date.now() - t1;
       expect(stopMs).toBeLessThan(6000);
       expect(await local.poll(result.state)).toMatchObject({ running: false });
+      expect(await local.stats(result.state)).toBeUndefined();
       expect(pidAlive(state.pid)).toBe(false);
       expect(await portOpen(state.port)).toBe(false);
       for (const pid of kernelPids) expect(pidAlive(pid)).toBe(false);
