@@ -16,7 +16,7 @@
  *   point finds the pod again (poll/stop) or removes it as an orphan at its next start.
  */
 import { readFileSync } from 'node:fs';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type CoreV1Event, type V1ContainerStateTerminated, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type CoreV1Event, type V1ContainerStateTerminated, type V1Pod } from '@kubernetes/client-node';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import { containerHubEnv } from './container-env.js';
@@ -27,7 +27,8 @@ import {
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
 import { checkProfileOption, isClassProfile, reservedResources, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
-import type { PollResult, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import type { PollResult, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import { podMetricsUsage, type PodMetrics } from './kubernetes/metrics.js';
 
 export interface KubernetesSpawnerOptions {
   /** Default: `kubeconfigPath`, else KUBECONFIG / ~/.kube/config / the in-cluster service account. */
@@ -151,6 +152,7 @@ export class KubernetesSpawner implements Spawner {
   private readonly apiTimeoutMs: number;
   private readonly log: Logger;
   private readonly selector: string;
+  private readonly metricsApi: CustomObjectsApi;
   readonly pods: ResourceCache<V1Pod>;
   readonly events: ResourceCache<CoreV1Event>;
 
@@ -172,6 +174,7 @@ export class KubernetesSpawner implements Spawner {
     this.apiTimeoutMs = options.apiTimeoutMs ?? 30_000;
     this.log = options.logger ?? createLogger('kubernetes-spawner');
     this.core = this.kubeConfig.makeApiClient(CoreV1Api);
+    this.metricsApi = this.kubeConfig.makeApiClient(CustomObjectsApi);
     this.selector = `${HUB_LABEL}=${this.hubId},${COMPONENT_LABEL}=${SERVER_COMPONENT}`;
     const ns = this.namespace;
     this.pods = new ResourceCache<V1Pod>({
@@ -388,6 +391,22 @@ export class KubernetesSpawner implements Spawner {
       for (const event of this.events.list()) onEvent(event);
       check(this.pods.get(name));
     });
+  }
+
+  /**
+   * The pod's current CPU rate and memory from the metrics API (metrics.k8s.io, served by metrics-server) where the
+   * cluster has one; undefined where it does not, or has no sample of the pod yet.
+   */
+  async stats(state: SpawnerState): Promise<ServerStats | undefined> {
+    const s = parseKubernetesState(state);
+    if (!s) return undefined;
+    const metrics = await this.call(`get pods.metrics.k8s.io ${s.pod_name}`, () => this.metricsApi.getNamespacedCustomObject({
+      group: 'metrics.k8s.io', version: 'v1beta1', namespace: s.namespace, plural: 'pods', name: s.pod_name,
+    }) as Promise<PodMetrics>).catch((err: unknown) => {
+      if (apiStatus(err) === 404 || apiStatus(err) === 503) return undefined;
+      throw err;
+    });
+    return metrics ? podMetricsUsage(metrics) : undefined;
   }
 
   async poll(state: SpawnerState): Promise<PollResult> {

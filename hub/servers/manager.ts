@@ -61,6 +61,7 @@ export class ServerManager {
   private readonly progress = new Map<string, SpawnProgress>();
   private readonly pendingStarts = new Map<string, { abort: AbortController; done: Promise<void> }>();
   private readonly pendingStops = new Map<string, Promise<void>>();
+  private readonly userQueues = new Map<number, Promise<void>>();
   private pollTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ServerManagerDeps, private readonly options: ServerManagerOptions) {}
@@ -102,25 +103,18 @@ export class ServerManager {
     // A start without a profile gets the class default: record it, so the API, the admin pages and the next start show it.
     const applied = profile && profile.id !== 'default' && userOptions.profile === undefined ? { ...userOptions, profile: profile.id } : userOptions;
     const usageProfile = usageProfileOf(profile, userOptions);
-    const before = await store.servers.get(user.id, serverName);
-    if (!before || before.status === 'stopped') await checkStartQuota(store, user, usageProfile);
-    const row = await store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
+    // One user's starts pass the quota check one at a time: two at once cannot both fit under max_servers.
+    const row = await this.oneAtATime(user.id, async () => {
+      const before = await store.servers.get(user.id, serverName);
+      if (!before || before.status === 'stopped') await checkStartQuota(store, user, usageProfile);
+      return store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
+    });
     if (!row) {
       if (this.pendingStarts.has(key)) return { status: 'pending' };
       const existing = await store.servers.get(user.id, serverName);
       if (existing?.status === 'stopping') throw new HttpError(400, `${describe(user.name, serverName)} is stopping; try again when it has stopped`);
       throw new HttpError(400, `${describe(user.name, serverName)} is already running`);
     }
-    // Two starts at once could both pass the check above; counted again with this server in, one of them loses.
-    await checkStartQuota(store, user, usageProfile, { alreadyCounted: true }).catch(async (err: unknown) => {
-      if (before) {
-        await store.servers.markStopped(row.id, before.last_error);
-        await store.servers.modifyStopped(row.id, { userOptions: parseState(before.user_options) });
-      } else {
-        await store.servers.delete(row.id);
-      }
-      throw err;
-    });
     // The start is external: its intent is recorded now and its outcome when the spawn ends (spawn).
     const audit = { ...by, target: { kind: 'user', name: user.name, uid: user.uid } } as const;
     const profileId = profile?.id ?? null;
@@ -143,6 +137,18 @@ export class ServerManager {
     const final = progress.events.at(-1);
     if (final?.failed) throw new HttpError(500, final.message);
     return { status: 'ready' };
+  }
+
+  /** Runs `work` after every earlier call for the same user has settled (the hub is one process). */
+  private async oneAtATime<T>(userId: number, work: () => Promise<T>): Promise<T> {
+    const run = (this.userQueues.get(userId) ?? Promise.resolve()).then(work);
+    const settled = run.then(() => undefined, () => undefined);
+    this.userQueues.set(userId, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.userQueues.get(userId) === settled) this.userQueues.delete(userId);
+    }
   }
 
   private async spawn(user: UserRow, row: ServerRow, { userOptions, profile }: Pick<SpawnRequest, 'userOptions' | 'profile'>, usageProfile: string | null,

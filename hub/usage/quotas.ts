@@ -63,11 +63,9 @@ export async function quotaReports(store: Store, user: Pick<UserRow, 'id' | 'nam
  * Refuses a start that a quota does not allow, naming the quota, the limit and when it frees up. Class quotas bind
  * only servers started with that class's profiles. 429 with Retry-After, so scripts know when to come back.
  */
-export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | 'name'>, profile: string | null,
-  { alreadyCounted = false, now = Date.now() } = {}): Promise<void> {
+export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | 'name'>, profile: string | null, now = Date.now()): Promise<void> {
   const className = classOfProfile(profile);
-  // Once the server's row is `starting` it is among the user's active servers already.
-  const reports = await quotaReports(store, user, now, alreadyCounted ? undefined : { className });
+  const reports = await quotaReports(store, user, now, { className });
   for (const report of reports) {
     if (report.subject.kind === 'class' && report.subject.name !== className) continue;
     const { exceeded, frees_at: freesAt } = report.status;

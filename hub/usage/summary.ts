@@ -131,6 +131,7 @@ export function describeWindow(hours: number): string {
   return hours === 1 ? 'hour' : `${round(hours)} hours`;
 }
 
+/** Two decimals, or two significant digits below 0.01: a tiny limit must not read as 0. */
 function round(n: number): string {
-  return String(Math.round(n * 100) / 100);
+  return String(n === 0 || Math.abs(n) >= 0.01 ? Math.round(n * 100) / 100 : Number(n.toPrecision(2)));
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { api, HubProcess } from '../helpers/hub.js';
 import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
-import { findSingleuser, requireService } from '../helpers/jupyter.js';
+import { requireService } from '../helpers/jupyter.js';
 import { expectAccessible, logIn, screenshot, watchCsp } from '../helpers/pages.js';
 import type { IdleState } from '../../hub/servers/idle-culler.js';
 
@@ -11,17 +11,18 @@ import type { IdleState } from '../../hub/servers/idle-culler.js';
  * banner counting down to the cull, presses "Keep it running" (a cookie-authenticated API write with the XSRF
  * token, under the page's CSP), and the server outlives the time it would have been culled at.
  */
-const singleuser = findSingleuser(3);
-const ready = requireService('Chromium', chromiumAvailable()) && requireService('jupyterhub-singleuser 3.x', singleuser !== null);
+const ready = requireService('Chromium', chromiumAvailable());
 
-const TIMEOUT = 40;
-const WARN_BEFORE = 30;
+// The banner is the hub's page, whatever runs the server: an instant server keeps the wait short and posts no
+// activity of its own (tests/integration/idle-warnings.test.ts runs the culler against real jupyterhub-singleuser).
+const TIMEOUT = 20;
+const WARN_BEFORE = 15;
 const PASSWORD = 'idle-warnings-pw-1';
 
 describe.skipIf(!ready)('the idle warning banner, in Chromium', () => {
   const hub = new HubProcess({
     env: {
-      LABHUB_SPAWNER__CMD: JSON.stringify([singleuser ?? '']), LABHUB_SPAWNER__ALLOW_ROOT: 'true',
+      LABHUB_SPAWNER__KIND: 'instant',
       LABHUB_IDLE_CULLING: `{enabled: true, timeout: ${TIMEOUT}, warn_before: ${WARN_BEFORE}, check_interval: 1}`,
     },
   });
@@ -53,7 +54,7 @@ describe.skipIf(!ready)('the idle warning banner, in Chromium', () => {
 
     const banner = page.locator('.idle-warning');
     await banner.waitFor({ state: 'visible', timeout: (TIMEOUT - WARN_BEFORE + 10) * 1000 });
-    await expect.poll(() => banner.locator('.idle-message').textContent()).toMatch(/^Your server will be stopped for inactivity in 0:[0-3]\d\.$/);
+    await expect.poll(() => banner.locator('.idle-message').textContent()).toMatch(/^Your server will be stopped for inactivity in 0:[01]\d\.$/);
     const countdown = async () => {
       const [m, s] = (await banner.locator('.idle-countdown').textContent())!.split(':').map(Number);
       return m! * 60 + s!;

@@ -109,6 +109,9 @@ describe.skipIf(!ready)('the usage page, in Chromium', () => {
     await expect.poll(() => student.page.locator('#usage-heading + p, section:has(#usage-heading) p').first().textContent()).toMatch(/Your quota is used up until/);
     const refused = await api(hub.url, admin, 'POST', '/users/bob/server');
     expect(refused.status).toBe(429);
+    // The page's Start goes through the same check and shows its message.
+    await student.page.getByRole('button', { name: 'Start' }).first().click();
+    await expect.poll(() => student.page.locator('p.error.banner').textContent()).toMatch(/^Quota reached: your quota allows 0\.0001 server-hours per day \(.*\)\. It frees up at /);
 
     await quotas.getByRole('button', { name: 'Remove' }).click();
     await expect.poll(() => page.locator('.banner.ok').textContent()).toBe('Removed the quota of bob');

@@ -48,6 +48,9 @@ describe.skipIf(!ready)('built-in idle culling with warnings, local spawner', ()
     await eventually(() => running(user), 60_000, 250);
   };
 
+  /** bo's server, kept active past several timeouts while the other tests run (they take that long anyway). */
+  let boKept: Promise<void>;
+
   beforeAll(async () => {
     await hub.start();
     expect((await hub.cli(['users', 'add', 'root', '--admin'])).status).toBe(0);
@@ -56,6 +59,15 @@ describe.skipIf(!ready)('built-in idle culling with warnings, local spawner', ()
       expect((await hub.cli(['users', 'add', name])).status).toBe(0);
       tokens[name] = (await hub.cli(['token', name])).stdout.trim();
     }
+    await start('bo');
+    boKept = (async () => {
+      const until = Date.now() + 2.5 * TIMEOUT * 1000;
+      while (Date.now() < until) {
+        await keep('bo');
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    })();
+    boKept.catch(() => undefined);
   });
   afterAll(async () => {
     for (const name of ['ann', 'bo']) await api(hub.url, admin, 'DELETE', `/users/${name}/server`).catch(() => undefined);
@@ -98,12 +110,7 @@ describe.skipIf(!ready)('built-in idle culling with warnings, local spawner', ()
   });
 
   it('leaves a server alone while its activity keeps coming, past several timeouts', async () => {
-    await start('bo');
-    const until = Date.now() + 2.5 * TIMEOUT * 1000;
-    while (Date.now() < until) {
-      await keep('bo');
-      await new Promise((r) => setTimeout(r, 2000));
-    }
+    await boKept;
     expect(await running('bo')).toBe(true);
     expect((await idle('bo')).warning).toBe(false);
     const audit = await api(hub.url, admin, 'GET', '/audit?kind=server.stop&user=bo');

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { UsageRow } from '../../hub/db/schema.js';
-import { daily, quotaStatus, totals } from '../../hub/usage/summary.js';
+import { daily, describeExcess, quotaStatus, totals } from '../../hub/usage/summary.js';
 import { classOfProfile } from '../../hub/usage/quotas.js';
 import { reservedResources } from '../../spawners/kubernetes/profiles.js';
+import { podMetricsUsage } from '../../spawners/kubernetes/metrics.js';
 
 const H = 3_600_000;
 const T0 = Date.parse('2026-12-01T00:00:00Z');
@@ -60,6 +61,12 @@ describe('quota status', () => {
     expect(quotaStatus({ ...limits, max_servers: 1 }, [], 2, T0).frees_at).toBeNull();
   });
 
+  it('names a limit so that a tiny one does not read as zero', () => {
+    expect(describeExcess({ metric: 'server_hours', limit: 20, used: 20.333 }, 168)).toBe('20 server-hours per 7 days (20.33 used)');
+    expect(describeExcess({ metric: 'memory_gib_hours', limit: 0.0001, used: 0.00012345 }, 1)).toBe('0.0001 GiB-hours of memory per hour (0.00012 used)');
+    expect(describeExcess({ metric: 'max_servers', limit: 1, used: 2 }, 24)).toBe('at most 1 server at once (2 running)');
+  });
+
   it('is within the quota below every limit', () => {
     expect(quotaStatus({ ...limits, server_hours: 10, memory_gib_hours: 100 }, [run(0, 5)], 1, T0 + 6 * H).exceeded).toEqual([]);
   });
@@ -78,5 +85,12 @@ describe('what a run is accounted under', () => {
       .toEqual({ cpu: 0.5, memBytes: 2 ** 30, gpus: 1 });
     expect(reservedResources({ limits: { memory: '512Mi', 'amd.com/gpu': '2' } })).toEqual({ memBytes: 2 ** 29, gpus: 2 });
     expect(reservedResources({})).toEqual({});
+  });
+
+  it('reads a pod\'s CPU rate and memory from its PodMetrics, summed over containers', () => {
+    expect(podMetricsUsage({ containers: [{ name: 'notebook', usage: { cpu: '250m', memory: '100Mi' } }, { usage: { cpu: '1500000n', memory: '1Ki' } }] }))
+      .toEqual({ cpuCores: 0.2515, memBytes: 100 * 2 ** 20 + 1024 });
+    expect(podMetricsUsage({ containers: [] })).toBeUndefined();
+    expect(podMetricsUsage({})).toBeUndefined();
   });
 });
