@@ -61,7 +61,7 @@ describe.skipIf(!ready)('built-in idle culling with warnings, local spawner', ()
     }
     await start('bo');
     boKept = (async () => {
-      const until = Date.now() + 2.5 * TIMEOUT * 1000;
+      const until = Date.now() + 2 * TIMEOUT * 1000;
       while (Date.now() < until) {
         await keep('bo');
         await new Promise((r) => setTimeout(r, 2000));
@@ -199,7 +199,7 @@ describe.skipIf(!requireService('jupyterhub-idle-culler', cullerInstalled()))('i
     culler = new Culler(`${hub.url}/hub/api`, cullerToken);
     culler.start(['--timeout=6', '--cull-every=1']);
     const keepDee = (async () => {
-      const until = Date.now() + 15_000;
+      const until = Date.now() + 10_000;
       while (Date.now() < until) {
         const now = new Date().toISOString();
         expect((await api(hub.url, token.dee!, 'POST', '/users/dee/activity', { servers: { '': { last_activity: now } } })).status).toBe(200);
