@@ -21,6 +21,7 @@ export class UsageSampler {
   private timer: NodeJS.Timeout | undefined;
   private lastStorage = 0;
   private running: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly deps: { store: Store; spawner: Spawner; manager: ServerManager; log: Logger },
@@ -108,12 +109,16 @@ export class UsageSampler {
   start(): void {
     const loop = () => {
       this.tick().catch((e: unknown) => this.deps.log.error({ err: e instanceof Error ? e.message : String(e) }, 'usage pass failed'))
-        .finally(() => { this.timer = setTimeout(loop, this.options.sampleIntervalMs).unref(); });
+        .finally(() => {
+          // A pass that was under way when the hub closed must not schedule another against a closed DB.
+          if (!this.closed) this.timer = setTimeout(loop, this.options.sampleIntervalMs).unref();
+        });
     };
     this.timer = setTimeout(loop, this.options.sampleIntervalMs).unref();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
   }
