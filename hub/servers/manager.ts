@@ -63,6 +63,7 @@ export class ServerManager {
   private readonly pendingStops = new Map<string, Promise<void>>();
   private readonly userQueues = new Map<number, Promise<void>>();
   private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly deps: ServerManagerDeps, private readonly options: ServerManagerOptions) {}
 
@@ -331,7 +332,10 @@ export class ServerManager {
   startPolling(): void {
     const tick = () => {
       this.pollAll().catch((e: unknown) => this.deps.log.error({ err: errorText(e) }, 'poll failed'))
-        .finally(() => { this.pollTimer = setTimeout(tick, jitter(this.options.pollIntervalMs)).unref(); });
+        .finally(() => {
+          // A poll under way when the hub closed must not schedule another.
+          if (!this.closed) this.pollTimer = setTimeout(tick, jitter(this.options.pollIntervalMs)).unref();
+        });
     };
     this.pollTimer = setTimeout(tick, jitter(this.options.pollIntervalMs)).unref();
   }
@@ -445,6 +449,7 @@ export class ServerManager {
 
   /** Stops polling and waits for spawns in flight; running servers keep running across a hub restart. */
   async close(): Promise<void> {
+    this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     for (const { abort } of this.pendingStarts.values()) abort.abort();
     await Promise.allSettled([...this.pendingStarts.values()].map((p) => p.done));
