@@ -12,7 +12,7 @@
  *   (JSON Schema's default; nothing is tightened here).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -23,14 +23,22 @@ import { REPO } from './hub.js';
 const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
 
-/** Where the contract lives: the shared contracts directory, or a copy named by LABHUB_OPENAPI_SPEC. */
-export const SPEC_PATH = [
-  process.env.LABHUB_OPENAPI_SPEC,
-  '/work/shared/contracts/jupyterhub-rest-api-5.5.1.yml',
-  resolve(REPO, '../shared/contracts/jupyterhub-rest-api-5.5.1.yml'),
-].find((p): p is string => p !== undefined && existsSync(p)) ?? '/work/shared/contracts/jupyterhub-rest-api-5.5.1.yml';
+/** The JupyterHub REST API specs LabHub answers to: 5.5.1, and 6.0's beta. */
+export type SpecVersion = '5.5.1' | '6.0.0b2';
 
-const SPEC_ID = 'https://labhub.test/jupyterhub-rest-api-5.5.1.json';
+/** Where a contract lives: the shared contracts directory, or a copy in the directory of LABHUB_OPENAPI_SPEC. */
+export function specPath(version: SpecVersion = '5.5.1'): string {
+  const file = `jupyterhub-rest-api-${version}.yml`;
+  const custom = process.env.LABHUB_OPENAPI_SPEC;
+  return [
+    custom && version === '5.5.1' ? custom : custom && resolve(dirname(custom), file),
+    `/work/shared/contracts/${file}`,
+    resolve(REPO, `../shared/contracts/${file}`),
+  ].find((p): p is string => typeof p === 'string' && existsSync(p)) ?? `/work/shared/contracts/${file}`;
+}
+
+
+const specId = (version: SpecVersion) => `https://labhub.test/jupyterhub-rest-api-${version}.json`;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -54,26 +62,29 @@ interface Operation {
   responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
 
-let cached: { spec: { paths: Record<string, Record<string, Operation>>; info: { version: string } }; ajv: InstanceType<typeof Ajv2020> } | undefined;
+type Loaded = { spec: { paths: Record<string, Record<string, Operation>>; info: { version: string } }; ajv: InstanceType<typeof Ajv2020> };
+const cached = new Map<SpecVersion, Loaded>();
 
-function load() {
-  if (cached) return cached;
-  const spec = nullTolerant(parse(readFileSync(SPEC_PATH, 'utf8')) as { paths: Record<string, Record<string, Operation>>; info: { version: string } });
+function load(version: SpecVersion = '5.5.1'): Loaded {
+  const hit = cached.get(version);
+  if (hit) return hit;
+  const spec = nullTolerant(parse(readFileSync(specPath(version), 'utf8')) as Loaded['spec']);
   // strict: false because OpenAPI adds keywords JSON Schema does not know (example, discriminator, ...).
   const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
   addFormats(ajv);
-  ajv.addSchema(spec as object, SPEC_ID, undefined, false);
-  cached = { spec, ajv };
-  return cached;
+  ajv.addSchema(spec as object, specId(version), undefined, false);
+  const loaded = { spec, ajv };
+  cached.set(version, loaded);
+  return loaded;
 }
 
-export function specVersion(): string {
-  return load().spec.info.version;
+export function specVersion(version: SpecVersion = '5.5.1'): string {
+  return load(version).spec.info.version;
 }
 
 /** True when the spec documents this method on this path template (e.g. `/users/{name}`). */
-export function hasOperation(method: string, pathTemplate: string): boolean {
-  return load().spec.paths[pathTemplate]?.[method.toLowerCase()] !== undefined;
+export function hasOperation(method: string, pathTemplate: string, version: SpecVersion = '5.5.1'): boolean {
+  return load(version).spec.paths[pathTemplate]?.[method.toLowerCase()] !== undefined;
 }
 
 const pointer = (...parts: string[]) => parts.map((p) => encodeURIComponent(p.replaceAll('~', '~0').replaceAll('/', '~1'))).join('/');
@@ -85,11 +96,11 @@ const validators = new Map<string, ValidateFunction | null>();
  * a documented status without a JSON schema (204, activity's 200) accepts any body.
  * Throws when the operation itself is not in the spec: that is a mistake in the test, not in the hub.
  */
-export function validateResponse(method: string, pathTemplate: string, status: number, body: unknown): string[] {
-  const { spec, ajv } = load();
+export function validateResponse(method: string, pathTemplate: string, status: number, body: unknown, version: SpecVersion = '5.5.1'): string[] {
+  const { spec, ajv } = load(version);
   const operation = spec.paths[pathTemplate]?.[method.toLowerCase()];
   if (!operation) throw new Error(`${method.toUpperCase()} ${pathTemplate} is not in the JupyterHub ${spec.info.version} spec`);
-  const key = `${method.toLowerCase()} ${pathTemplate} ${status}`;
+  const key = `${version} ${method.toLowerCase()} ${pathTemplate} ${status}`;
   let validate = validators.get(key);
   if (validate === undefined) {
     const response = operation.responses?.[String(status)];
@@ -100,7 +111,7 @@ export function validateResponse(method: string, pathTemplate: string, status: n
     const schema = response.content?.['application/json']?.schema;
     validate = schema === undefined
       ? null
-      : ajv.compile({ $ref: `${SPEC_ID}#/${pointer('paths', pathTemplate, method.toLowerCase(), 'responses', String(status), 'content', 'application/json', 'schema')}` });
+      : ajv.compile({ $ref: `${specId(version)}#/${pointer('paths', pathTemplate, method.toLowerCase(), 'responses', String(status), 'content', 'application/json', 'schema')}` });
     validators.set(key, validate);
   }
   if (validate === null || validate(body)) return [];
@@ -110,12 +121,13 @@ export function validateResponse(method: string, pathTemplate: string, status: n
 const componentValidators = new Map<string, ValidateFunction>();
 
 /** Errors of `value` against `#/components/schemas/<name>` (e.g. `User`, `PaginatedList`), for shapes no single response documents. */
-export function validateComponent(name: string, value: unknown): string[] {
-  const { ajv } = load();
-  let validate = componentValidators.get(name);
+export function validateComponent(name: string, value: unknown, version: SpecVersion = '5.5.1'): string[] {
+  const { ajv } = load(version);
+  const key = `${version} ${name}`;
+  let validate = componentValidators.get(key);
   if (!validate) {
-    validate = ajv.compile({ $ref: `${SPEC_ID}#/${pointer('components', 'schemas', name)}` });
-    componentValidators.set(name, validate);
+    validate = ajv.compile({ $ref: `${specId(version)}#/${pointer('components', 'schemas', name)}` });
+    componentValidators.set(key, validate);
   }
   return validate(value) ? [] : (validate.errors ?? []).map(formatError);
 }

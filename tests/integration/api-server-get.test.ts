@@ -25,6 +25,7 @@ describe('GET /users/{name}/servers/{server_name}', () => {
     expect(own.body).toMatchObject({ name: 'lab', full_name: 'ann/lab', ready: true, url: '/user/ann/lab/', user_options: { size: 's' } });
     expect(own.body).not.toHaveProperty('state');
     expect(validateComponent('Server', own.body)).toEqual([]);
+    expect(validateComponent('Server', own.body, '6.0.0b2')).toEqual([]);
     expect((await api(hub.url, admin, 'GET', '/users/ann/servers/lab')).body).toHaveProperty('state');
   });
 
@@ -89,6 +90,7 @@ describe('PUT and PATCH /users/{name}/servers/{server_name}, and the ServerReque
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ name: 'gpu', ready: false, stopped: true, user_options: { size: 'l' }, display_name: 'GPU box' });
     expect(validateComponent('Server', created.body)).toEqual([]);
+    expect(validateComponent('Server', created.body, '6.0.0b2')).toEqual([]);
     expect(await api(hub.url, cy, 'PUT', '/users/cy/servers/gpu', {})).toMatchObject({ status: 409, body: { status: 409 } });
     expect(await api(hub.url, cy, 'PUT', '/users/cy/servers/gpu2', { display_name: 'x'.repeat(300) })).toMatchObject({ status: 400, body: { status: 400 } });
     expect(await api(hub.url, cy, 'PUT', '/users/cy/servers/gpu2', { user_options: [1] })).toMatchObject({ status: 400 });

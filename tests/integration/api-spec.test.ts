@@ -1,14 +1,15 @@
 /**
  * Every REST operation LabHub implements, called against a real `labhub start` (instant spawner, dummy
- * authenticator) and checked against JupyterHub 5.5.1's OpenAPI spec (tests/helpers/openapi.ts: `null` accepted
- * wherever the spec gives a type or an enum, extra properties accepted). Operations that JupyterHub implements
- * but its spec leaves out (spawn progress, POST /groups) are checked by hand against research/jupyterhub-core.md §1.
+ * authenticator) and checked against JupyterHub 5.5.1's OpenAPI spec, and 6.0.0b2's for the operations it documents
+ * (tests/helpers/openapi.ts: `null` accepted wherever the spec gives a type or an enum, extra properties accepted).
+ * Operations that JupyterHub implements but its spec leaves out (spawn progress, POST /groups) are checked by hand
+ * against research/jupyterhub-core.md §1.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { requireService } from '../helpers/jupyter.js';
 import { createDatabase, databaseUrl } from '../helpers/postgres.js';
 import { HubProcess } from '../helpers/hub.js';
-import { apiCall, specVersion, validateComponent, validateResponse, type ApiAnswer, type ApiCallOptions } from '../helpers/openapi.js';
+import { apiCall, hasOperation, specVersion, validateComponent, validateResponse, type ApiAnswer, type ApiCallOptions } from '../helpers/openapi.js';
 
 const PAGINATION = 'application/jupyterhub-pagination+json';
 
@@ -19,7 +20,7 @@ const dialects = [
   ...(requireService('PostgreSQL', postgresUrl !== null) ? [{ name: 'PostgreSQL', dbName: `api_spec_${process.pid}` }] : []),
 ];
 
-for (const dialect of dialects) describe(`REST API responses match the JupyterHub 5.5.1 spec (${dialect.name})`, () => {
+for (const dialect of dialects) describe(`REST API responses match the JupyterHub 5.5.1 and 6.0.0b2 specs (${dialect.name})`, () => {
   const hub = new HubProcess({
     env: {
       LABHUB_SPAWNER__KIND: 'instant', LABHUB_AUTHENTICATOR__KIND: 'dummy', LABHUB_ALLOW_NAMED_SERVERS: 'true',
@@ -30,10 +31,16 @@ for (const dialect of dialects) describe(`REST API responses match the JupyterHu
 
   const call = (method: string, path: string, options: ApiCallOptions = {}) => apiCall(hub.url, method, path, { token: admin, ...options });
 
-  /** The answer has the expected status and conforms to the spec's schema for that operation and status. */
+  /**
+   * The answer has the expected status and conforms to the schema for that operation and status in the 5.5.1 spec,
+   * and in 6.0.0b2's where that documents the operation: clients of either version read the same answers.
+   */
   function conforms(method: string, template: string, res: ApiAnswer, status: number): void {
     expect(res.status, `${method} ${template}: ${res.text.slice(0, 500)}`).toBe(status);
     expect(validateResponse(method, template, res.status, res.body), `${method} ${template} body: ${res.text.slice(0, 1000)}`).toEqual([]);
+    if (hasOperation(method, template, '6.0.0b2')) {
+      expect(validateResponse(method, template, res.status, res.body, '6.0.0b2'), `6.0.0b2: ${method} ${template} body: ${res.text.slice(0, 1000)}`).toEqual([]);
+    }
   }
 
   function userNames(body: unknown): string[] {
@@ -57,8 +64,12 @@ for (const dialect of dialects) describe(`REST API responses match the JupyterHu
     if (hub.child?.exitCode === null) hub.kill9();
   });
 
-  it('loads the spec it validates against, and the validator does reject bad shapes', () => {
+  it('loads the specs it validates against, and the validator does reject bad shapes', () => {
     expect(specVersion()).toBe('5.5.1');
+    expect(specVersion('6.0.0b2')).toBe('6.0.0b2');
+    expect(hasOperation('get', '/users/{name}', '6.0.0b2')).toBe(true);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', admin: 'yes' }, '6.0.0b2')).not.toEqual([]);
+    expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', servers: { '': { ready: 'no' } } }, '6.0.0b2')).not.toEqual([]);
     // null is accepted wherever a type or enum is given; wrong types, values and formats are not.
     expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', pending: null, server: null, last_activity: null })).toEqual([]);
     expect(validateResponse('get', '/users/{name}', 200, { kind: 'user', name: 'x', admin: 'yes' })).not.toEqual([]);
