@@ -143,3 +143,13 @@ export function resolveProfile(classes: ClassRecord[], userOptions: Record<strin
     ...(sharedVolumes.length && { sharedVolumes }),
   };
 }
+
+/** The profile a server was started with, from its stored user options (none when absent or unreadable). */
+export function profileOption(userOptions: string): string | undefined {
+  try {
+    const profile = (JSON.parse(userOptions) as { profile?: unknown }).profile;
+    return typeof profile === 'string' ? profile : undefined;
+  } catch {
+    return undefined;
+  }
+}

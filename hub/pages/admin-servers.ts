@@ -3,7 +3,7 @@ import type { HubContext } from '../context.js';
 import { renderPage } from './render.js';
 import { requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions } from './admin-layout.js';
-import { profileOption } from './servers.js';
+import { profileOption } from '../classes/profiles.js';
 
 /** Admin: every server that is not stopped, with its profile and actions. */
 export function adminServerPages(ctx: HubContext): Router {

@@ -10,7 +10,7 @@ import { PASSWORDS_SCOPE } from '../auth/scopes.js';
 import { usernameFrom } from '../api/validate.js';
 import type { UserSort } from '../db/users.js';
 import { renderPage } from './render.js';
-import { profileOption } from './servers.js';
+import { profileOption } from '../classes/profiles.js';
 import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, sharingUrl, withFlash } from './admin-layout.js';

@@ -11,7 +11,7 @@ import { formField } from './auth.js';
 import { checkFormXsrf, layoutFor } from './page-context.js';
 import { adminReturnPath, serverActions, serverPath, sharingUrl } from './admin-layout.js';
 import { flash, redirectWithFlash } from './flash.js';
-import { offeredProfiles } from '../classes/profiles.js';
+import { offeredProfiles, profileOption } from '../classes/profiles.js';
 import type { SpawnProgress } from '../servers/progress.js';
 import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
@@ -285,15 +285,6 @@ function serverLabel(owner: string, server: string, viewer: string): string {
 }
 
 /** The profile a server was last started with, from its stored user options. */
-/** The profile a server was started with, from its stored user options (none when absent or unreadable). */
-export function profileOption(userOptions: string): string | undefined {
-  try {
-    const profile = (JSON.parse(userOptions) as { profile?: unknown }).profile;
-    return typeof profile === 'string' ? profile : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function decodeSafe(s: string): string {
   try {

@@ -5,6 +5,7 @@ import { recordAudit, type AuditBy } from '../audit/record.js';
 import { usernameFrom } from '../api/validate.js';
 import { HttpError } from '../errors.js';
 import { describeExcess, quotaStatus, type QuotaStatus } from './summary.js';
+import { profileOption } from '../classes/profiles.js';
 
 /** The class a run counts against: the class of its `<class>/<slug>` profile, if any. */
 export function classOfProfile(profile: string | null | undefined): string | null {
@@ -85,15 +86,6 @@ export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow
     if (windowed.length) return `${quotaName(report.subject)}: ${windowed.map((e) => describeExcess(e, report.limits.window_hours)).join('; ')}`;
   }
   return null;
-}
-
-function profileOption(json: string): string | null {
-  try {
-    const value = (JSON.parse(json) as Record<string, unknown>).profile;
-    return typeof value === 'string' ? value : null;
-  } catch {
-    return null;
-  }
 }
 
 type QuotaTarget = { subject: QuotaSubject; target: { kind: 'user' | 'group'; name: string; uid?: string } };
