@@ -27,7 +27,11 @@ export const quotaBody = z.strictObject({
   gpu_hours: amount,
   max_servers: z.number().int().min(0).max(10_000).nullable().optional(),
 }).refine((q) => ['server_hours', 'cpu_hours', 'memory_gib_hours', 'gpu_hours', 'max_servers'].some((k) => q[k as keyof typeof q] != null),
-  'set at least one of server_hours, cpu_hours, memory_gib_hours, gpu_hours, max_servers');
+  'set at least one of server_hours, cpu_hours, memory_gib_hours, gpu_hours, max_servers')
+  .transform((q): QuotaLimits => ({
+    window_hours: q.window_hours, server_hours: q.server_hours ?? null, cpu_hours: q.cpu_hours ?? null,
+    memory_gib_hours: q.memory_gib_hours ?? null, gpu_hours: q.gpu_hours ?? null, max_servers: q.max_servers ?? null,
+  }));
 
 export function quotaModel(row: QuotaView): Record<string, unknown> {
   return {
@@ -81,11 +85,7 @@ export function usageRouter(ctx: HubContext): Router {
       const users = await Promise.all(reach.users.map((n) => store.users.byName(n)));
       ids = users.flatMap((u) => (u ? [u.id] : []));
     }
-    const all = await usersUsage(store, p, ids);
-    const names = new Map<number, string>();
-    for (const { user_id: id } of all) names.set(id, (await store.users.byId(id))?.name ?? '');
-    const items = all.filter((u) => names.get(u.user_id)).map((u) => ({ name: names.get(u.user_id)!, totals: u.totals, running: u.running }))
-      .sort((a, b) => b.totals.server_hours - a.totals.server_hours || a.name.localeCompare(b.name));
+    const items = await usersUsage(store, p, ids);
     const page = items.slice(offset, offset + limit);
     res.json(paginated ? paginatedBody(page, offset, limit, items.length, requestUrl(req)) : page);
   });
@@ -98,11 +98,7 @@ export function usageRouter(ctx: HubContext): Router {
   for (const kind of ['users', 'groups'] as const) {
     router.put(`/quotas/${kind}/:name`, async (req, res) => {
       const requester = requireQuotaAdmin(res.locals.requester ?? null);
-      const body = parseInput(quotaBody, req.body);
-      const limits: QuotaLimits = {
-        window_hours: body.window_hours, server_hours: body.server_hours ?? null, cpu_hours: body.cpu_hours ?? null,
-        memory_gib_hours: body.memory_gib_hours ?? null, gpu_hours: body.gpu_hours ?? null, max_servers: body.max_servers ?? null,
-      };
+      const limits = parseInput(quotaBody, req.body);
       res.json(quotaModel(await saveQuota(store, auditBy(requester, req), kind, req.params.name!, limits)));
     });
 

@@ -14,7 +14,6 @@ export interface UsageStart {
   gpuRequest: number;
 }
 
-
 export interface UsageWindow {
   since: string;
   until: string;

@@ -33,6 +33,13 @@ export class UserRepository {
     return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** Names of accounts by id (those that still exist). */
+  async namesById(ids: number[]): Promise<Map<number, string>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db.selectFrom('users').select(['id', 'name']).where('id', 'in', [...new Set(ids)]).execute();
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
   async create(name: string, options: { admin?: boolean; passwordHash?: string | null } = {}): Promise<UserRow> {
     return this.db
       .insertInto('users')

@@ -62,14 +62,7 @@ export function usagePages(ctx: HubContext): Router {
       const model = await classUsage(ctx.store, group, period);
       classes.push({ ...model, plot: plotBars(model.daily) });
     }
-    const everyone = [];
-    if (isAdmin) {
-      for (const u of await usersUsage(ctx.store, period, undefined)) {
-        const row = await ctx.store.users.byId(u.user_id);
-        if (row) everyone.push({ name: row.name, totals: u.totals, running: u.running });
-      }
-      everyone.sort((a, b) => b.totals.server_hours - a.totals.server_hours || a.name.localeCompare(b.name));
-    }
+    const everyone = isAdmin ? await usersUsage(ctx.store, period, undefined) : [];
     const quotaAdmin = requester.scopes.get('admin:quotas') === 'all';
     const { done, message } = flash(req);
     res.send(renderPage('usage.njk', {
@@ -97,11 +90,7 @@ export function usagePages(ctx: HubContext): Router {
         const raw = typeof form[field] === 'string' ? (form[field] as string).trim() : '';
         if (raw !== '') numbers[field] = Number(raw);
       }
-      const body = parseInput(quotaBody, numbers, 'quota');
-      await saveQuota(ctx.store, auditBy(requester, req), kind, name, {
-        window_hours: body.window_hours, server_hours: body.server_hours ?? null, cpu_hours: body.cpu_hours ?? null,
-        memory_gib_hours: body.memory_gib_hours ?? null, gpu_hours: body.gpu_hours ?? null, max_servers: body.max_servers ?? null,
-      });
+      await saveQuota(ctx.store, auditBy(requester, req), kind, name, parseInput(quotaBody, numbers, 'quota'));
       redirectWithFlash(res, '/hub/usage', 'done', `Saved the quota of ${name}`);
     } catch (err) {
       if (!(err instanceof HttpError) || err.status >= 500) throw err;

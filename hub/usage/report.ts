@@ -1,7 +1,7 @@
 import type { Store } from '../db/index.js';
 import type { GroupRow, UsageRow, UserRow } from '../db/schema.js';
 import { limitsOf, quotaReports, windowExcess, type QuotaReport } from './quotas.js';
-import { daily, totals, type UsageTotals } from './summary.js';
+import { daily, emptyTotals, totals, type UsageTotals } from './summary.js';
 
 const DAY = 86_400_000;
 
@@ -70,14 +70,20 @@ export async function userUsage(store: Store, user: UserRow, period: UsagePeriod
   };
 }
 
-/** Totals per user over the period, for the users given (all who ran something when `names` is undefined). */
-export async function usersUsage(store: Store, period: UsagePeriod, userIds: number[] | undefined): Promise<Array<{ user_id: number; totals: UsageTotals; running: number }>> {
+/**
+ * Totals per user over the period, most server-hours first, for the users given (everyone who ran something when
+ * `userIds` is undefined).
+ */
+export async function usersUsage(store: Store, period: UsagePeriod, userIds: number[] | undefined): Promise<Array<{ name: string; totals: UsageTotals; running: number }>> {
   const { since, until } = window(period);
   const start = Date.parse(since);
   const rows = await store.usage.inWindow({ since, until, ...(userIds && { userIds }) });
-  return [...groupBy(rows, (r) => r.user_id)].map(([userId, runs]) => ({
-    user_id: userId, totals: rounded(totals(runs, start, period.now, period.now)), running: runs.filter((r) => r.stopped_at === null).length,
-  }));
+  const byUser = groupBy(rows, (r) => r.user_id);
+  const names = await store.users.namesById([...byUser.keys()]);
+  return [...byUser].flatMap(([userId, runs]) => {
+    const name = names.get(userId);
+    return name === undefined ? [] : [{ name, totals: rounded(totals(runs, start, period.now, period.now)), running: runs.filter((r) => r.stopped_at === null).length }];
+  }).sort((a, b) => b.totals.server_hours - a.totals.server_hours || a.name.localeCompare(b.name));
 }
 
 /** A class's usage: what its members ran with its profiles, in all and per member, per day, and its quota. */
@@ -87,12 +93,8 @@ export async function classUsage(store: Store, group: GroupRow, period: UsagePer
   const rows = await store.usage.inWindow({ since, until, classIds: [group.id] });
   const members = (await store.groups.membersOf([group.id])).get(group.id) ?? [];
   const byUser = groupBy(rows, (r) => r.user_id);
-  const names = new Map<number, string>();
-  for (const id of byUser.keys()) {
-    const u = await store.users.byId(id);
-    if (u) names.set(id, u.name);
-  }
-  const perMember = new Map<string, UsageTotals>(members.map((m) => [m, rounded(totals([], start, period.now, period.now))]));
+  const names = await store.users.namesById([...byUser.keys()]);
+  const perMember = new Map<string, UsageTotals>(members.map((m) => [m, emptyTotals()]));
   for (const [id, runs] of byUser) {
     const name = names.get(id);
     if (name) perMember.set(name, rounded(totals(runs, start, period.now, period.now)));
