@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../db/index.js';
 import type { Spawner } from '../../spawners/spawner.js';
 import { parseState, type ServerManager } from '../servers/manager.js';
+import type { OpenUsage } from '../db/usage.js';
 import { recordAudit, BY_HUB } from '../audit/record.js';
 import { quotaReports, windowExcess } from './quotas.js';
 
@@ -35,18 +36,20 @@ export class UsageSampler {
   }
 
   private async pass(now: number): Promise<void> {
-    await this.sample();
-    await this.enforceQuotas(now);
-    if (this.deps.spawner.homeSizes && (now - this.lastStorage >= this.options.storageIntervalMs || await this.unmeasuredHomes())) {
+    // Sampling changes no field the quota sweep or the home check reads: one read of the open runs serves all three.
+    const open = await this.deps.store.usage.open();
+    await this.sample(open);
+    await this.enforceQuotas(open, now);
+    if (this.deps.spawner.homeSizes && (now - this.lastStorage >= this.options.storageIntervalMs || await this.unmeasuredHomes(open))) {
       this.lastStorage = now;
       await this.measureHomes();
     }
   }
 
-  private async sample(): Promise<void> {
+  private async sample(open: readonly OpenUsage[]): Promise<void> {
     const { store, spawner, log } = this.deps;
     if (!spawner.stats) return;
-    for (const run of await store.usage.open()) {
+    for (const run of open) {
       const server = await store.servers.byId(run.server_id);
       if (server?.status !== 'running') continue;
       const stats = await spawner.stats(parseState(server.spawner_state)).catch((e: unknown) => {
@@ -57,11 +60,11 @@ export class UsageSampler {
     }
   }
 
-  private async enforceQuotas(now: number): Promise<void> {
+  private async enforceQuotas(open: readonly OpenUsage[], now: number): Promise<void> {
     const { store, manager, log } = this.deps;
     // Without any quota there is nothing to look up per run; a warning left from a removed quota is lifted.
     const anyQuota = (await store.quotas.list()).length > 0;
-    for (const run of await store.usage.open()) {
+    for (const run of open) {
       const reached = anyQuota ? windowExcess(await quotaReports(store, { id: run.user_id, name: run.user_name }, now), run) : null;
       if (!reached) {
         if (run.quota_warned_at) await store.usage.clearWarned(run.id);
@@ -87,8 +90,8 @@ export class UsageSampler {
   }
 
   /** Whether someone runs a server whose home was never measured (a new user): they see a size from the start. */
-  private async unmeasuredHomes(): Promise<boolean> {
-    const users = [...new Set((await this.deps.store.usage.open()).map((r) => r.user_id))];
+  private async unmeasuredHomes(open: readonly OpenUsage[]): Promise<boolean> {
+    const users = [...new Set(open.map((r) => r.user_id))];
     const measured = await this.deps.store.usage.homeSizes(users);
     return users.some((id) => !measured.has(id));
   }
