@@ -26,7 +26,12 @@ function rounded(t: UsageTotals): UsageTotals {
 
 function groupBy<K>(rows: readonly UsageRow[], key: (r: UsageRow) => K): Map<K, UsageRow[]> {
   const out = new Map<K, UsageRow[]>();
-  for (const r of rows) out.set(key(r), [...(out.get(key(r)) ?? []), r]);
+  for (const r of rows) {
+    const k = key(r);
+    const list = out.get(k);
+    if (list) list.push(r);
+    else out.set(k, [r]);
+  }
   return out;
 }
 
@@ -109,26 +114,12 @@ export async function classUsage(store: Store, group: GroupRow, period: UsagePer
   };
 }
 
-/** Every run ever, summed per class name ("" without one), in seconds: what the Prometheus counters report. */
+/** Every run ever, summed per class name ("" without one, or when the class is gone): what the Prometheus counters report. */
 export async function usageSinceStart(store: Store, now: number): Promise<{ perClass: Map<string, UsageTotals>; homeBytes: number }> {
   const rows = await store.usage.totals();
   const names = await store.groups.namesById(rows.flatMap((r) => (r.class_id === null ? [] : [r.class_id])));
-  const perClass = new Map<string, UsageTotals>();
-  for (const [classId, runs] of groupBy(rows, (r) => r.class_id)) {
-    const name = classId === null ? '' : names.get(classId) ?? '';
-    const t = totals(runs, 0, now, now);
-    const prior = perClass.get(name);
-    perClass.set(name, prior ? sumTotals(prior, t) : t);
-  }
+  const byClass = groupBy(rows, (r) => (r.class_id === null ? '' : names.get(r.class_id) ?? ''));
+  const perClass = new Map([...byClass].map(([name, runs]) => [name, totals(runs, 0, now, now)] as const));
   const homeBytes = [...(await store.usage.homeSizes()).values()].reduce((sum, h) => sum + h.bytes, 0);
   return { perClass, homeBytes };
-}
-
-function sumTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
-  const orNull = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
-  return {
-    server_hours: a.server_hours + b.server_hours, cpu_hours: a.cpu_hours + b.cpu_hours, memory_gib_hours: a.memory_gib_hours + b.memory_gib_hours,
-    gpu_hours: a.gpu_hours + b.gpu_hours, cpu_hours_used: orNull(a.cpu_hours_used, b.cpu_hours_used),
-    memory_gib_hours_used: orNull(a.memory_gib_hours_used, b.memory_gib_hours_used),
-  };
 }
