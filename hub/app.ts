@@ -71,6 +71,7 @@ import { authStateForSpawn } from './auth/spawn-auth-state.js';
 import { loginThrottleFrom } from './auth/login-throttle.js';
 import { classBounds } from './classes/bounds.js';
 import { ClassGuard } from './classes/guard.js';
+import { RouteRevocations } from './servers/route-revocations.js';
 
 
 
@@ -195,7 +196,7 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   const ctx: HubContext = {
     config, version: JUPYTERHUB_API_VERSION, store, authz, sessions, tokens, xsrf: new Xsrf(cookieSecret, secure), servers, spawner,
     authenticator, authState, proxy, proxySwitch, metrics, log, hubUrl, credentials, classes, requestShutdown: options.onShutdownRequest,
-    loginThrottle: loginThrottleFrom(config.auth.rate_limit),
+    loginThrottle: loginThrottleFrom(config.auth.rate_limit), revocations: new RouteRevocations(proxy, log.child({ component: 'proxy' })),
   };
 
   await syncConfigState(ctx);

@@ -14,6 +14,7 @@ import type { ProxyClient } from '../proxy/client.js';
 import type { ProxySwitch } from './proxy-switch.js';
 import type { Spawner } from '../spawners/spawner.js';
 import type { ClassGuard } from './classes/guard.js';
+import type { RouteRevocations } from './servers/route-revocations.js';
 
 import type { LoginThrottle } from './auth/login-throttle.js';
 
@@ -32,6 +33,8 @@ export interface HubContext {
   /** Encrypts users.auth_state; absent without LABHUB_CRYPT_KEY. */
   authState?: AuthStateVault;
   proxy: ProxyClient;
+  /** Has the proxy refuse tokens the hub revoked, at once (hub/servers/route-revocations.ts). */
+  revocations: RouteRevocations;
   /** Points the hub at another proxy (`PATCH /proxy`); absent with several proxy instances (proxy.api_urls). */
   proxySwitch?: ProxySwitch;
   metrics: HubMetrics;

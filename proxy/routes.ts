@@ -2,6 +2,7 @@
  * The proxy's routing table: a trie keyed by whole, percent-decoded path segments, so a lookup costs
  * O(segments in the URL) whatever the number of routes, and `/user/a` matches `/user/a/x` but never `/user/ab`.
  */
+import { revokedOf, type Revoked } from './revocations.js';
 
 /** What a route is stored with: the body of `POST /api/routes/<path>` (CHP keeps it whole). */
 export interface RouteData {
@@ -68,6 +69,8 @@ export class Route {
   };
   /** `JSON.stringify(data)` without its closing brace: the data never changes, only last_activity does. */
   private readonly dataJsonOpen: string;
+  /** Tokens the hub revoked for this route (see `revocations.ts`); undefined for nearly every route. */
+  readonly revoked: Revoked | undefined;
 
   constructor(
     readonly path: string,
@@ -76,6 +79,7 @@ export class Route {
   ) {
     this.dataJsonOpen = JSON.stringify(data).slice(0, -1);
     this.upstream = upstreamOf(target);
+    this.revoked = revokedOf(data);
   }
 
   get lastActivity(): Date {
@@ -112,6 +116,7 @@ const SLASH = 0x2f;
 export class RouteTable {
   private readonly root = new TrieNode();
   private readonly byPath = new Map<string, Route>();
+  private readonly addListeners: ((route: Route) => void)[] = [];
 
   get size(): number {
     return this.byPath.size;
@@ -140,7 +145,13 @@ export class RouteTable {
     }
     node.route = route;
     this.byPath.set(route.path, route);
+    for (const listener of this.addListeners) listener(route);
     return route;
+  }
+
+  /** Calls `listener` with every route added or replaced from now on, after the table holds it. */
+  onAdd(listener: (route: Route) => void): void {
+    this.addListeners.push(listener);
   }
 
   /** Removes the route stored exactly at `path`; returns whether there was one. Prunes branches left empty. */

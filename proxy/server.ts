@@ -8,6 +8,7 @@ import { ProxyMetrics } from './metrics.js';
 import { Agent, type Dispatcher } from 'undici';
 import { clientResponseHeaders, clientResponseHeadersOf, customHeaders, rawResponseHead, upstreamRequestHeaders } from './headers.js';
 import { RouteTable, type Route, type RouteMatch, type UnroutableReason } from './routes.js';
+import { clearCookieHeader, findRevoked, type PresentedCredentials, type RevokedCredential } from './revocations.js';
 
 const HEALTH_PATH = '/_chp_healthz';
 
@@ -107,7 +108,8 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
   const proxyTimeoutMs = options.proxyTimeoutMs;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const custom = options.customHeaders?.length ? customHeaders(options.customHeaders) : undefined;
-  const websockets = new Set<Duplex>();
+  /** Open websockets, each with its route's path and the credentials it was opened with (to cut it on revocation). */
+  const websockets = new Map<Duplex, { routePath: string; presented: PresentedCredentials }>();
   const targetTls = tlsConnectOptions(options.targetTls);
   const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs, ...targetTls }, keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS });
   const errorPages = new ErrorPages(options.errorTarget, dispatcher, log);
@@ -212,6 +214,26 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
     void errorPages.reply(req, res, status);
   };
 
+  const replyRevoked = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, revoked: RevokedCredential): void => {
+    log.info({ path: loggablePath(req.url), route: route.path }, 'request with a revoked token refused');
+    metrics.countResponse(403);
+    if (revoked.cookie !== undefined) res.setHeader('set-cookie', clearCookieHeader(revoked.cookie, route.path));
+    void errorPages.reply(req, res, 403);
+  };
+
+  /** Cuts the open websockets of a route that were opened with a token the route now refuses. */
+  const cutRevokedWebsockets = (route: Route): void => {
+    if (!route.revoked) return;
+    const now = Date.now();
+    for (const [socket, opened] of websockets) {
+      if (opened.routePath === route.path && findRevoked(opened.presented, route.revoked, now)) {
+        log.info({ route: route.path }, 'websocket opened with a now revoked token closed');
+        socket.destroy();
+      }
+    }
+  };
+  routes.onAdd(cutRevokedWebsockets);
+
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url!;
     if (url === HEALTH_PATH) {
@@ -222,6 +244,11 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
     const found = routes.match(url);
     if (typeof found === 'string') {
       replyUnroutable(req, res, found);
+      return;
+    }
+    const revoked = found.route.revoked && findRevoked(presentedBy(req), found.route.revoked, Date.now());
+    if (revoked) {
+      replyRevoked(req, res, found.route, revoked);
       return;
     }
     try {
@@ -279,7 +306,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
       }
       metrics.countResponse(101);
       route.touch();
-      websockets.add(socket);
+      websockets.set(socket, { routePath: route.path, presented: presentedBy(req) });
       metrics.websocketOpened();
       // destroy, never end: a half-closed pair is how http-proxy leaked websocket sockets (CHP #434).
       const closeBoth = () => {
@@ -320,6 +347,12 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
       refuse(socket, status);
       return;
     }
+    if (found.route.revoked && findRevoked(presentedBy(req), found.route.revoked, Date.now())) {
+      log.info({ path: loggablePath(req.url), route: found.route.path }, 'websocket with a revoked token refused');
+      metrics.countResponse(403);
+      refuse(socket, 403);
+      return;
+    }
     try {
       upgrade(req, socket, head, found);
     } catch (err) {
@@ -345,7 +378,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
     async close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      for (const socket of websockets) socket.destroy();
+      for (const socket of websockets.keys()) socket.destroy();
       const cutoff = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
       clearTimeout(cutoff);
@@ -378,6 +411,10 @@ async function* touching(body: AsyncIterable<Buffer>, touch: () => void): AsyncG
     touch();
     yield chunk;
   }
+}
+
+function presentedBy(req: http.IncomingMessage): PresentedCredentials {
+  return { url: req.url ?? '', authorization: req.headers.authorization, cookie: req.headers.cookie };
 }
 
 /** Answers a socket that never became a websocket, then closes it. */
@@ -489,6 +526,7 @@ function headerText(value: string | string[] | undefined): string | undefined {
 
 const EXPLANATIONS: Record<number, string> = {
   400: 'This address cannot be routed: it has a dot segment, an encoded slash or backslash, or malformed percent-encoding.',
+  403: 'Your access to this server was revoked. Ask its owner to share it again if you still need it.',
   404: 'Nothing is served at this address.',
   503: 'The server for this address is not responding. It may be starting up or stopped.',
 };

@@ -101,7 +101,7 @@ export function sharesRouter(ctx: HubContext): Router {
     const { target } = await sharing.recipient(shared.requester, body, shared.owner);
     const share = await store.shares.one(shared.owner.id, shared.server, target);
     if (!share) return res.json({});
-    const left = await store.transaction((tx) => sharing.revoke(tx, shared, share, scopes, auditBy(shared.requester, req)));
+    const left = await sharing.revoke(shared, share, scopes, auditBy(shared.requester, req));
     res.json(left ? await asModel(left) : {});
   });
 
@@ -186,7 +186,7 @@ export function sharesRouter(ctx: HubContext): Router {
 
     router.delete([`/${kind}/:name/shared/:owner/:server`, `/${kind}/:name/shared/:owner/`], async (req, res) => {
       const { requester, at: shared, share } = await one(req, res, [scope]);
-      await store.transaction((tx) => sharing.revoke(tx, shared, share, null, auditBy(requester, req)));
+      await sharing.revoke(shared, share, null, auditBy(requester, req));
       res.status(204).end();
     });
   }

@@ -10,6 +10,7 @@ import { buildRoles, scopesForRoles, UnknownRoleError } from '../auth/roles.js';
 import { tokenModel } from './models.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
+import { routeOfCallback } from '../servers/route-revocations.js';
 
 const createBody = z.strictObject({
   // 0 and null both mean no expiry, as the spec says.
@@ -142,11 +143,19 @@ export async function issueUserToken(ctx: HubContext, requester: Requester, user
   return issued;
 }
 
-/** Revokes a token; revoking an OAuth token logs the user out of that client entirely, as JupyterHub does. */
+/**
+ * Revokes a token; revoking an OAuth token logs the user out of that client entirely, as JupyterHub does, and the
+ * proxy refuses those tokens at the client's server or service from then on (an open tab included).
+ */
 export async function revokeUserToken(ctx: HubContext, requester: Requester, user: UserRow, row: TokenRow, source: string | null): Promise<void> {
-  await ctx.store.transaction(async (tx) => {
-    if (row.oauth_client_id) await tx.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
+  const cut = await ctx.store.transaction(async (tx) => {
+    let hashes: string[] = [];
+    if (row.oauth_client_id) hashes = await tx.tokens.deleteForUserAndClient(user.id, row.oauth_client_id);
     else await tx.tokens.delete(row.id);
     await recordAudit(tx, { action: 'token.revoke', actor: actorOf(requester), target: userTarget(user), source, details: { token_id: row.id } });
+    return hashes;
   });
+  const client = row.oauth_client_id ? await ctx.store.oauth.client(row.oauth_client_id) : undefined;
+  const route = client && routeOfCallback(client.redirect_uri);
+  if (route) await ctx.revocations.refuse(route, cut);
 }

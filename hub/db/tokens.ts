@@ -55,9 +55,11 @@ export class TokenRepository {
     await this.db.deleteFrom('api_tokens').where('id', '=', id).execute();
   }
 
-  /** Deleting an OAuth token logs the user out of that client entirely, as JupyterHub does. */
-  async deleteForUserAndClient(userId: number, clientId: string): Promise<void> {
-    await this.db.deleteFrom('api_tokens').where('user_id', '=', userId).where('oauth_client_id', '=', clientId).execute();
+  /** Deleting an OAuth token logs the user out of that client entirely, as JupyterHub does. Returns the deleted hashes. */
+  async deleteForUserAndClient(userId: number, clientId: string): Promise<string[]> {
+    const deleted = await this.db.deleteFrom('api_tokens').where('user_id', '=', userId).where('oauth_client_id', '=', clientId)
+      .returning('hashed').execute();
+    return deleted.map((row) => row.hashed);
   }
 
   async deleteForClient(clientId: string): Promise<void> {

@@ -19,7 +19,9 @@ export function proxyErrorPage(req: Request, res: Response): void {
   const status = Number.isInteger(code) && code >= 400 && code <= 599 ? code : 500;
   const message = status === 503
     ? 'The server did not answer. It may be starting or stopping; try again in a moment, or restart it from your home page.'
-    : status === 404 ? 'Nothing is served at this address.' : 'Something went wrong on the way to your server.';
+    : status === 404 ? 'Nothing is served at this address.'
+      : status === 403 ? 'Your access to this server was revoked. Ask its owner to share it again if you still need it.'
+        : 'Something went wrong on the way to your server.';
   // CHP passes the refused request's URL: an API client gets JupyterHub's JSON error, not a page.
   if (typeof req.query.url === 'string' && isApiRequest(req.query.url, undefined)) {
     res.status(status).json({ status, message });

@@ -89,7 +89,7 @@ export function sharePages(ctx: HubContext): Router {
           const id = Number(formField(req, 'id', 15));
           const share = (await ctx.store.shares.list({ ownerId: at.owner.id, serverName: at.server })).rows.find((s) => s.id === id);
           if (!share) throw new HttpError(404, 'That share is already gone.');
-          await ctx.store.transaction((tx) => sharing.revoke(tx, at, share, null, by));
+          await sharing.revoke(at, share, null, by);
           return `${share.user_name ?? `The group ${share.group_name}`} can no longer use this server.`;
         });
       case 'code': {

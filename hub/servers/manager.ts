@@ -9,7 +9,7 @@ import { HttpError } from '../errors.js';
 import { hashToken } from '../auth/tokens.js';
 import { SpawnProgress, type SpawnEvent } from './progress.js';
 import { singleUserEnvironment } from './environment.js';
-import { oauthClientId, serverKey, serverPrefix } from './naming.js';
+import { normalizeRouteKey, oauthClientId, serverKey, serverPrefix } from './naming.js';
 import { servicePrefix } from '../services/oauth-clients.js';
 import { waitForHttp, waitForServer } from './readiness.js';
 import { resolveProfile, type ClassRecord } from '../classes/profiles.js';
@@ -508,17 +508,6 @@ export function parseState(json: string): SpawnerState {
   } catch {
     return {};
   }
-}
-
-function normalizeRouteKey(path: string): string {
-  let p = path;
-  try {
-    p = decodeURIComponent(path);
-  } catch {
-    // keep as is: an undecodable key can only be compared literally
-  }
-  if (!p.startsWith('/')) p = `/${p}`;
-  return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
 function describe(user: string, server: string): string {

@@ -10,6 +10,18 @@ export function serverPrefix(user: string, server: string): string {
   return `/user/${escapeForPath(user)}/${server ? `${escapeForPath(server)}/` : ''}`;
 }
 
+/** A proxy route key in one spelling: decoded, leading `/`, no trailing `/` (CHP keys and prefixes compare equal). */
+export function normalizeRouteKey(path: string): string {
+  let p = path;
+  try {
+    p = decodeURIComponent(path);
+  } catch {
+    // keep as is: an undecodable key can only be compared literally
+  }
+  if (!p.startsWith('/')) p = `/${p}`;
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+}
+
 /**
  * The OAuth client id of a server, also the cookie name jupyterhub-singleuser uses (hence JupyterHub's prefix):
  * `jupyterhub-user-<uid>[-<server>]`. The uid has a fixed length and is never reused, so no two (account, server)

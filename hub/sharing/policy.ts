@@ -8,7 +8,7 @@ import type { GroupRow, UserRow } from '../db/schema.js';
 import type { ShareCodeView, ShareTarget, ShareView } from '../db/shares.js';
 import { HttpError } from '../errors.js';
 import { normalizeUsername } from '../auth/usernames.js';
-import { oauthClientId, validateServerName } from '../servers/naming.js';
+import { oauthClientId, serverPrefix, validateServerName } from '../servers/naming.js';
 import { shareScopesFrom } from './scopes.js';
 import { GROUP_NAME } from '../api/groups.js';
 
@@ -78,39 +78,59 @@ export class SharingPolicy {
     });
   }
 
-  /** Takes `scopes` (bare; all when null) from a share, in `tx`; the share left, if any. */
-  async revoke(tx: Store, at: SharedServer, share: ShareView, scopes: string[] | null, by: AuditBy): Promise<ShareView | null> {
-    const left = await tx.shares.revoke(share, scopes);
-    const taken = left ? share.scopes.filter((s) => !left.scopes.includes(s)) : share.scopes;
-    if (taken.includes('access:servers')) await this.cutAccess(tx, at, share);
-    await recordAudit(tx, {
-      action: 'share.revoke', ...by, target: ownerTarget(at.owner),
-      details: { server: `${at.owner.name}/${at.server}`, with: withOf(share), scopes: taken },
+  /**
+   * Takes `scopes` (bare; all when null) from a share; the share left, if any. Once that is committed, the proxy
+   * refuses the tokens its holders had for the server, so open tabs lose access at once.
+   */
+  async revoke(at: SharedServer, share: ShareView, scopes: string[] | null, by: AuditBy): Promise<ShareView | null> {
+    const { left, cut } = await this.ctx.store.transaction(async (tx) => {
+      const remaining = await tx.shares.revoke(share, scopes);
+      const taken = remaining ? share.scopes.filter((s) => !remaining.scopes.includes(s)) : share.scopes;
+      const hashes = taken.includes('access:servers') ? await this.cutAccess(tx, at, share) : [];
+      await this.recordRevoke(tx, at, share, taken, by);
+      return { left: remaining, cut: hashes };
     });
+    await this.ctx.revocations.refuse(serverPrefix(at.owner.name, at.server), cut);
     return left;
   }
 
   async revokeAll(at: SharedServer, by: AuditBy): Promise<void> {
-    await this.ctx.store.transaction(async (tx) => {
-      for (const share of (await tx.shares.list({ ownerId: at.owner.id, serverName: at.server })).rows) await this.revoke(tx, at, share, null, by);
+    const cut = await this.ctx.store.transaction(async (tx) => {
+      const hashes: string[] = [];
+      for (const share of (await tx.shares.list({ ownerId: at.owner.id, serverName: at.server })).rows) {
+        await tx.shares.revoke(share, null);
+        hashes.push(...await this.cutAccess(tx, at, share));
+        await this.recordRevoke(tx, at, share, share.scopes, by);
+      }
+      return hashes;
+    });
+    await this.ctx.revocations.refuse(serverPrefix(at.owner.name, at.server), cut);
+  }
+
+  private async recordRevoke(tx: Store, at: SharedServer, share: ShareView, taken: string[], by: AuditBy): Promise<void> {
+    await recordAudit(tx, {
+      action: 'share.revoke', ...by, target: ownerTarget(at.owner),
+      details: { server: `${at.owner.name}/${at.server}`, with: withOf(share), scopes: taken },
     });
   }
 
   /**
    * After a share shrinks or goes, the tokens its holders got from the server's OAuth client go too: the next
-   * sign-in there asks the hub again, which then refuses.
+   * sign-in there asks the hub again, which then refuses. Returns the deleted tokens' hashes.
    */
-  private async cutAccess(tx: Store, at: SharedServer, share: ShareView): Promise<void> {
+  private async cutAccess(tx: Store, at: SharedServer, share: ShareView): Promise<string[]> {
     const client = oauthClientId(at.owner.uid, at.server);
     let holders: string[] = share.user_name !== null ? [share.user_name] : [];
     if (share.group_name !== null) {
       const group = await tx.groups.byName(share.group_name);
       holders = group ? (await tx.groups.membersOf([group.id])).get(group.id) ?? [] : [];
     }
+    const hashes: string[] = [];
     for (const name of holders) {
       const user = await tx.users.byName(name);
-      if (user) await tx.tokens.deleteForUserAndClient(user.id, client);
+      if (user) hashes.push(...await tx.tokens.deleteForUserAndClient(user.id, client));
     }
+    return hashes;
   }
 
   /** A new share code; the code itself is returned once and only its digest is kept. */

@@ -94,16 +94,33 @@ describe.skipIf(!ready)('sharing a server in the pages', () => {
     await expect(alice.locator('table.shares').textContent()).resolves.toContain('carol');
   });
 
-  it('the owner revokes a share, even one made by a link for someone she cannot name: it leaves the recipient\'s home page and a new sign-in there is refused', async () => {
+  it('the owner revokes a share, even one made by a link for someone she cannot name: the recipient\'s open tab loses it at once, and it leaves her home page', async () => {
     const alice = pages.alice!;
+    // Carol's tab is still in alice's server, with a kernel's websocket open, as a notebook keeps one.
+    const carolsTab = pages.carol!;
+    expect(carolsTab.url()).toContain('/user/alice/');
+    await carolsTab.evaluate(async () => {
+      type Socket = { onopen: unknown; onerror: unknown; onclose: unknown };
+      const tab = globalThis as unknown as {
+        document: { cookie: string }; location: { origin: string }; kernelClosed: Promise<boolean>; WebSocket: new (url: string) => Socket;
+      };
+      const xsrf = decodeURIComponent(/(?:^|; )_xsrf=([^;]*)/.exec(tab.document.cookie)?.[1] ?? '');
+      const created = await fetch('/user/alice/api/kernels', { method: 'POST', headers: { 'X-XSRFToken': xsrf }, body: '{}' });
+      const { id } = (await created.json()) as { id: string };
+      const ws = new tab.WebSocket(`${tab.location.origin.replace(/^http/, 'ws')}/user/alice/api/kernels/${id}/channels`);
+      await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+      tab.kernelClosed = new Promise((resolve) => { ws.onclose = () => resolve(true); });
+    });
     await alice.getByRole('button', { name: 'Stop sharing with carol' }).click();
     await expect(alice.getByRole('status').textContent()).resolves.toContain('can no longer use this server');
     await expect(alice.locator('table.shares').textContent()).resolves.not.toContain('carol');
+    await expect(carolsTab.evaluate(() => (globalThis as unknown as { kernelClosed: Promise<boolean> }).kernelClosed)).resolves.toBe(true);
+    await expect(carolsTab.evaluate(async () => (await fetch('/user/alice/api/status')).status)).resolves.toBe(403);
+    const refused = await carolsTab.reload();
+    expect(carolsTab.url()).toMatch(/\/hub\/api\/oauth2\/authorize/);
+    expect(refused?.status()).toBe(403);
     const carol = await pageOf('carol');
     await expect(carol.locator('body').textContent()).resolves.not.toContain('Shared with you');
-    const refused = await carol.goto(`${hub.url}/user/alice/tree`);
-    expect(carol.url()).toMatch(/\/hub\/api\/oauth2\/authorize/);
-    expect(refused?.status()).toBe(403);
   });
 
   it('an admin sees a user\'s shares from the admin pages and revokes them', async () => {

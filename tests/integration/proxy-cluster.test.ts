@@ -4,6 +4,7 @@
  * are gathered from all workers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +127,26 @@ describe('proxy with several workers', () => {
     expect(metrics.body).toMatch(/labhub_proxy_routes \d+/);
     expect(metrics.body).toMatch(/labhub_proxy_requests_total\{status="200"\} \d+/);
     for (const ws of sockets) ws.close();
+  });
+
+  it('refuses a revoked token on every worker and cuts the websockets each worker holds with it', async () => {
+    expect((await api('POST', '/user/shared', { target: alice.url })).status).toBe(201);
+    const headers = { authorization: 'token bob-token' };
+    const sockets = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${cli.proxy.replace('http', 'ws')}/user/shared/api/kernels/k/channels`, { headers });
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+      })),
+    );
+    const closed = sockets.map((ws) => new Promise((resolve) => ws.once('close', resolve)));
+    const digest = createHash('sha256').update('bob-token').digest('hex');
+    const until = new Date(Date.now() + 60_000).toISOString();
+    expect((await api('POST', '/user/shared', { target: alice.url, revoked_tokens: { [digest]: until } })).status).toBe(201);
+    await Promise.all(closed);
+    const answers = await Promise.all(Array.from({ length: PROBES }, () => request(cli.proxy, '/user/shared/api', { headers })));
+    expect(new Set(answers.map((r) => r.status))).toEqual(new Set([403]));
+    expect(await reached('/user/shared/api')).toEqual(new Set(['alice']));
   });
 
   it('replaces a killed worker, which gets the whole table before it accepts', async () => {

@@ -338,6 +338,71 @@ describe('proxy forwarding', () => {
   });
 });
 
+describe('tokens the hub revoked (route data revoked_tokens)', () => {
+  let alice: Backend;
+  let proxy: RunningProxy;
+  const digest = (token: string) => createHash('sha256').update(token).digest('hex');
+  /** How jupyterhub-singleuser's cookie looks: a tornado v2 signed value holding the token, quoted by Python. */
+  const singleuserCookie = (token: string, name = 'jupyterhub-user-alice') => {
+    const value = Buffer.from(token).toString('base64');
+    return `${name}="2|1:0|10:1700000000|${name.length}:${name}|${value.length}:${value}|${'0'.repeat(64)}"`;
+  };
+  const revoke = (revoked: Record<string, string>) => addRoute(proxy, '/user/alice/', alice.url, { jupyterhub: true, revoked_tokens: revoked });
+  const openAs = (headers: Record<string, string>) => new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(`${proxy.publicUrl.replace('http', 'ws')}/user/alice/api/kernels/k1/channels`, { headers });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`status ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+
+  beforeAll(async () => {
+    alice = await startBackend('alice');
+    proxy = await startTestProxy();
+    await addRoute(proxy, '/user/alice/', alice.url, { jupyterhub: true });
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+    await alice.close();
+  });
+
+  it('refuses a revoked token in singleuser\'s cookie, a header or the query with 403, and clears the cookie', async () => {
+    const future = new Date(Date.now() + 60_000).toISOString();
+    await revoke({ [digest('bob-token')]: future, [digest('old-token')]: new Date(Date.now() - 1000).toISOString(), 'not-a-digest': future });
+    const refused = await request(proxy.publicUrl, '/user/alice/api/status', { headers: { cookie: `_xsrf=abc; ${singleuserCookie('bob-token')}` } });
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body)).toEqual({ status: 403, message: expect.stringContaining('revoked') });
+    expect(refused.headers['set-cookie']).toEqual(['jupyterhub-user-alice=; Path=/user/alice/; Max-Age=0; HttpOnly']);
+    expect((await request(proxy.publicUrl, '/user/alice/tree', { headers: { authorization: 'token bob-token' } })).status).toBe(403);
+    expect((await request(proxy.publicUrl, '/user/alice/api/status?token=bob-token')).status).toBe(403);
+    const hostCookie = await request(proxy.publicUrl, '/user/alice/lab', { headers: { cookie: singleuserCookie('bob-token', '__Host-jupyterhub-user-alice') } });
+    expect(hostCookie.headers['set-cookie']).toEqual(['__Host-jupyterhub-user-alice=; Path=/; Max-Age=0; Secure; HttpOnly']);
+    const before = alice.requests.length;
+    // The owner's token, an expired revocation, and no token at all pass on to the server, which decides.
+    for (const headers of [{ cookie: singleuserCookie('alice-token') }, { cookie: singleuserCookie('old-token') }, {}] as Record<string, string>[]) {
+      expect((await request(proxy.publicUrl, '/user/alice/api/status', { headers })).status).toBe(200);
+    }
+    expect(alice.requests.length).toBe(before + 3);
+    await revoke({});
+    expect((await request(proxy.publicUrl, '/user/alice/api/status', { headers: { cookie: singleuserCookie('bob-token') } })).status).toBe(200);
+  });
+
+  it('closes the websockets opened with a token when it is revoked, refuses new ones, and leaves the others open', async () => {
+    await revoke({});
+    const bobs = await openAs({ cookie: singleuserCookie('bob-token') });
+    const alices = await openAs({ cookie: singleuserCookie('alice-token') });
+    const bobClosed = once(bobs, 'close');
+    await revoke({ [digest('bob-token')]: new Date(Date.now() + 60_000).toISOString() });
+    await bobClosed;
+    const reply = nextMessage(alices);
+    alices.send('still here');
+    expect(await reply).toBe('alice:still here');
+    await expect(openAs({ cookie: singleuserCookie('bob-token') })).rejects.toThrow('status 403');
+    alices.close();
+    await waitFor(() => proxy.proxy.openWebsockets === 0);
+  });
+});
+
 describe('proxy errors and options', () => {
   let backend: Backend;
   let errorPages: http.Server;

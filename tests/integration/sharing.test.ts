@@ -1,7 +1,10 @@
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { startConfiguredHub } from '../helpers/auth-hub.js';
 import { api, Browser, eventually, xsrfFromHtml, type HubProcess } from '../helpers/hub.js';
 import { findSingleuser, requireService } from '../helpers/jupyter.js';
+import { executeInKernel } from '../helpers/kernel.js';
 
 /**
  * JupyterHub 5.0 sharing against a hub running the real jupyterhub-singleuser: alice (allowed to share by a role,
@@ -116,6 +119,50 @@ describe.skipIf(!ready)('sharing a server', () => {
     const refused = await dave.navigate('/user/alice/');
     expect(refused.status).toBe(403);
     expect(dave.visited.at(-1)).toMatch(/^\/hub\/api\/oauth2\/authorize/);
+  });
+
+  it('cuts a revoked recipient\'s open session at once: its next request and its kernel websocket, not the owner\'s', async () => {
+    expect((await as('alice', 'POST', '/shares/alice/', { user: 'dave' })).status).toBe(200);
+    const dave = await signedIn('dave');
+    expect((await openAlices(dave)).status).toBe(200);
+    const kernel = await fetch(`${hub.url}/user/alice/api/kernels`, { method: 'POST', headers: { authorization: `token ${tokens.alice!}` }, body: '{}' });
+    expect(kernel.status).toBe(201);
+    const kernelId = ((await kernel.json()) as { id: string }).id;
+    const channels = `/user/alice/api/kernels/${kernelId}/channels`;
+    const wsUrl = `${hub.url.replace(/^http/, 'ws')}${channels}`;
+    const davesSocket = new WebSocket(wsUrl, { headers: { cookie: dave.cookieHeader(channels) } });
+    await once(davesSocket, 'open');
+    const closed = once(davesSocket, 'close');
+
+    const revoked = await as('alice', 'PATCH', '/shares/alice/', { user: 'dave', scopes: ['access:servers!server=alice/'] });
+    expect(revoked.status).toBe(200);
+    // No wait: singleuser still holds the hub's answer about dave's token for minutes, so only the proxy can say no now.
+    const refused = await dave.request('/user/alice/api/status');
+    expect(refused.status).toBe(403);
+    await expect(refused.json()).resolves.toMatchObject({ status: 403, message: expect.stringContaining('revoked') });
+    await closed;
+    expect(await executeInKernel(hub.url, '/user/alice/', kernelId, '6*7', { authorization: `token ${tokens.alice!}` })).toBe('42');
+    // The refusal removed the server's cookie, so the next visit signs in afresh and the hub says no.
+    const again = await dave.navigate('/user/alice/tree');
+    expect(again.status).toBe(403);
+    expect(dave.visited.at(-1)).toMatch(/^\/hub\/api\/oauth2\/authorize/);
+    // Shared again, the same browser gets in at once: nothing of the revocation lingers for a new token.
+    expect((await as('alice', 'POST', '/shares/alice/', { user: 'dave' })).status).toBe(200);
+    expect((await openAlices(dave)).status).toBe(200);
+    expect((await as('alice', 'PATCH', '/shares/alice/', { user: 'dave', scopes: ['access:servers!server=alice/'] })).status).toBe(200);
+  });
+
+  it('cuts an open session at once when its holder revokes the server\'s token on the API, as on the token page', async () => {
+    const bob = await signedIn('bob');
+    expect((await openAlices(bob)).status).toBe(200);
+    type Token = { id: string; oauth_client: string | null };
+    const listed = (await as('bob', 'GET', '/users/bob/tokens')).body as { api_tokens: Token[] };
+    const forAlices = listed.api_tokens.find((t) => t.oauth_client === 'Server at /user/alice/');
+    expect(forAlices, JSON.stringify(listed)).toBeDefined();
+    expect((await as('bob', 'DELETE', `/users/bob/tokens/${forAlices!.id}`)).status).toBe(204);
+    expect((await bob.request('/user/alice/api/status')).status).toBe(403);
+    // The share itself stands: signing in there again gives a new token that works.
+    expect((await openAlices(bob)).status).toBe(200);
   });
 
   it('shares with a group: its members get in, and lose access when the group share is revoked', async () => {
