@@ -12,6 +12,7 @@ import { checkFormXsrf, layoutFor } from './page-context.js';
 import { adminReturnPath, serverActions, serverPath, sharingUrl } from './admin-layout.js';
 import { flash, redirectWithFlash } from './flash.js';
 import { offeredProfiles, profileOption } from '../classes/profiles.js';
+import { OPTION_PREFIX, prefixedOptions } from './spawn-options.js';
 import type { SpawnProgress } from '../servers/progress.js';
 import { validateNextUrl } from '../auth/next-url.js';
 import { errorPage } from './errors.js';
@@ -115,7 +116,8 @@ export function serverPages(ctx: HubContext): Router {
     if (row?.status !== 'starting') {
       try {
         const profile = formField(req, 'profile', 400);
-        await servers.start(user, server, profile ? { profile } : {}, 0, by);
+        const options = { ...prefixedOptions(req.body as Record<string, unknown>), ...(profile && { profile }) };
+        await servers.start(user, server, options, 0, by);
       } catch (err) {
         if (err instanceof HttpError && err.status < 500) return redirectWithFlash(res, '/hub/home', 'error', err.message);
         throw err;
@@ -125,7 +127,28 @@ export function serverPages(ctx: HubContext): Router {
     res.redirect(303, adminReturnPath(next) ?? pendingUrl(user.name, server, next));
   });
 
-  router.get(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, (_req, res) => res.redirect(302, '/hub/home'));
+  /**
+   * A link with `opt-` options (JupyterHub 6.0) opens a page that shows them and starts on a click: the start
+   * itself stays a POST with XSRF, so a link alone starts nothing. Without options, the home page has the forms.
+   */
+  router.get(['/spawn', '/spawn/:user', '/spawn/:user/:server'], login, async (req, res) => {
+    const options = prefixedOptions(req.query as Record<string, unknown>);
+    if (Object.keys(options).length === 0) return res.redirect(302, '/hub/home');
+    const { user, server } = await target(req, res, 'start:servers');
+    const next = afterStart(typeof req.query.next === 'string' ? req.query.next.slice(0, 4096) : '', user.name, server);
+    const row = await store.servers.get(user.id, server);
+    if (row?.status === 'running') return res.redirect(302, next || serverPrefix(user.name, server));
+    if (row?.status === 'starting') return res.redirect(302, pendingUrl(user.name, server, next));
+    const { profile, ...others } = options;
+    const offered = offeredProfiles(await ctx.classes.classesFor(user));
+    res.send(renderPage('spawn-options.njk', {
+      ...(await layoutFor(ctx, req, res, 'home')),
+      owner: user.name, own: user.id === res.locals.session!.user.id, label: server ? `server ${server}` : 'default server',
+      startAction: `/hub/spawn/${serverPath(user.name, server)}`, next,
+      profile: profile === undefined ? null : { id: profile, offered: offered.find((p) => p.id === profile) ?? null },
+      others: Object.entries(others).map(([key, value]) => ({ field: `${OPTION_PREFIX}${key}`, key, value })),
+    }));
+  });
 
   router.post(['/stop/:user', '/stop/:user/:server'], login, async (req, res) => {
     checkFormXsrf(ctx, req, res);
