@@ -6,7 +6,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['templates/static/**/*.js'],
+    files: ['templates/static/**/*.js', 'images/python/share/jupyter/labextensions/**/*.js'],
     languageOptions: { globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', fetch: 'readonly', DOMParser: 'readonly' } },
   },
   {

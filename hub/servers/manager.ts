@@ -484,9 +484,12 @@ function callbackUrl(user: string, server: string): string {
   return `${serverPrefix(user, server)}oauth_callback`;
 }
 
-/** Scopes of a server's own API token (JupyterHub's `server` role, resolved to this server). */
+/**
+ * Scopes of a server's own API token: JupyterHub's `server` role resolved to this server, and reading this server
+ * (its idle state, for the idle warning inside JupyterLab: images/python/labhub_idle).
+ */
 export function serverTokenScopes(user: string, server: string): string[] {
-  return [`users:activity!user=${user}`, `access:servers!server=${user}/${server}`];
+  return [`users:activity!user=${user}`, `access:servers!server=${user}/${server}`, `read:servers!server=${user}/${server}`];
 }
 
 /** Scopes a user's token needs to use this server (JUPYTERHUB_OAUTH_ACCESS_SCOPES). */

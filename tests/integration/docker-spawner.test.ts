@@ -99,6 +99,10 @@ describe('Docker names and notebook images (no engine needed)', () => {
       expect(lines).toContain('EXPOSE 8888');
       expect(lines.some((l) => /^(ADD|COPY) /.test(l) && /docker\.sock/.test(l))).toBe(false);
     }
+    // The production image carries the idle warning for JupyterLab as tests/e2e/idle-warnings-lab.test.ts loads it.
+    for (const path of ['python/labhub_idle', 'python/share/jupyter/labextensions/labhub-idle', 'python/etc/jupyter/jupyter_server_config.d/labhub_idle.json']) {
+      expect(instructions(production).some((l) => l.startsWith(`COPY ${path} `)), path).toBe(true);
+    }
     expect(debian).toMatch(/--no-install-recommends/);
     expect(debian).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*/);
   });
