@@ -8,8 +8,9 @@
 #        labhub/mosquitto, labhub/postgres        images/mosquitto, images/postgres (Debian packages)
 #        labhub/ferretdb                images/ferretdb with the FerretDB binary scripts/setup-credentials.sh built
 #                                       ($LABHUB_FERRETDB), staged together in $STAGE/ferretdb
-#        labhub/sensor-emulator, labhub/sensor-ingest, labhub/hub   this repository's dist/ and production
-#                                       node_modules, staged in $STAGE
+#        labhub/sensor-emulator, labhub/sensor-ingest, labhub/hub   this repository's compiled code and production
+#                                       node_modules, staged in $STAGE (scripts/lib/app-image.sh; labhub/hub is
+#                                       built as scripts/build-hub-image.sh builds it, on labhub/node:20)
 #      Each carries a label org.labhub.build-hash (SHA-256 of what went into it plus its base image id) and is
 #      rebuilt only when that changed.
 # Idempotent; under a second when everything is there. Prints what it did.
@@ -54,6 +55,8 @@ fi
 image_id() { "$DOCKER" image inspect -f '{{.Id}}' "$1"; }
 # shellcheck source=lib/image-build.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/image-build.sh"
+# shellcheck source=lib/app-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/app-image.sh"
 build() { build_if_changed "$1" "$2" "$3" "$4" /tmp/labhub-datalab-build.log; }
 
 BASE_ID=$(image_id "$BASE_IMAGE")
@@ -82,41 +85,19 @@ if [ "$(build_hash_of labhub/ferretdb:latest)" != "$FERRETDB_HASH" ]; then
   rm -rf "$STAGE/ferretdb"
 fi
 
-# The app images share one staged app: compiled dist/, templates, production node_modules.
+# The app images share one staged app (scripts/lib/app-image.sh); the hub's is built by the function that
+# scripts/build-hub-image.sh, which admins run, calls.
 NODE_ID=$(image_id "$NODE_IMAGE")
-APP_SOURCES=(hub spawners proxy authenticators datalab templates package.json package-lock.json tsconfig.json tsconfig.build.json)
-app_hash() {
-  { (cd "$REPO" && find "${APP_SOURCES[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-    sha256sum <"$REPO/images/$1/Dockerfile"; echo "$NODE_ID"; } | sha256sum | cut -d' ' -f1
-}
-stale=()
-for svc in sensor-emulator sensor-ingest hub; do
-  [ "$(build_hash_of "labhub/$svc:latest")" = "$(app_hash "$svc")" ] || stale+=("$svc")
+for svc in sensor-emulator sensor-ingest; do
+  want=$(app_image_hash "$REPO/images/$svc/Dockerfile" "$NODE_ID")
+  [ "$(build_hash_of "labhub/$svc:latest")" = "$want" ] && continue
+  stage_app "$STAGE/app" /tmp/labhub-datalab-build.log
+  build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$want"
 done
-if [ ${#stale[@]} -gt 0 ]; then
-  T0=$(date +%s)
-  # On a fresh clone this runs before .ci/run's `npm ci`: the build needs the dependencies now.
-  if [ ! -f "$REPO/node_modules/.package-lock.json" ]; then
-    (cd "$REPO" && npm ci --no-audit --no-fund) >/tmp/labhub-datalab-npm.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-npm.log >&2; die "npm ci failed"; }
-  fi
-  (cd "$REPO" && npm run build --silent) >/tmp/labhub-datalab-tsc.log 2>&1 || { tail -n 30 /tmp/labhub-datalab-tsc.log >&2; die "npm run build failed"; }
-  APP="$STAGE/app/app"
-  rm -rf "$STAGE/app" && mkdir -p "$APP/dist"
-  cp -a "$REPO/package.json" "$REPO/package-lock.json" "$REPO/templates" "$APP/"
-  for d in hub spawners proxy authenticators datalab; do cp -a "$REPO/dist/$d" "$APP/dist/"; done
-  # Hard links when the stage is on the repository's file system, a copy otherwise; prune drops dev-only packages.
-  # A node_modules that is a symlink (a git worktree sharing another checkout's) is copied as what it points to:
-  # a copied link would leave prune a non-directory, and it reinstalls without building the native addons.
-  MODULES=$(readlink -f "$REPO/node_modules")
-  cp -al "$MODULES" "$APP/node_modules" 2>/dev/null || cp -a "$MODULES" "$APP/node_modules"
-  (cd "$APP" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund) >/tmp/labhub-datalab-prune.log 2>&1 ||
-    { tail -n 30 /tmp/labhub-datalab-prune.log >&2; die "npm prune failed"; }
-  did+=("staged the app ($(du -sh "$APP" | cut -f1), $(($(date +%s) - T0)) s)")
-  for svc in "${stale[@]}"; do build "labhub/$svc:latest" "$REPO/images/$svc/Dockerfile" "$STAGE/app" "$(app_hash "$svc")"; done
-fi
+build_hub_image labhub/hub:latest "$NODE_IMAGE" "$STAGE/app" /tmp/labhub-datalab-build.log
 # The Helm chart's default image is labhub/hub:<appVersion>: the same build, so that the chart installs unchanged on
 # the test cluster (scripts/k8s-cluster.sh imports the labhub/* images).
-docker tag labhub/hub:latest "labhub/hub:$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$REPO/deploy/helm/labhub/Chart.yaml")"
+"$DOCKER" tag labhub/hub:latest "labhub/hub:$(chart_app_version)"
 prune_replaced_builds
 
 [ ${#did[@]} -gt 0 ] || did=("nothing to do")

@@ -7,17 +7,18 @@ build_hash_of() { "$DOCKER" image inspect -f '{{ index .Config.Labels "org.labhu
 # The files under a directory with their SHA-256, in a stable order (Python's caches left out).
 hash_dir() { (cd "$1" && find . -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); }
 
-# build_if_changed IMAGE DOCKERFILE CONTEXT HASH LOG: builds IMAGE when its label differs from HASH; sets
-# IMAGES_BUILT=1 when it built.
+# build_if_changed IMAGE DOCKERFILE CONTEXT HASH LOG [DOCKER BUILD OPTION...]: builds IMAGE when its label differs
+# from HASH; sets IMAGES_BUILT=1 when it built.
 IMAGES_BUILT=0
 build_if_changed() {
   local image=$1 dockerfile=$2 context=$3 want=$4 logfile=$5 have why T0
+  shift 5
   have=$(build_hash_of "$image")
   [ "$have" = "$want" ] && return 0
   T0=$(date +%s)
   if [ -z "$have" ]; then why="missing"; else why="inputs changed (${have:0:12} -> ${want:0:12})"; fi
   log "building $image ($why; log: $logfile)"
-  "$DOCKER" build --label "org.labhub.build-hash=$want" -f "$dockerfile" -t "$image" "$context" >"$logfile" 2>&1 ||
+  "$DOCKER" build "$@" --label "org.labhub.build-hash=$want" -f "$dockerfile" -t "$image" "$context" >"$logfile" 2>&1 ||
     { tail -n 40 "$logfile" >&2; die "docker build of $image failed"; }
   did+=("built $image ($why, $(($(date +%s) - T0)) s)")
   IMAGES_BUILT=1
