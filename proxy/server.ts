@@ -526,7 +526,7 @@ function headerText(value: string | string[] | undefined): string | undefined {
 
 const EXPLANATIONS: Record<number, string> = {
   400: 'This address cannot be routed: it has a dot segment, an encoded slash or backslash, or malformed percent-encoding.',
-  403: 'Your access to this server was revoked. Ask its owner to share it again if you still need it.',
+  403: 'Your sign-in to this server was revoked. If you can still use it another way, open it again to sign in afresh.',
   404: 'Nothing is served at this address.',
   503: 'The server for this address is not responding. It may be starting up or stopped.',
 };

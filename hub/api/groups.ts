@@ -9,6 +9,7 @@ import { auditBy, recordAudit } from '../audit/record.js';
 import { groupModelKeysFor } from '../auth/scopes.js';
 import { groupModel } from './models.js';
 import { hasRequestBody, isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
+import { dropLostAccess } from '../sharing/lost-access.js';
 
 // Control characters, `/` and leading whitespace are what make a name unsafe in paths and logs.
 export const GROUP_NAME = new RegExp('^[^/\\s\\p{Cc}][^/\\p{Cc}]{0,254}$', 'u');
@@ -116,10 +117,12 @@ export function groupsRouter(ctx: HubContext): Router {
     const name = nameOf(req.params.name);
     const requester = await authz.require(res.locals.requester ?? null, ['delete:groups'], { group: name });
     const group = await existing(name);
+    const members = await store.groups.memberIds(group.id);
     await store.transaction(async (tx) => {
       await tx.groups.delete(group.id);
       await recordChange(tx, requester, req, name, 'delete', []);
     });
+    await dropLostAccess(ctx, members);
     res.status(204).end();
   });
 
@@ -146,6 +149,7 @@ export function groupsRouter(ctx: HubContext): Router {
       await tx.groups.removeMembers(group.id, idsOf(users));
       await recordChange(tx, requester, req, name, 'remove_users', users);
     });
+    await dropLostAccess(ctx, idsOf(users));
     res.json((await models(requester, [group]))[0]);
   });
 

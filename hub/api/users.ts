@@ -11,6 +11,7 @@ import { createInvitation, INVITATION_TTL_S, invitationUrl } from '../auth/one-t
 import { publicOrigin } from '../config/load.js';
 import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
 import { isEmptyBody, paginatedBody, pagination, parseInput, requestUrl, usernameFrom, wantsPagination } from './validate.js';
+import { dropLostAccess } from '../sharing/lost-access.js';
 
 /** Unknown arguments are ignored, as JupyterHub does (clients add cache-busters such as `_=<time>`). */
 const listQuery = z.object({
@@ -160,6 +161,7 @@ export function usersRouter(ctx: HubContext): Router {
       return updated;
     });
     if (body.admin === false) await store.users.rotateCookieId(user.id);
+    if (body.admin === false || groupIds) await dropLostAccess(ctx, [user.id]);
     const [model] = await modelsFor(requester, [user], false);
     res.json(model);
   });

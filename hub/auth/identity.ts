@@ -130,15 +130,21 @@ export class Authorizer {
   async fromSession(req: Request): Promise<Requester | null> {
     const active = await this.sessions.current(req);
     if (!active) return null;
-    const { expanded } = await this.ownerScopes({ user: active.user });
+    const requester = await this.forUser(active.user);
+    await this.touchUser(active.user);
+    return { ...requester, session: active.session };
+  }
+
+  /** A requester holding a user's full scopes as they stand now, as their browser session does. */
+  async forUser(user: UserRow): Promise<Requester> {
+    const { expanded } = await this.ownerScopes({ user });
     const scopes = parseScopes(expanded);
     const groupFiltered = hasGroupFilter(scopes);
     // Groups only matter to a check through a group-filtered scope: without one, no lookup (a user holding many
     // shares would otherwise pay two queries per owner on every page).
     const groupsOf = groupFiltered ? await this.groupLookup([expanded]) : () => [];
-    await this.touchUser(active.user);
     return {
-      kind: 'user', name: active.user.name, user: active.user, service: null, token: null, session: active.session,
+      kind: 'user', name: user.name, user, service: null, token: null, session: null,
       scopes, tokenScopes: formatScopes(scopes), groupsOf, groupFiltered,
     };
   }

@@ -3,6 +3,7 @@ import type { HubContext } from '../context.js';
 import type { UserRow } from '../db/schema.js';
 import { GROUP_NAME } from '../api/groups.js';
 import { normalizeUsername } from './usernames.js';
+import { dropLostAccess } from '../sharing/lost-access.js';
 
 const normalized = (names: string[]) => new Set(names.map(normalizeUsername));
 const meets = (groups: Set<string>, wanted: string[]) => wanted.some((g) => groups.has(g));
@@ -61,6 +62,7 @@ async function syncGroups(ctx: HubContext, user: UserRow, names: string[]): Prom
     for (const name of valid) ids.push((await tx.groups.byName(name) ?? await tx.groups.create(name)).id);
     await tx.groups.setUserGroups(user.id, ids);
   });
+  await dropLostAccess(ctx, [user.id]);
 }
 
 /**

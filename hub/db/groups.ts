@@ -45,6 +45,11 @@ export class GroupRepository {
     return out;
   }
 
+  async memberIds(groupId: number): Promise<number[]> {
+    const rows = await this.db.selectFrom('user_groups').select('user_id').where('group_id', '=', groupId).execute();
+    return rows.map((r) => r.user_id);
+  }
+
   async addMembers(groupId: number, userIds: number[]): Promise<void> {
     if (!userIds.length) return;
     await this.db.insertInto('user_groups').values(userIds.map((user_id) => ({ user_id, group_id: groupId })))

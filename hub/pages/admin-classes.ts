@@ -12,6 +12,7 @@ import { adminLayout, flash, serverActions, withFlash } from './admin-layout.js'
 import { redirectWithFlash } from './flash.js';
 import type { Store } from '../db/index.js';
 import { auditBy, recordAudit, type AuditBy } from '../audit/record.js';
+import { dropLostAccess } from '../sharing/lost-access.js';
 
 const GROUP_NAME = /^[^/\s\p{Cc}][^/\p{Cc}]{0,254}$/u;
 
@@ -119,6 +120,7 @@ export function adminClassPages(ctx: HubContext): Router {
         if (add.length) await groupChange(tx, auditBy(requester, req), group.name, 'add_users', add);
         if (remove.length) await groupChange(tx, auditBy(requester, req), group.name, 'remove_users', remove);
       });
+      await dropLostAccess(ctx, remove.map((u) => u.id));
       return `Members of ${group.name}: ${add.length} added, ${remove.length} removed.`;
     });
   });
@@ -175,10 +177,12 @@ export function adminClassPages(ctx: HubContext): Router {
     checkFormXsrf(ctx, req, res);
     const requester = await requireUnfilteredScopes(ctx, req, [...scopes, 'delete:groups']);
     const group = await existing(String(req.params.name));
+    const members = await store.groups.memberIds(group.id);
     await store.transaction(async (tx) => {
       await tx.groups.delete(group.id);
       await groupChange(tx, auditBy(requester, req), group.name, 'delete', []);
     });
+    await dropLostAccess(ctx, members);
     redirectWithFlash(res, '/hub/admin/classes', 'done', `Deleted ${group.name}.`);
   });
 

@@ -15,6 +15,7 @@ import { formField } from './auth.js';
 import { checkFormXsrf, formList, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, serverActions, sharingUrl, withFlash } from './admin-layout.js';
 import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
+import { dropLostAccess } from '../sharing/lost-access.js';
 
 const PAGE_SIZE = 50;
 const SORTS: Record<string, { sort: UserSort; descending: boolean }> = {
@@ -201,6 +202,7 @@ export function adminUserPages(ctx: HubContext): Router {
         }
       });
       if (!admin && user.admin) await store.users.rotateCookieId(user.id);
+      await dropLostAccess(ctx, [user.id]);
       return `Saved ${user.name}.`;
     });
   });

@@ -83,13 +83,7 @@ export class SharingPolicy {
    * refuses the tokens its holders had for the server, so open tabs lose access at once.
    */
   async revoke(at: SharedServer, share: ShareView, scopes: string[] | null, by: AuditBy): Promise<ShareView | null> {
-    const { left, cut } = await this.ctx.store.transaction(async (tx) => {
-      const remaining = await tx.shares.revoke(share, scopes);
-      const taken = remaining ? share.scopes.filter((s) => !remaining.scopes.includes(s)) : share.scopes;
-      const hashes = taken.includes('access:servers') ? await this.cutAccess(tx, at, share) : [];
-      await this.recordRevoke(tx, at, share, taken, by);
-      return { left: remaining, cut: hashes };
-    });
+    const { left, cut } = await this.ctx.store.transaction((tx) => this.revokeIn(tx, at, share, scopes, by));
     await this.ctx.revocations.refuse(serverPrefix(at.owner.name, at.server), cut);
     return left;
   }
@@ -98,20 +92,23 @@ export class SharingPolicy {
     const cut = await this.ctx.store.transaction(async (tx) => {
       const hashes: string[] = [];
       for (const share of (await tx.shares.list({ ownerId: at.owner.id, serverName: at.server })).rows) {
-        await tx.shares.revoke(share, null);
-        hashes.push(...await this.cutAccess(tx, at, share));
-        await this.recordRevoke(tx, at, share, share.scopes, by);
+        hashes.push(...(await this.revokeIn(tx, at, share, null, by)).cut);
       }
       return hashes;
     });
     await this.ctx.revocations.refuse(serverPrefix(at.owner.name, at.server), cut);
   }
 
-  private async recordRevoke(tx: Store, at: SharedServer, share: ShareView, taken: string[], by: AuditBy): Promise<void> {
+  /** The revocation in `tx`: the share left, and the hashes of the tokens it cut, for the proxy once committed. */
+  private async revokeIn(tx: Store, at: SharedServer, share: ShareView, scopes: string[] | null, by: AuditBy): Promise<{ left: ShareView | null; cut: string[] }> {
+    const left = await tx.shares.revoke(share, scopes);
+    const taken = left ? share.scopes.filter((s) => !left.scopes.includes(s)) : share.scopes;
+    const cut = taken.includes('access:servers') ? await this.cutAccess(tx, at, share) : [];
     await recordAudit(tx, {
       action: 'share.revoke', ...by, target: ownerTarget(at.owner),
       details: { server: `${at.owner.name}/${at.server}`, with: withOf(share), scopes: taken },
     });
+    return { left, cut };
   }
 
   /**

@@ -3,6 +3,7 @@ import type { UserRow } from '../db/schema.js';
 import { HttpError } from '../errors.js';
 import { oauthClientId } from '../servers/naming.js';
 import { recordAudit, userTarget, type AuditBy } from '../audit/record.js';
+import { oauthTokensByRoute } from '../sharing/lost-access.js';
 
 /** What deleting an account did, for the log and the admin. */
 export interface UserRemoval {
@@ -32,6 +33,7 @@ export async function removeUser(ctx: HubContext, user: UserRow, options: { purg
   const unrevoked = await ctx.credentials.revokeUser(user.name);
   if (unrevoked.length) failed.push(`${unrevoked.length} credential lease(s) not revoked yet; the sweeper retries them`);
   const clientPrefix = oauthClientId(user.uid, '');
+  const signedIn = await oauthTokensByRoute(ctx, user.id);
   await ctx.store.transaction(async (tx) => {
     for (const id of await tx.oauth.allClientIds()) {
       if (id !== clientPrefix && !id.startsWith(`${clientPrefix}-`)) continue;
@@ -41,6 +43,8 @@ export async function removeUser(ctx: HubContext, user: UserRow, options: { purg
     await tx.users.delete(user.id);
     await recordAudit(tx, { action: 'user.delete', ...by, target: userTarget(user), details: { purge: options.purge } });
   });
+  // Tabs the account still has open on other people's servers lose them now, not when singleuser's cache runs out.
+  for (const [route, hashes] of signedIn) await ctx.revocations.refuse(route, hashes);
   const owner = { name: user.name, uid: user.uid, legacyName: user.legacy_name };
   const services = await ctx.credentials.removeUser(owner, options);
   const removed = [...services.removed];

@@ -48,7 +48,7 @@ describe.skipIf(!ready)('the idle warning inside JupyterLab, in Chromium', () =>
     await hub.cleanup();
   });
 
-  it('counts down over JupyterLab, and "Keep it running" resets the hub\'s idle clock', async () => {
+  it('counts down over JupyterLab, "Keep it running" resets the hub\'s idle clock, and a stop is told', async () => {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await logIn(page, hub.url, 'ida', PASSWORD);
     expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/ida/server')).status);
@@ -70,6 +70,12 @@ describe.skipIf(!ready)('the idle warning inside JupyterLab, in Chromium', () =>
     expect(Date.parse(after.last_activity!)).toBeGreaterThan(Date.parse(before.last_activity!));
     expect(after.warning).toBe(false);
     expect(after.seconds_left).toBeGreaterThan(WARN_BEFORE);
+
+    // Warned again, the server stops meanwhile (here by the API): the banner says so instead of counting on.
+    await banner.waitFor({ state: 'visible', timeout: (TIMEOUT - WARN_BEFORE + 20) * 1000 });
+    expect([202, 204]).toContain((await api(hub.url, token, 'DELETE', '/users/ida/server')).status);
+    await expect.poll(() => banner.locator('.labhub-idle-message').textContent(), { timeout: 20_000 }).toMatch(/has stopped/);
+    expect(await banner.getByRole('button', { name: 'Keep it running' }).isVisible()).toBe(false);
   });
 
   it('answers only people the server lets in: the hub\'s idle state is not readable without signing in there', async () => {

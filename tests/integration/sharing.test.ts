@@ -177,6 +177,43 @@ describe.skipIf(!ready)('sharing a server', () => {
     expect((await (await signedIn('carol')).navigate('/user/alice/')).status).toBe(403);
   });
 
+  it('cuts access lost any other way at once too: leaving the group it is shared with, losing admin, the account deleted', async () => {
+    const status = async (browser: Browser) => (await browser.request('/user/alice/api/status')).status;
+    // Carol, in the group alice shares with, is taken out of the group.
+    expect((await as('alice', 'POST', '/shares/alice/', { group: 'lab' })).status).toBe(200);
+    const carol = await signedIn('carol');
+    expect((await openAlices(carol)).status).toBe(200);
+    expect((await api(hub.url, admin, 'DELETE', '/groups/lab/users', { users: ['carol'] })).status).toBe(200);
+    const page = await carol.navigate('/user/alice/tree');
+    expect(page.status).toBe(403);
+    // The hub's page for it offers to sign in there afresh, for whoever can still use the server another way.
+    expect(await page.text()).toMatch(/<a class="button primary" href="\/user\/alice\/tree">Open it again<\/a>/);
+    expect((await api(hub.url, admin, 'POST', '/groups/lab/users', { users: ['carol'] })).status).toBe(200);
+    expect((await openAlices(carol)).status).toBe(200);
+    // The whole group goes.
+    expect((await api(hub.url, admin, 'POST', '/groups/lab2', { users: ['carol'] })).status).toBe(201);
+    expect((await as('alice', 'POST', '/shares/alice/', { group: 'lab2' })).status).toBe(200);
+    expect((await as('alice', 'PATCH', '/shares/alice/', { group: 'lab', scopes: ['access:servers!server=alice/'] })).status).toBe(200);
+    // Her sign-in there went with the first group's share; signing in afresh, she gets in through the second's.
+    expect(await status(carol)).toBe(403);
+    expect((await openAlices(carol)).status).toBe(200);
+    expect((await api(hub.url, admin, 'DELETE', '/groups/lab2')).status).toBe(204);
+    expect(await status(carol)).toBe(403);
+    // An admin, who may use every server, is made a plain user.
+    expect((await api(hub.url, admin, 'POST', '/users/erin', { admin: true })).status).toBe(201);
+    const erin = await signedIn('erin');
+    expect((await openAlices(erin)).status).toBe(200);
+    expect((await api(hub.url, admin, 'PATCH', '/users/erin', { admin: false })).status).toBe(200);
+    expect(await status(erin)).toBe(403);
+    // An account deleted while its tab is open.
+    expect((await api(hub.url, admin, 'POST', '/users/fred')).status).toBe(201);
+    expect((await as('alice', 'POST', '/shares/alice/', { user: 'fred' })).status).toBe(200);
+    const fred = await signedIn('fred');
+    expect((await openAlices(fred)).status).toBe(200);
+    expect((await api(hub.url, admin, 'DELETE', '/users/fred')).status).toBe(204);
+    expect(await status(fred)).toBe(403);
+  });
+
   it('makes a share code that someone accepts on the hub\'s page, lists it, and revokes it', async () => {
     const made = await as('alice', 'POST', '/share-codes/alice/', { expires_in: 3600 });
     expect(made.status).toBe(200);

@@ -121,12 +121,18 @@
     }
 
     function ask(init) {
+      init.credentials = 'same-origin';
+      // jupyterhub-singleuser wants the XSRF token on every cookie-authenticated request a script makes, reads too.
+      // JSON, so that once the server is gone the hub answers its 424 here instead of a page.
+      init.headers = { 'X-XSRFToken': xsrfToken(), Accept: 'application/json' };
       return fetch(url, init).then(function (res) {
-        // Without the server side (or a hub to ask), there is nothing to warn about: stop asking.
+        // Without the server side there is nothing to warn about: stop asking.
         if (res.status === 404) {
           stopped = true;
           return null;
         }
+        // The server is gone: the proxy has no route for it and the hub says it is not running.
+        if (res.status === 424) return { seconds_left: null };
         if (!res.ok) throw new Error('idle state: HTTP ' + res.status);
         return res.json();
       });
@@ -134,8 +140,7 @@
 
     function poll() {
       window.clearTimeout(poller);
-      // jupyterhub-singleuser wants the XSRF token on every cookie-authenticated request a script makes, reads too.
-      ask({ credentials: 'same-origin', headers: { 'X-XSRFToken': xsrfToken() } })
+      ask({})
         .then(function (state) { if (state) take(state); })
         .catch(function () { /* the last state stands until the next poll */ })
         .then(function () {
@@ -146,7 +151,7 @@
     ui.keep.addEventListener('click', function () {
       ui.keep.disabled = true;
       ui.failed.textContent = '';
-      ask({ method: 'POST', credentials: 'same-origin', headers: { 'X-XSRFToken': xsrfToken() } })
+      ask({ method: 'POST' })
         .then(function (state) {
           if (state) take(state);
           ui.announce.textContent = 'The server keeps running.';
