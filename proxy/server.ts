@@ -215,7 +215,8 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
   };
 
   const replyRevoked = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, revoked: RevokedCredential): void => {
-    log.info({ path: loggablePath(req.url), route: route.path }, 'request with a revoked token refused');
+    // Debug, as other refusals: whoever holds a revoked token could otherwise fill the log with them.
+    log.debug({ path: loggablePath(req.url), route: route.path }, 'request with a revoked token refused');
     metrics.countResponse(403);
     if (revoked.cookie !== undefined) res.setHeader('set-cookie', clearCookieHeader(revoked.cookie, route.path));
     void errorPages.reply(req, res, 403);
@@ -348,7 +349,7 @@ export function createProxyServer(options: ProxyServerOptions = {}): ProxyServer
       return;
     }
     if (found.route.revoked && findRevoked(presentedBy(req), found.route.revoked, Date.now())) {
-      log.info({ path: loggablePath(req.url), route: found.route.path }, 'websocket with a revoked token refused');
+      log.debug({ path: loggablePath(req.url), route: found.route.path }, 'websocket with a revoked token refused');
       metrics.countResponse(403);
       refuse(socket, 403);
       return;
