@@ -52,7 +52,9 @@ describe.skipIf(!ready)('spawn links with opt- options', () => {
     expect(await serverOf('lea')).toBeUndefined();
 
     await lea.getByRole('button', { name: 'Start' }).click();
-    await eventually(async () => (await serverOf('lea'))?.ready, 30_000);
+    // The progress page sends the browser on to `next` once the server is ready.
+    await lea.waitForURL(/\/user\/lea\/tree\/week3$/, { timeout: 30_000 });
+    expect((await serverOf('lea'))?.ready).toBe(true);
     expect((await serverOf('lea'))!.user_options).toEqual({ profile: 'bio101/r', week: '3' });
     // Once it runs, the same link goes straight to the server (and to `next` inside it), as JupyterHub's does.
     const again = await lea.goto(`${hub.url}/hub/spawn?opt-profile=bio101%2Fr&next=${encodeURIComponent('/user/lea/tree/week3')}`);
