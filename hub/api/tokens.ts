@@ -10,7 +10,7 @@ import { buildRoles, scopesForRoles, UnknownRoleError } from '../auth/roles.js';
 import { tokenModel } from './models.js';
 import { isEmptyBody, parseInput, usernameFrom } from './validate.js';
 import { actorOf, recordAudit, sourceOf, userTarget } from '../audit/record.js';
-import { routeOfCallback } from '../servers/route-revocations.js';
+import { routeOfClient } from '../servers/route-revocations.js';
 
 const createBody = z.strictObject({
   // 0 and null both mean no expiry, as the spec says.
@@ -155,7 +155,6 @@ export async function revokeUserToken(ctx: HubContext, requester: Requester, use
     await recordAudit(tx, { action: 'token.revoke', actor: actorOf(requester), target: userTarget(user), source, details: { token_id: row.id } });
     return hashes;
   });
-  const client = row.oauth_client_id ? await ctx.store.oauth.client(row.oauth_client_id) : undefined;
-  const route = client && routeOfCallback(client.redirect_uri);
+  const route = row.oauth_client_id ? await routeOfClient(ctx.store, row.oauth_client_id) : undefined;
   if (route) await ctx.revocations.refuse(route, cut);
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { Store } from '../db/index.js';
 import type { ProxyClient } from '../../proxy/client.js';
 import { REVOKED_TOKENS_KEY } from '../../proxy/revocations.js';
 import { normalizeRouteKey } from './naming.js';
@@ -55,8 +56,14 @@ function recordOf(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : {};
 }
 
-/** The route a server's or service's OAuth client serves: its callback URL's path without `oauth_callback`. */
-export function routeOfCallback(redirectUri: string): string | undefined {
+/** The route an OAuth client serves, a server's or a service's; undefined for other clients and unknown ones. */
+export async function routeOfClient(store: Store, clientId: string): Promise<string | undefined> {
+  const client = await store.oauth.client(clientId);
+  return client ? routeOfCallback(client.redirect_uri) : undefined;
+}
+
+/** A callback URL's path without `oauth_callback`. */
+function routeOfCallback(redirectUri: string): string | undefined {
   let path: string;
   try {
     path = new URL(redirectUri, 'http://hub.invalid').pathname;

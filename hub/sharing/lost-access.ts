@@ -1,6 +1,6 @@
 import type { HubContext } from '../context.js';
 import type { Resource } from '../auth/identity.js';
-import { routeOfCallback } from '../servers/route-revocations.js';
+import { routeOfClient } from '../servers/route-revocations.js';
 
 /**
  * After people's groups or admin status change, the OAuth tokens they hold for servers and services they may no
@@ -17,8 +17,7 @@ export async function dropLostAccess(ctx: HubContext, userIds: readonly number[]
     if (clients.size === 0) continue;
     const requester = await authz.forUser(user);
     for (const clientId of clients) {
-      const client = await store.oauth.client(clientId);
-      const route = client ? routeOfCallback(client.redirect_uri) : undefined;
+      const route = await routeOfClient(store, clientId);
       const needs = route ? accessTo(route) : undefined;
       if (!route || !needs || await authz.allows(requester, [needs.scope], needs.resource)) continue;
       await ctx.revocations.refuse(route, await store.tokens.deleteForUserAndClient(user.id, clientId));
@@ -33,8 +32,7 @@ export async function dropLostAccess(ctx: HubContext, userIds: readonly number[]
 export async function oauthTokensByRoute(ctx: HubContext, userId: number): Promise<Map<string, string[]>> {
   const byRoute = new Map<string, string[]>();
   for (const token of await ctx.store.tokens.listForUser(userId)) {
-    const client = token.oauth_client_id ? await ctx.store.oauth.client(token.oauth_client_id) : undefined;
-    const route = client ? routeOfCallback(client.redirect_uri) : undefined;
+    const route = token.oauth_client_id ? await routeOfClient(ctx.store, token.oauth_client_id) : undefined;
     if (route) byRoute.set(route, [...byRoute.get(route) ?? [], token.hashed]);
   }
   return byRoute;
