@@ -185,8 +185,13 @@ const credentialsSchema = z.strictObject({
   mqtt: brokerSchema(['mqtt:', 'mqtts:']).optional(),
   postgres: brokerSchema(['postgres:', 'postgresql:']).optional(),
   mongodb: brokerSchema(['mongodb:']).extend({
-    /** false for servers without roles (FerretDB 1.x refuses createUser with roles): accounts then get none. */
-    grant_roles: z.boolean().default(true),
+    /**
+     * roles: MongoDB roles on each account; gate: grants that LabHub's mongo-gate enforces in front of a server
+     * without roles (FerretDB 1.x refuses createUser with roles); none: accounts only authenticate. See docs/credentials.md.
+     */
+    authorization: z.enum(['roles', 'gate', 'none']).default('roles'),
+  }).refine((m) => m.authorization !== 'gate' || m.connect_url !== undefined, {
+    path: ['connect_url'], message: 'with authorization: gate, set connect_url to the gate (notebooks must not reach the server itself)',
   }).optional(),
   /** Least-privilege defaults; a class (group) overrides them with its property `credentials`. */
   policy: policySchema.prefault({}),

@@ -29,11 +29,11 @@ export function createCredentialService(config: CredentialsConfig, store: Store,
   if (config.mongodb) {
     brokers.push({
       broker: new MongoBroker(mongoAdmin(config.mongodb.admin_url, timeoutMs), {
-        connectUrl: config.mongodb.connect_url ?? withoutCredentials(config.mongodb.admin_url), grantRoles: config.mongodb.grant_roles,
+        connectUrl: config.mongodb.connect_url ?? withoutCredentials(config.mongodb.admin_url), authorization: config.mongodb.authorization,
       }),
       required: config.mongodb.required,
     });
-    if (!config.mongodb.grant_roles) log.warn(UNISOLATED_MONGODB_WARNING);
+    if (config.mongodb.authorization === 'none') log.warn(UNISOLATED_MONGODB_WARNING);
   }
   return new CredentialService({ store, log: log.child({ component: 'credentials' }) }, brokers, {
     ttlMs: config.ttl * 1000, sweepIntervalMs: config.sweep_interval * 1000, defaults: config.policy,

@@ -4,31 +4,49 @@ import { accountName, userDataNames, type AccountOwner } from './names.js';
 import { accountVariables, withAccount } from './urls.js';
 
 /**
- * What an admin is told when the broker makes accounts without roles (`grant_roles: false`, for servers such as
- * FerretDB 1.x that refuse them): such a server authenticates each lease but authorizes nothing, so isolation
- * between users' databases there is not something the hub can give.
+ * What an admin is told when the broker makes accounts that nothing authorizes (`authorization: none`): the server
+ * authenticates each lease but lets it reach every database, so isolation between users' databases there is not
+ * something the hub can give.
  */
 export const UNISOLATED_MONGODB_WARNING =
-  'credentials.mongodb.grant_roles is false: the MongoDB server enforces no roles, so any lease can read and write every database there, ' +
-  'other users\' included. Use a MongoDB server with authorization (grant_roles: true) where users must not reach each other\'s data.';
+  'credentials.mongodb.authorization is none: nothing enforces roles, so any lease can read and write every database on the MongoDB server, ' +
+  'other users\' included. Use a MongoDB server with authorization (authorization: roles), or put LabHub\'s mongo-gate in front of FerretDB (authorization: gate).';
 
-/** The one call the broker makes: a command on the `admin` database. */
+/**
+ * How leases are limited to their databases:
+ * - `roles`: MongoDB's own roles on each account (a MongoDB server with authorization);
+ * - `gate`: a grant document per account that LabHub's mongo-gate enforces in front of a server without roles
+ *   (FerretDB 1.x); notebooks must reach the server only through the gate;
+ * - `none`: accounts only authenticate.
+ */
+export type MongoAuthorization = 'roles' | 'gate' | 'none';
+
+/** What a lease may use, as the gate reads it (datalab/mongo-gate/grants.ts). */
+export interface MongoGrant {
+  read: string[];
+  write: string[];
+}
+
+/** The broker's admin connection. */
 export interface MongoAdmin {
+  /** A command on the `admin` database. */
   command(command: Document): Promise<Document>;
   /** Drops a database (a command on that database, not on `admin`). */
   dropDatabase(name: string): Promise<void>;
+  /** Writes or (with null) deletes an account's grant for the gate. */
+  setGrant(account: string, grant: MongoGrant | null): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface MongoBrokerOptions {
-  /** Where notebook servers connect, without credentials, e.g. mongodb://mongo:27017/. */
+  /** Where notebook servers connect, without credentials, e.g. mongodb://mongo:27017/ (the gate, with `gate`). */
   connectUrl: string;
-  /**
-   * false for MongoDB-wire servers that implement users but not roles (FerretDB 1.x): accounts are created without
-   * roles, so they can log in but nothing limits what they reach. Default true.
-   */
-  grantRoles?: boolean;
+  /** Default `roles`. */
+  authorization?: MongoAuthorization;
 }
+
+/** Kept in step with datalab/mongo-gate/policy.ts, which reads them. */
+export const GATE_GRANTS = { database: 'labhub_gate', collection: 'grants' } as const;
 
 const USER_NOT_FOUND = 11;
 const COMMAND_NOT_FOUND = 59;
@@ -36,10 +54,15 @@ const COMMAND_NOT_FOUND = 59;
 /** The admin connection over the official driver. */
 export function mongoAdmin(adminUrl: string, timeoutMs: number): MongoAdmin {
   const client = new MongoClient(adminUrl, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
+  const grants = client.db(GATE_GRANTS.database).collection<{ _id: string } & MongoGrant>(GATE_GRANTS.collection);
   return {
     command: (command) => client.db('admin').command(command, { timeoutMS: timeoutMs }),
     dropDatabase: async (name) => {
       await client.db(name).dropDatabase({ timeoutMS: timeoutMs });
+    },
+    setGrant: async (account, grant) => {
+      if (grant) await grants.replaceOne({ _id: account }, grant, { upsert: true, timeoutMS: timeoutMs });
+      else await grants.deleteOne({ _id: account }, { timeoutMS: timeoutMs });
     },
     close: () => client.close(),
   };
@@ -47,8 +70,9 @@ export function mongoAdmin(adminUrl: string, timeoutMs: number): MongoAdmin {
 
 /**
  * Per-server MongoDB users in the `admin` database: `read` on the sensor databases, `readWrite` on the user's own
- * database. MongoDB has no expiry for users, so the hub's sweeper is the TTL; revocation drops the user and kills
- * its sessions (servers without session killing, such as FerretDB, only get the drop).
+ * database, as roles or as a grant for the gate. MongoDB has no expiry for users, so the hub's sweeper is the TTL;
+ * revocation deletes the grant (the gate then cuts the account's open connections), drops the user and kills its
+ * sessions (servers without session killing, such as FerretDB, only get the drop).
  */
 export class MongoBroker implements CredentialBroker {
   readonly service = 'mongodb' as const;
@@ -63,10 +87,13 @@ export class MongoBroker implements CredentialBroker {
     const { account, password, policy } = request;
     const { database } = request.revokeData as { database: string };
     const { read_databases: readDatabases, own_database: ownDatabase } = policy.mongodb;
-    const roles = this.options.grantRoles === false ? [] : [
+    const authorization = this.options.authorization ?? 'roles';
+    const roles = authorization !== 'roles' ? [] : [
       ...readDatabases.map((db) => ({ role: 'read', db })),
       ...(ownDatabase ? [{ role: 'readWrite', db: database }] : []),
     ];
+    // The grant first: a driver may log in the moment the account exists.
+    if (authorization === 'gate') await this.admin.setGrant(account, { read: readDatabases, write: ownDatabase ? [database] : [] });
     await this.admin.command({ createUser: account, pwd: password, roles });
     const url = withAccount(this.options.connectUrl, account, password);
     url.searchParams.set('authSource', 'admin');
@@ -83,6 +110,7 @@ export class MongoBroker implements CredentialBroker {
   async renew(): Promise<void> {}
 
   async revoke(plan: AccountPlan): Promise<void> {
+    if (this.options.authorization === 'gate') await this.admin.setGrant(plan.account, null);
     await this.admin.command({ dropUser: plan.account }).catch((err: unknown) => {
       if (!(err instanceof MongoServerError && err.code === USER_NOT_FOUND)) throw err;
     });

@@ -17,7 +17,7 @@ export function adminLeasePages(ctx: HubContext): Router {
     const leases = await ctx.store.leases.unrevoked();
     res.send(renderPage('admin-leases.njk', {
       ...(await adminLayout(ctx, req, res, 'leases')), ...flash(req),
-      warnings: ctx.config.credentials.mongodb?.grant_roles === false ? [UNISOLATED_MONGODB_WARNING] : [],
+      warnings: ctx.config.credentials.mongodb?.authorization === 'none' ? [UNISOLATED_MONGODB_WARNING] : [],
       leases: leases.map((l) => ({
         id: l.id, user: l.user_name, userUrl: `/hub/admin/users/${encodeURIComponent(l.user_name)}`, server: l.server_name || 'default',
         service: l.service, account: l.account, status: l.status, issuedAt: l.issued_at, expiresAt: l.expires_at,

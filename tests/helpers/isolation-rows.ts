@@ -9,11 +9,9 @@ import WebSocket from 'ws';
 import { expect } from 'vitest';
 import { oauthClientId, serverPrefix } from '../../hub/servers/naming.js';
 import { accountOf } from './accounts.js';
-import { UNISOLATED_MONGODB_WARNING } from '../../hub/credentials/mongodb.js';
 import { api, Browser, xsrfFromHtml } from './hub.js';
-import { asRendered } from './pages.js';
 import {
-  ACTORS, B, B_NAMED, MONGODB_ENFORCES_ROLES, CLASS_OF_B, CLIENT_NAMED, DOTTED, GROUP_OF_B, OTHER_CLASS, PASSWORD, ROLES, SLUG_NAMED, startAndWait,
+  ACTORS, B, B_NAMED, CLASS_OF_B, CLIENT_NAMED, DOTTED, GROUP_OF_B, OTHER_CLASS, PASSWORD, ROLES, SLUG_NAMED, startAndWait,
   type ActorRole, type Credentials, type World,
 } from './isolation-world.js';
 
@@ -87,17 +85,13 @@ export interface MatrixRow {
   channel: Channel;
   resource: string;
   attempt: string;
-  /**
-   * `permitted`: a power this role holds by design; checked to answer 2xx without B's secrets. `unenforceable`: the
-   * service under test cannot refuse it whatever the hub does (a MongoDB server without roles); checked to be what
-   * the hub tells the admin, and a refusal row again once the server enforces roles.
-   */
-  expect: 'refused' | 'permitted' | 'unenforceable';
+  /** `permitted`: a power this role holds by design; checked to answer 2xx without B's secrets. */
+  expect: 'refused' | 'permitted';
   run(w: World): Promise<Outcome>;
 }
 
 export function rowLabel(r: MatrixRow): string {
-  const note = { refused: '', permitted: ' (permitted by design)', unenforceable: ' (not enforceable: the MongoDB server has no roles; the hub warns the admin)' }[r.expect];
+  const note = { refused: '', permitted: ' (permitted by design)' }[r.expect];
   return `${r.actor} | ${r.channel} | ${r.resource} | ${r.attempt}${note}`;
 }
 
@@ -206,16 +200,6 @@ async function mongoAs<T>(url: string, use: (client: MongoClient) => Promise<T>)
   } finally {
     await client.close().catch(() => undefined);
   }
-}
-
-/** The hub warned at start, and its admin leases page says, that leases at this MongoDB server are not isolated. */
-async function adminWarnedOfUnisolatedMongo(w: World): Promise<Outcome> {
-  const admin = new Browser(w.hub.url);
-  await admin.login('admin', PASSWORD);
-  const page = await (await admin.navigate('/hub/admin/leases')).text();
-  const logged = w.hub.output.includes(UNISOLATED_MONGODB_WARNING);
-  const shown = page.includes('Not isolated:') && page.includes(asRendered(UNISOLATED_MONGODB_WARNING));
-  return { held: logged && shown, detail: `warning logged: ${logged}, shown on /hub/admin/leases: ${shown}` };
 }
 
 /** `user:password@` of one account in another's URL. */
@@ -433,17 +417,11 @@ export function matrixRows(options: MatrixOptions): MatrixRow[] {
       const { a, b } = creds(w);
       return serviceRefusal('login', () => pgAs({ ...b.postgres, url: withAccount(b.postgres.url, b.postgres.username, a.postgres.password) }, (c) => c.query('select 1')));
     });
-    const mongoRow = (attempt: string, run: (w: World) => Promise<Outcome>) => {
-      if (MONGODB_ENFORCES_ROLES) return add(plain, 'leases', 'B\'s Mongo database', attempt, run);
-      for (const actor of plain) {
-        rows.push({ actor, channel: 'leases', resource: 'B\'s Mongo database', attempt, expect: 'unenforceable', run: adminWarnedOfUnisolatedMongo });
-      }
-    };
-    mongoRow('read B\'s database with A\'s lease', async (w) => {
+    add(plain, 'leases', 'B\'s Mongo database', 'read B\'s database with A\'s lease', async (w) => {
       const { a, b } = creds(w);
       return serviceRefusal('find', () => mongoAs(a.mongodb.url, (c) => c.db(b.mongodb.database).collection('notes').find().toArray()));
     });
-    mongoRow('write B\'s database with A\'s lease', async (w) => {
+    add(plain, 'leases', 'B\'s Mongo database', 'write B\'s database with A\'s lease', async (w) => {
       const { a, b } = creds(w);
       return serviceRefusal('insertOne', () => mongoAs(a.mongodb.url, (c) => c.db(b.mongodb.database).collection('notes').insertOne({ text: 'from A' })));
     });

@@ -11,6 +11,7 @@ import { identifierSlug } from '../../hub/credentials/names.js';
 import { serverPrefix } from '../../hub/servers/naming.js';
 import { api, Browser, eventually, HubProcess } from './hub.js';
 import { startFerretDb, type FerretDbServer } from './ferretdb.js';
+import { startMongoGate, type GateProcess } from './mongo-gate.js';
 import { startMosquitto, type MosquittoBroker } from './mosquitto.js';
 import { startPostgres, type PostgresCluster } from './postgres.js';
 
@@ -65,12 +66,6 @@ export function isolationRolesEnv(): Record<string, string> {
     LABHUB_ALLOW_NAMED_SERVERS: 'true',
   };
 }
-
-/**
- * Whether the MongoDB-wire server of the matrix authorizes what roles grant. The one these machines can run is
- * FerretDB 1.24 (TEST-ENV.md: no MongoDB server installs here), which authenticates each lease and authorizes nothing.
- */
-export const MONGODB_ENFORCES_ROLES = false;
 
 export interface Credentials {
   mongodb: { url: string; username: string; password: string; database: string };
@@ -202,12 +197,14 @@ export async function prepareWorld(hub: HubProcess, services: LeaseServices, acc
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The real services leases are issued at: Mosquitto with dynamic security, PostgreSQL with SCRAM, FerretDB.
+// The real services leases are issued at: Mosquitto with dynamic security, PostgreSQL with SCRAM, and FerretDB
+// 1.24 (TEST-ENV.md: no MongoDB server installs here) behind LabHub's mongo-gate, since FerretDB authorizes nothing.
 
 export interface LeaseServices {
   broker: MosquittoBroker;
   cluster: PostgresCluster;
   ferret: FerretDbServer;
+  gate: GateProcess;
   admin: pg.Client;
   /** Hub environment that makes every service required. */
   hubEnv: Record<string, string>;
@@ -220,21 +217,22 @@ export async function startLeaseServices(): Promise<LeaseServices> {
   writeFileSync(join(cluster.dir, 'data/pg_hba.conf'), [
     'local all all trust', 'host all postgres 127.0.0.1/32 trust', 'host all all 127.0.0.1/32 scram-sha-256', '',
   ].join('\n'));
+  const gate = await startMongoGate(ferret.adminUrl);
   const admin = new pg.Client({ connectionString: cluster.url });
   await admin.connect();
   await admin.query('select pg_reload_conf()');
   await admin.query('create schema shared');
   return {
-    broker, cluster, ferret, admin,
+    broker, cluster, ferret, gate, admin,
     hubEnv: {
       LABHUB_CREDENTIALS__MQTT__ADMIN_URL: broker.adminUrl, LABHUB_CREDENTIALS__MQTT__REQUIRED: 'true',
       LABHUB_CREDENTIALS__POSTGRES__ADMIN_URL: cluster.url, LABHUB_CREDENTIALS__POSTGRES__REQUIRED: 'true',
       LABHUB_CREDENTIALS__MONGODB__ADMIN_URL: ferret.adminUrl, LABHUB_CREDENTIALS__MONGODB__REQUIRED: 'true',
-      // FerretDB 1.x has no roles: accounts are made without them.
-      LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: String(MONGODB_ENFORCES_ROLES),
+      LABHUB_CREDENTIALS__MONGODB__AUTHORIZATION: 'gate', LABHUB_CREDENTIALS__MONGODB__CONNECT_URL: gate.url,
     },
     async stop() {
       await admin.end().catch(() => undefined);
+      await gate.stop();
       await Promise.all([broker.stop(), cluster.stop(), ferret.stop()]);
     },
   };

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynsecClient } from '../../hub/credentials/dynsec-client.js';
 import { userDataNames } from '../../hub/credentials/names.js';
 import { accountOf } from '../helpers/accounts.js';
-import { api, eventually, HubProcess, REPO } from '../helpers/hub.js';
+import { api, Browser, eventually, HubProcess, REPO } from '../helpers/hub.js';
+import { asRendered } from '../helpers/pages.js';
+import { UNISOLATED_MONGODB_WARNING } from '../../hub/credentials/mongodb.js';
 import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
 import { MongoClient } from 'mongodb';
@@ -468,7 +470,7 @@ describe.skipIf(!available)('a hub killed between issuing credentials and starti
   });
 });
 
-describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB leases against FerretDB 1.24 (users and SCRAM logins; no roles)', () => {
+describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB leases against FerretDB 1.24 (users and SCRAM logins; authorization: none)', () => {
   let ferret: FerretDbServer;
   let hub: HubProcess;
   let token = '';
@@ -478,7 +480,7 @@ describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB lease
       env: {
         LABHUB_SPAWNER__CMD: JSON.stringify(['python3', TINY]), LABHUB_SPAWNER__ALLOW_ROOT: 'true', LABHUB_AUTHENTICATOR__KIND: 'dummy',
         LABHUB_CREDENTIALS__MONGODB__ADMIN_URL: ferret.adminUrl, LABHUB_CREDENTIALS__MONGODB__REQUIRED: 'true',
-        LABHUB_CREDENTIALS__MONGODB__GRANT_ROLES: 'false',
+        LABHUB_CREDENTIALS__MONGODB__AUTHORIZATION: 'none',
       },
     });
     await hub.start();
@@ -490,6 +492,15 @@ describe.skipIf(!requireService('FerretDB', ferretdbAvailable()))('MongoDB lease
   });
 
   const mongoAs = (url: string) => new MongoClient(url, { serverSelectionTimeoutMS: 3000 });
+
+  it('tells the admin, at start and on the leases page, that nothing keeps these leases apart', async () => {
+    expect(hub.output).toContain(UNISOLATED_MONGODB_WARNING);
+    const browser = new Browser(hub.url);
+    await browser.login('admin', 'any password: the dummy authenticator');
+    const page = await (await browser.navigate('/hub/admin/leases')).text();
+    expect(page).toContain('Not isolated:');
+    expect(page).toContain(asRendered(UNISOLATED_MONGODB_WARNING));
+  });
 
   it('issues a user that logs in with SCRAM and writes its own database; after stop the login is refused', async () => {
     expect((await api(hub.url, token, 'POST', '/users/dora/server')).status).toBe(201);

@@ -45,7 +45,7 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
   it('is a valid compose file with every service of the lab', async () => {
     const { stdout } = await run(COMPOSE, ['-f', join(DEPLOY, 'docker-compose.yml'), 'config', '--services']);
     expect(stdout.trim().split('\n').sort()).toEqual(
-      ['accounts', 'hub', 'init', 'mongodb', 'mosquitto', 'postgres', 'proxy', 'sensor-emulator', 'sensor-ingest'].sort(),
+      ['accounts', 'hub', 'init', 'mongo-gate', 'mongodb', 'mosquitto', 'postgres', 'proxy', 'sensor-emulator', 'sensor-ingest'].sort(),
     );
   });
 
@@ -57,7 +57,8 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
     const withMongo = await config('docker-compose.yml', 'docker-compose.mongodb.yml');
     expect(withMongo).toMatch(/^ {4}image: mongo:7$/m);
     expect(withMongo).toMatch(/MONGO_INITDB_ROOT_PASSWORD_FILE: \/secrets\/mongodb$/m);
-    expect(withMongo).toMatch(/^ {6}MONGODB_GRANT_ROLES: "true"$/m);
+    expect(withMongo).toMatch(/^ {6}MONGODB_AUTHORIZATION: roles$/m);
+    expect(withMongo).toMatch(/^ {6}MONGODB_CONNECT_URL: mongodb:\/\/mongodb:27017\/$/m);
   });
 
   describe.runIf(haveLab)('docker-compose up', () => {
@@ -131,8 +132,16 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
       const [notebook] = await docker.listContainers({ filters: { label: [`org.labhub.hub=${hubId}`] } });
       expect(notebook).toBeDefined();
       const python = async (code: string) => (await execIn(notebook!.Id, ['python3', '-c', code])).output;
-      expect(await python("import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'))"))
-        .toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
+      expect(await python("import socket; print(socket.gethostbyname('postgres'), socket.gethostbyname('mosquitto'), socket.gethostbyname('mongo-gate'))"))
+        .toMatch(/\d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+/);
+      // FerretDB, which checks passwords but no roles, is out of the notebook's reach: only the gate is on its network.
+      expect(await python([
+        'import socket',
+        'try:',
+        "    socket.create_connection(('mongodb', 27017), timeout=3); print('reached FerretDB')",
+        'except OSError as e:',
+        "    print('unreachable', type(e).__name__)",
+      ].join('\n'))).toMatch(/^unreachable/);
 
       // The server's own accounts, issued by the hub from the lab's generated admin secrets: live sensor readings
       // over MQTT and the aggregates in PostgreSQL, through the labhub_datalab module of the notebook image.
@@ -140,8 +149,16 @@ describe.runIf(haveCompose)('deploy/docker-compose.yml', () => {
         'import labhub_datalab as lab',
         'print(lab.credentials("mqtt")["username"] != "", len(list(lab.sensors(limit=1, timeout=30))))',
         'cur = lab.postgres().cursor(); cur.execute("SELECT count(*) FROM shared.sensor_minute"); print(cur.fetchone()[0] > 0)',
+        // Through the gate: the shared raw readings are readable, the lab's other databases are not.
+        'import pymongo',
+        'm = pymongo.MongoClient(lab.credentials("mongodb")["url"], serverSelectionTimeoutMS=10000)',
+        'print(m.sensors.readings.find_one() is not None)',
+        'try:',
+        '    m.admin["system.users"].find_one(); print("read admin")',
+        'except pymongo.errors.OperationFailure as e:',
+        '    print("refused", e.code)',
       ].join('\n'));
-      expect(probeOutput).toMatch(/True 1\s+True/);
+      expect(probeOutput).toMatch(/True 1\s+True\s+True\s+refused 13/);
     }, 240_000);
 
     it.runIf(haveChromium)('lets a researcher log in, start a server and run the example notebook in Chromium', async () => {

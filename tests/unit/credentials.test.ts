@@ -55,7 +55,7 @@ describe('credentials config', () => {
     expect(defaults).toMatchObject({ ttl: 3600, sweep_interval: 60, policy: DEFAULTS });
     expect(defaults.mqtt).toBeUndefined();
     const parsed = configSchema.parse({ credentials: { mongodb: { admin_url: 'mongodb://a:b@m:27017/' }, policy: { mqtt: { subscribe: ['lab/#'] } } } });
-    expect(parsed.credentials.mongodb).toEqual({ admin_url: 'mongodb://a:b@m:27017/', required: false, grant_roles: true });
+    expect(parsed.credentials.mongodb).toEqual({ admin_url: 'mongodb://a:b@m:27017/', required: false, authorization: 'roles' });
     expect(parsed.credentials.policy.mqtt).toEqual({ subscribe: ['lab/#'], publish: ['users/{uid}/#'] });
     expect(configSchema.safeParse({ credentials: { postgres: { admin_url: 'mqtt://x' } } }).success).toBe(false);
     expect(configSchema.safeParse({ credentials: { mqtt: { admin_url: 'mqtt://x', colour: 1 } } }).success).toBe(false);
@@ -96,6 +96,9 @@ function fakeMongo(fail: Record<string, MongoServerError> = {}): MongoAdmin & { 
     async dropDatabase(name) {
       commands.push({ dropDatabase: name });
     },
+    async setGrant(account, grant) {
+      commands.push({ setGrant: account, grant });
+    },
     async close() {},
   };
 }
@@ -134,9 +137,24 @@ describe('MongoDB broker command sequence', () => {
 
   it('creates the user without roles for servers that have none (FerretDB 1.x)', async () => {
     const admin = fakeMongo();
-    const broker = new MongoBroker(admin, { connectUrl: 'mongodb://m/', grantRoles: false });
+    const broker = new MongoBroker(admin, { connectUrl: 'mongodb://m/', authorization: 'none' });
     await broker.issue(request(broker));
+    expect(admin.commands).toHaveLength(1);
     expect(admin.commands[0]!.roles).toEqual([]);
+  });
+
+  it('behind the gate, writes the grant before the user exists and deletes it before the user goes', async () => {
+    const admin = fakeMongo();
+    const broker = new MongoBroker(admin, { connectUrl: 'mongodb://gate/', authorization: 'gate' });
+    const req = request(broker);
+    await broker.issue(req);
+    expect(admin.commands.map((c) => Object.keys(c)[0])).toEqual(['setGrant', 'createUser']);
+    expect(admin.commands[0]).toEqual({ setGrant: req.account, grant: { read: ['sensors'], write: [userDataNames(ALICE).mongoDatabase] } });
+    expect(admin.commands[1]!.roles).toEqual([]);
+    admin.commands.length = 0;
+    await broker.revoke({ account: req.account, revokeData: {} });
+    expect(admin.commands.map((c) => Object.keys(c)[0])).toEqual(['setGrant', 'dropUser', 'killAllSessionsByPattern']);
+    expect(admin.commands[0]).toEqual({ setGrant: req.account, grant: null });
   });
 
   it('revokes by dropping the user, then killing its sessions; "not found" and servers without session killing count as done', async () => {
