@@ -3,6 +3,8 @@
  * one run, each driven only through its proxy's public port on 127.0.0.1:
  *
  *  1. requests/s and p50/p99 latency of `GET /hub/api/users/<name>` with an API token (closed-loop keep-alive load);
+ *     then one run each (BENCH_EXTRA_S) of `GET /hub/api/user`, `GET /hub/api/users?limit=50` and the
+ *     cookie-authenticated page `/hub/home`;
  *  2. time to create BENCH_USERS (10,000) users through the bulk API, in batches of BENCH_USER_BATCH (1,000);
  *  3. time for BENCH_SPAWNS (1,000) spawns with a spawner that starts instantly, BENCH_SPAWN_CONCURRENCY (10) at a
  *     time, and for stopping them again;
@@ -20,7 +22,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envInt } from './lib/env.js';
-import { HubApi, httpRequest } from './lib/http.js';
+import { browserLogin, HubApi, httpRequest } from './lib/http.js';
 import { adminApi, Hub, JupyterHub, LabHub, REPO, type LogSummary, type StopResult } from './lib/hubs.js';
 import { runLoad, runWrk, type LoadResult } from './lib/load.js';
 import { pool } from './lib/pool.js';
@@ -39,6 +41,7 @@ const settings = {
   connections: envInt('BENCH_CONNECTIONS', 32, 1),
   rpsRepeats: envInt('BENCH_RPS_REPEATS', 3, 1),
   serviceTokenS: envInt('BENCH_SERVICE_TOKEN_S', 5, 0),
+  extraS: envInt('BENCH_EXTRA_S', 5, 0),
   startups: envInt('BENCH_STARTUPS', 3, 1),
   loadgen: (process.env.BENCH_LOADGEN ?? 'node') as 'node' | 'wrk',
   hubs: (process.env.BENCH_HUBS ?? 'labhub,jupyterhub').split(',').map((s) => s.trim()).filter(Boolean),
@@ -64,6 +67,8 @@ interface HubResult {
   createUsers?: { totalS: number; batchMs: number[] };
   rps: Measured[];
   rpsServiceToken?: Measured;
+  /** One run per extra request (EXTRA_LOADS), by its key. */
+  extra: Record<string, Measured>;
   spawn?: SpawnStats & { cpu: CpuUse };
   routeCheck?: Record<string, number>;
   stop?: SpawnStats & { cpu: CpuUse };
@@ -92,10 +97,19 @@ async function createUsers(api: HubApi): Promise<{ totalS: number; batchMs: numb
 
 type Measured = LoadResult & { cpu: CpuUse };
 
-async function load(hub: Hub, token: string, durationS: number, warmupS: number): Promise<Measured> {
+const BENCH_USER_PATH = () => `/hub/api/users/${userName(Math.ceil(settings.users / 2))}`;
+
+/** The other requests the issue names, each measured once per hub after the main runs. */
+const EXTRA_LOADS = [
+  { key: 'self', label: 'GET /hub/api/user, token', path: '/hub/api/user', auth: 'token' },
+  { key: 'list', label: 'GET /hub/api/users?limit=50, token', path: '/hub/api/users?limit=50', auth: 'token' },
+  { key: 'home', label: 'GET /hub/home, cookie', path: '/hub/home', auth: 'cookie' },
+] as const;
+
+async function load(hub: Hub, token: string, durationS: number, warmupS: number, path = BENCH_USER_PATH(), headers?: Record<string, string>): Promise<Measured> {
   const options = {
-    url: `${hub.publicUrl}/hub/api/users/${userName(Math.ceil(settings.users / 2))}`,
-    headers: { authorization: `token ${token}` },
+    url: `${hub.publicUrl}${path}`,
+    headers: headers ?? { authorization: `token ${token}` },
     connections: settings.connections, durationS, warmupS,
   };
   const meter = hub.cpuMeter();
@@ -174,7 +188,7 @@ async function main(): Promise<void> {
       const coldStartMs = await hub.start();
       const info = await httpRequest(`${hub.publicUrl}/hub/api/`).then((r) => JSON.parse(r.body) as { version?: string });
       hub.version = info.version ?? '?';
-      results.set(hub, { version: hub.version, coldStartMs, rps: [], restarts: [] });
+      results.set(hub, { version: hub.version, coldStartMs, rps: [], restarts: [], extra: {} });
       apis.set(hub, await adminApi(hub, ADMIN));
       log(`${hub.label} ${hub.version}: up in ${Math.round(coldStartMs)} ms`);
     }
@@ -199,6 +213,18 @@ async function main(): Promise<void> {
         const res = await load(hub, hub.serviceToken, settings.serviceTokenS, 1);
         results.get(hub)!.rpsServiceToken = res;
         log(`${hub.label}: GET user with the config service token: ${res.rps.toFixed(0)} req/s, p99 ${res.latencyMs.p99.toFixed(1)} ms, statuses ${JSON.stringify(res.statuses)}`);
+      }
+    }
+    if (settings.extraS > 0) {
+      for (const hub of hubs) {
+        const cookie = await browserLogin(hub.publicUrl, ADMIN, 'bench');
+        for (const extra of EXTRA_LOADS) {
+          const headers: Record<string, string> = extra.auth === 'cookie' ? { cookie } : { authorization: `token ${apis.get(hub)!.token}` };
+          const res = await load(hub, '', settings.extraS, 1, extra.path, headers);
+          results.get(hub)!.extra[extra.key] = res;
+          log(`${hub.label}: ${extra.label}: ${res.rps.toFixed(0)} req/s, p99 ${res.latencyMs.p99.toFixed(1)} ms, statuses ${JSON.stringify(res.statuses)}, ` +
+            `cores used: hub ${res.cpu.hub}, proxy ${res.cpu.proxy}, other processes ${res.cpu.other}`);
+        }
       }
     }
 
@@ -245,7 +271,7 @@ async function main(): Promise<void> {
   // Anomalies worth a human look.
   for (const hub of hubs) {
     const r = results.get(hub)!;
-    for (const [i, x] of [...r.rps, ...(r.rpsServiceToken ? [r.rpsServiceToken] : [])].entries()) {
+    for (const [i, x] of [...r.rps, ...(r.rpsServiceToken ? [r.rpsServiceToken] : []), ...Object.values(r.extra)].entries()) {
       const bad = Object.entries(x.statuses).filter(([s]) => !s.startsWith('2'));
       if (bad.length) anomalies.push(`${hub.label}: load run ${i + 1} had non-2xx answers ${JSON.stringify(Object.fromEntries(bad))}`);
     }
@@ -292,6 +318,13 @@ async function main(): Promise<void> {
   ];
   if (settings.serviceTokenS > 0) {
     rows.push({ metric: `GET /hub/api/users/<name> with the service token from config (see README), c=${c}: requests/s`, labhub: get(L, (r) => r.rpsServiceToken?.rps), jupyterhub: get(J, (r) => r.rpsServiceToken?.rps), better: 'higher', digits: 0 });
+  }
+
+  if (settings.extraS > 0) {
+    for (const extra of EXTRA_LOADS) {
+      rows.push({ metric: `${extra.label}, c=${c}: requests/s (one ${settings.extraS} s run)`, labhub: get(L, (r) => r.extra[extra.key]?.rps), jupyterhub: get(J, (r) => r.extra[extra.key]?.rps), better: 'higher', digits: 0 });
+      rows.push({ metric: '  … p99 latency (ms)', labhub: get(L, (r) => r.extra[extra.key]?.latencyMs.p99), jupyterhub: get(J, (r) => r.extra[extra.key]?.latencyMs.p99), better: 'lower', digits: 2 });
+    }
   }
 
   machine.loadavgEnd = loadavg().map((x) => Math.round(x * 100) / 100);

@@ -43,6 +43,33 @@ export function httpRequest(url: string, options: RequestOptions = {}): Promise<
   });
 }
 
+function setCookies(res: HttpResponse): string[] {
+  const raw = res.headers['set-cookie'];
+  return (Array.isArray(raw) ? raw : raw ? [raw] : []).map((c) => c.split(';')[0]!);
+}
+
+/**
+ * Logs in through a hub's login form as a browser would (with the form's `_xsrf` where the hub has one) and
+ * returns the Cookie header of the session: for loading a cookie-authenticated page.
+ */
+export async function browserLogin(base: string, username: string, password: string): Promise<string> {
+  const jar = new Map<string, string>();
+  const keep = (res: HttpResponse) => {
+    for (const c of setCookies(res)) jar.set(c.slice(0, c.indexOf('=')), c);
+  };
+  const cookie = () => [...jar.values()].join('; ');
+  const form = await httpRequest(`${base}/hub/login`);
+  keep(form);
+  const xsrf = /name="_xsrf"\s+value="([^"]+)"/.exec(form.body)?.[1];
+  const body = new URLSearchParams({ username, password, ...(xsrf ? { _xsrf: xsrf } : {}) }).toString();
+  const res = await httpRequest(`${base}/hub/login`, {
+    method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookie() },
+  });
+  keep(res);
+  if (res.status !== 302) throw new Error(`login at ${base} answered ${res.status}`);
+  return cookie();
+}
+
 /** A hub's REST API with one token, over one keep-alive agent. */
 export class HubApi {
   readonly agent: Agent;

@@ -229,6 +229,8 @@ export class LabHub extends Hub {
         LABHUB_HUB__PORT: String(this.hubPort),
         LABHUB_PROXY__API_URL: `http://127.0.0.1:${this.apiPort}`,
         LABHUB_SPAWNER__KIND: 'instant',
+        // As in jupyterhub_config.py: any password logs in, for the cookie-authenticated page.
+        LABHUB_AUTHENTICATOR__KIND: 'dummy',
         // As in jupyterhub_config.py: no spawn throttling, no periodic polls of 1,000 servers during the run.
         LABHUB_CONCURRENT_SPAWN_LIMIT: '0',
         LABHUB_SPAWNER__POLL_INTERVAL: '86400',
