@@ -77,6 +77,8 @@ class GateConnection {
   private grantsLoadedAt = 0;
   private hadGrant = false;
   private conversationUser: string | undefined;
+  /** The server's id for that conversation, once it has answered saslStart. */
+  private conversationId: unknown;
   private readonly cursors = new Set<string>();
   private readonly pending = new Map<number, Pending>();
   private nextReplyId = 1;
@@ -146,9 +148,12 @@ class GateConnection {
       this.refuse(frame, msg, refusal);
       return;
     }
+    // A reused id would let one command's answer be read as another's, a login's above all.
+    if (this.pending.has(frame.requestId)) throw new WireError('request id already in flight');
     const pending: Pending = { name };
     if (name === 'getMore') pending.cursor = cursorKey(msg.body.getMore);
     if (name === 'killCursors') for (const id of msg.body.cursors as unknown[]) this.cursors.delete(cursorKey(id)!);
+    if (name === 'saslStart') this.conversationUser = scramUser(msg.body.payload);
     if (!(msg.flags & FLAG_MORE_TO_COME)) this.pending.set(frame.requestId, pending);
     this.backend.write(encodeMsg(frame.requestId, 0, msg));
   }
@@ -159,20 +164,24 @@ class GateConnection {
     if (!query.collection.endsWith('.$cmd') || !HANDSHAKE_QUERIES.has(commandName(query.query))) {
       throw new WireError('OP_QUERY is accepted only for the handshake');
     }
+    if (this.pending.has(frame.requestId)) throw new WireError('request id already in flight');
     this.pending.set(frame.requestId, { name: 'hello' });
     this.backend.write(encodeQuery(frame.requestId, { ...query, query: plainHello(query.query) }));
   }
 
-  /** One SCRAM conversation per connection, for a plainly named user; the server checks the password. */
+  /**
+   * One SCRAM conversation at a time, for a plainly named user, continued only under the id the server gave it: the
+   * user whose grant the gate loads is then the one whose password the server checked.
+   */
   private checkAuthentication(name: string, body: Document): string | undefined {
     if (name === 'saslStart') {
       if (this.user !== undefined) return 'this connection is already authenticated';
+      if (this.conversationUser !== undefined) return 'an authentication is already in progress';
       if (typeof body.mechanism !== 'string' || !SCRAM.has(body.mechanism)) return 'only SCRAM-SHA-256 and SCRAM-SHA-1 are accepted';
-      const user = scramUser(body.payload);
-      if (!user) return 'the SCRAM message names no acceptable user';
-      this.conversationUser = user;
-    } else if (name === 'saslContinue' && (this.user !== undefined || this.conversationUser === undefined)) {
-      return 'no authentication in progress';
+      if (!scramUser(body.payload)) return 'the SCRAM message names no acceptable user';
+    } else if (name === 'saslContinue') {
+      if (this.user !== undefined || this.conversationUser === undefined || this.conversationId === undefined) return 'no authentication in progress';
+      if (number(body.conversationId) !== number(this.conversationId)) return 'not the authentication in progress';
     }
     return undefined;
   }
@@ -214,8 +223,13 @@ class GateConnection {
     const { name } = pending;
     if (name === 'saslStart' || name === 'saslContinue') {
       const { body } = parseMsg(frame);
-      if (number(body.ok) !== 1) this.conversationUser = undefined;
-      else if (body.done === true && this.conversationUser !== undefined) {
+      if (number(body.ok) !== 1) {
+        this.conversationUser = undefined;
+        this.conversationId = undefined;
+      } else if (name === 'saslStart') {
+        this.conversationId = body.conversationId;
+      }
+      if (number(body.ok) === 1 && body.done === true && this.conversationUser !== undefined) {
         await this.loadGrants(this.conversationUser);
         this.user = this.conversationUser;
         this.options.log('debug', 'authenticated', { user: this.user });

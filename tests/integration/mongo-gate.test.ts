@@ -142,6 +142,15 @@ describe.runIf(available)('mongo-gate in front of FerretDB', () => {
 
     expect(await raw.command({ saslStart: 1, mechanism: 'SCRAM-SHA-256', payload: Buffer.from('n,,n=x,r=y'), $db: 'admin' }))
       .toMatchObject({ ok: 0, errmsg: expect.stringMatching(/already authenticated/) });
+    // A login as A may not be swapped for B's name half-way: one conversation, continued under its own id.
+    const swap = await RawMongo.open(gate.port);
+    const started = await swap.command({ saslStart: 1, mechanism: 'SCRAM-SHA-256', payload: Buffer.from(`n,,n=${a.account},r=abcdefgh`), $db: 'admin' });
+    expect(started).toMatchObject({ ok: 1 });
+    expect(await swap.command({ saslStart: 1, mechanism: 'SCRAM-SHA-256', payload: Buffer.from(`n,,n=${b.account},r=abcdefgh`), $db: 'admin' }))
+      .toMatchObject({ ok: 0, errmsg: expect.stringMatching(/already in progress/) });
+    expect(await swap.command({ saslContinue: 1, conversationId: Number(started!.conversationId) + 1, payload: Buffer.from('c=biws'), $db: 'admin' }))
+      .toMatchObject({ ok: 0, errmsg: expect.stringMatching(/not the authentication in progress/) });
+    swap.close();
     const plain = await RawMongo.open(gate.port);
     expect(await plain.command({ saslStart: 1, mechanism: 'PLAIN', payload: Buffer.from(`\0${a.account}\0${a.password}`), $db: 'admin' }))
       .toMatchObject({ ok: 0, code: 13 });
