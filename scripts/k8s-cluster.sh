@@ -350,7 +350,8 @@ up() {
   # pods' bridge makes them so (translated packets already carry a pod's address). A rule, not an iptables jump:
   # kube-router and Docker insert their jumps above ours in FORWARD and accepted pod traffic before it was reached.
   ip route replace unreachable "$SERVICE_CIDR" table "$UNTRANSLATED_TABLE"
-  ip rule show | grep -q "lookup $UNTRANSLATED_TABLE" ||
+  # Not grep -q: with pipefail, ip killed by SIGPIPE when grep stops reading early would read as "no rule".
+  ip rule show | grep "lookup $UNTRANSLATED_TABLE" >/dev/null ||
     ip rule add iif labhub-cni0 to "$SERVICE_CIDR" lookup "$UNTRANSLATED_TABLE" priority "$UNTRANSLATED_TABLE"
   make_pki "$ip" "$node"
   start_control_plane "$ip"
