@@ -3,9 +3,11 @@
 #   etcd (Debian), kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy (Kubernetes, built
 #   from the Go module proxy), containerd and runc (Debian, a containerd of its own beside Docker's), the bridge CNI
 #   plugins (Debian), CoreDNS (a pod), kube-router as the NetworkPolicy enforcer and local-path-provisioner as the
-#   default StorageClass (both on the host, like static pods would be).
+#   default StorageClass, and metrics-server serving metrics.k8s.io through the API server's aggregation layer (all
+#   three on the host, like static pods would be).
 #
-#   k8s-cluster.sh up       start what is not running (idempotent); the last two lines are shell for `eval`
+#   k8s-cluster.sh up       start what is not running or runs with other flags (idempotent); the last two lines are
+#                           shell for `eval`
 #   k8s-cluster.sh env      print those two lines again
 #   k8s-cluster.sh images   import the labhub/* images of the Docker engine into the cluster's containerd
 #   k8s-cluster.sh status   what runs, the node, the system pods
@@ -25,6 +27,7 @@ LOGS="$STATE/logs"
 SOCK="$RUN/containerd.sock"
 ETCD_PORT="${LABHUB_CLUSTER_ETCD_PORT:-12379}"
 API_PORT="${LABHUB_CLUSTER_API_PORT:-6443}"
+METRICS_PORT="${LABHUB_CLUSTER_METRICS_PORT:-4443}"
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1
 DNS_SERVICE_IP=10.96.0.10
@@ -35,7 +38,7 @@ CLUSTER_DOMAIN=cluster.local
 UNTRANSLATED_TABLE=1096
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MANIFESTS="$HERE/k8s-cluster"
-COMPONENTS=(etcd kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy kube-router local-path-provisioner)
+COMPONENTS=(etcd kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy kube-router local-path-provisioner metrics-server)
 
 log() { echo "k8s-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -52,10 +55,18 @@ node_name() { hostname | tr '[:upper:]' '[:lower:]'; }
 pid_of() { [ -f "$RUN/$1.pid" ] && cat "$RUN/$1.pid"; }
 running() { local pid; pid=$(pid_of "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
-# start NAME COMMAND...: runs it detached with its log in $LOGS unless it already runs.
+# start NAME COMMAND...: runs it detached with its log in $LOGS unless it already runs as COMMAND. One that runs with
+# other arguments (started by an older version of this script) is restarted, so a new flag reaches a running cluster.
 start() {
   local name=$1; shift
-  if running "$name"; then return; fi
+  if running "$name"; then
+    local pid; pid=$(pid_of "$name")
+    if cmp -s <(printf '%s\0' "$@") "/proc/$pid/cmdline"; then return; fi
+    log "restarting $name: its command line changed"
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   # fd 9 is up's lock: a daemon that kept it would hold the lock for as long as it runs.
   setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
@@ -90,7 +101,7 @@ kubectl() { "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
 
 require_parts() {
   local missing=()
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl helm coredns kube-router local-path-provisioner pause; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl helm coredns kube-router local-path-provisioner metrics-server pause; do
     [ -x "$BIN/$b" ] || missing+=("$b")
   done
   for c in etcd containerd runc iptables ipset conntrack; do command -v "$c" >/dev/null || missing+=("$c"); done
@@ -100,12 +111,13 @@ require_parts() {
 
 # ---------------------------------------------------------------- certificates and kubeconfigs
 ssl() { openssl "$@" 2>/dev/null; }
-# cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the cluster's CA.
+# cert NAME SUBJECT EXTENSIONS [CA]: a key and a certificate signed by the cluster's CA (or the CA named CA).
 cert() {
   [ -f "$PKI/$1.crt" ] && return
+  local ca=${4:-ca}
   ssl req -newkey rsa:2048 -nodes -keyout "$PKI/$1.key" -out "$PKI/$1.csr" -subj "$2"
   printf '%b\n' "$3" >"$PKI/$1.ext"
-  ssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -out "$PKI/$1.crt" -days 365 -extfile "$PKI/$1.ext"
+  ssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial -out "$PKI/$1.crt" -days 365 -extfile "$PKI/$1.ext"
   rm -f "$PKI/$1.csr" "$PKI/$1.ext"
 }
 # kubeconfig NAME USER_CERT SERVER
@@ -137,6 +149,11 @@ make_pki() {
     ssl genrsa -out "$PKI/sa.key" 2048
     ssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
   fi
+  # The aggregation layer's own CA: the API server proxies to metrics-server with a client certificate from it, and
+  # metrics-server believes the X-Remote-User headers only from that certificate. A separate CA keeps any client
+  # certificate of the cluster's CA from asserting those headers.
+  [ -f "$PKI/front-proxy-ca.crt" ] ||
+    ssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/front-proxy-ca.key" -out "$PKI/front-proxy-ca.crt" -days 365 -subj "/CN=labhub-front-proxy-ca"
   local client='extendedKeyUsage=clientAuth'
   cert apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,IP:$ip,IP:$API_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN\nextendedKeyUsage=serverAuth"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
@@ -149,6 +166,10 @@ make_pki() {
   # kube-router and the provisioner are cluster add-ons with their own RBAC (scripts/k8s-cluster/*.yaml).
   cert kube-router "/CN=labhub:kube-router" "$client"
   cert local-path-provisioner "/CN=labhub:local-path-provisioner" "$client"
+  cert metrics-server-client "/CN=labhub:metrics-server" "$client"
+  # The API server checks the name the aggregator dials (service.namespace.svc) against this certificate.
+  cert metrics-server "/CN=metrics-server" "subjectAltName=IP:$ip,DNS:metrics-server.kube-system.svc\nextendedKeyUsage=serverAuth"
+  cert front-proxy-client "/CN=front-proxy-client" "$client" front-proxy-ca
   local server="https://$ip:$API_PORT"
   kubeconfig admin admin "$server"
   kubeconfig controller-manager controller-manager "https://127.0.0.1:$API_PORT"
@@ -157,6 +178,7 @@ make_pki() {
   kubeconfig kubelet kubelet-client "$server"
   kubeconfig kube-router kube-router "$server"
   kubeconfig local-path-provisioner local-path-provisioner "$server"
+  kubeconfig metrics-server metrics-server-client "$server"
 }
 
 # ---------------------------------------------------------------- control plane
@@ -167,6 +189,8 @@ start_control_plane() {
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "labhub=http://127.0.0.1:$((ETCD_PORT + 1))"
+  # The aggregation layer (--requestheader-*, --proxy-client-*) serves metrics.k8s.io from metrics-server; aggregator
+  # routing dials its endpoint (this host) rather than its cluster IP, which only kube-proxy's rules would translate.
   start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 0.0.0.0 --advertise-address "$ip" --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
@@ -175,7 +199,12 @@ start_control_plane() {
     --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-    --allow-privileged=false --profiling=false --cert-dir "$PKI"
+    --allow-privileged=false --profiling=false --cert-dir "$PKI" \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true
   wait_for "kube-apiserver" 120 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:$API_PORT/readyz"
   start kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$STATE/controller-manager.kubeconfig" --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" \
@@ -306,7 +335,7 @@ import_images() {
 
 # ---------------------------------------------------------------- add-ons
 start_addons() {
-  local node=$1
+  local node=$1 ip=$2
   kubectl apply -f "$MANIFESTS/rbac.yaml" >/dev/null
   sed -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|" -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|" "$MANIFESTS/coredns.yaml" | kubectl apply -f - >/dev/null
   sed -e "s|@PATH@|$STATE/local-path|" "$MANIFESTS/local-path.yaml" | kubectl apply -f - >/dev/null
@@ -321,6 +350,22 @@ start_addons() {
     --config "$STATE/local-path-config.json" --helper-pod-file "$STATE/local-path-helper.yaml" --configmap-name local-path-config \
     --service-account-name local-path-provisioner-helper --helper-image docker.io/labhub/debian:bookworm \
     --provisioner-name rancher.io/local-path --kubeconfig "$STATE/local-path-provisioner.kubeconfig"
+  start_metrics_server "$ip"
+}
+
+# metrics-server on the host, reached by the API server through the Service and Endpoints of metrics-server.yaml.
+# It scrapes the kubelet's /metrics/resource every 10 s (its minimum), so a new pod has metrics within about 20 s:
+# its CPU rate needs two scrapes. The kubelet's serving certificate is checked against the cluster's CA.
+start_metrics_server() {
+  local ip=$1
+  sed -e "s|@NODE_IP@|$ip|" -e "s|@PORT@|$METRICS_PORT|" -e "s|@CA_BUNDLE@|$(base64 -w0 <"$PKI/ca.crt")|" "$MANIFESTS/metrics-server.yaml" |
+    kubectl apply -f - >/dev/null
+  local kc="$STATE/metrics-server.kubeconfig"
+  start metrics-server "$BIN/metrics-server" --kubeconfig "$kc" --authentication-kubeconfig "$kc" --authorization-kubeconfig "$kc" \
+    --bind-address "$ip" --secure-port "$METRICS_PORT" \
+    --tls-cert-file "$PKI/metrics-server.crt" --tls-private-key-file "$PKI/metrics-server.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
+    --metric-resolution 10s --kubelet-request-timeout 5s --profiling=false
 }
 
 print_env() {
@@ -350,7 +395,8 @@ up() {
   # pods' bridge makes them so (translated packets already carry a pod's address). A rule, not an iptables jump:
   # kube-router and Docker insert their jumps above ours in FORWARD and accepted pod traffic before it was reached.
   ip route replace unreachable "$SERVICE_CIDR" table "$UNTRANSLATED_TABLE"
-  ip rule show | grep -q "lookup $UNTRANSLATED_TABLE" ||
+  # Not grep -q: with pipefail, ip killed by SIGPIPE when grep stops reading early would read as "no rule".
+  ip rule show | grep "lookup $UNTRANSLATED_TABLE" >/dev/null ||
     ip rule add iif labhub-cni0 to "$SERVICE_CIDR" lookup "$UNTRANSLATED_TABLE" priority "$UNTRANSLATED_TABLE"
   make_pki "$ip" "$node"
   start_control_plane "$ip"
@@ -358,8 +404,9 @@ up() {
   import_images
   start_node "$ip" "$node"
   wait_for "node $node" 120 sh -c "'$BIN/kubectl' --kubeconfig '$STATE/admin.kubeconfig' get node '$node' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
-  start_addons "$node"
+  start_addons "$node" "$ip"
   wait_for "CoreDNS" 120 kubectl -n kube-system rollout status deployment/coredns --timeout=5s
+  wait_for "the metrics API (metrics-server)" 60 sh -c "'$BIN/kubectl' --kubeconfig '$STATE/admin.kubeconfig' get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type==\"Available\")].status}' | grep -qx True"
   log "up in $(($(date +%s) - began)) s: node $node at $ip, API https://$ip:$API_PORT"
   print_env
 }
@@ -367,7 +414,7 @@ up() {
 stop_all() {
   local c pid
   # The kubelet first, so nothing restarts the pods being stopped.
-  for c in local-path-provisioner kube-router kubelet kube-proxy kube-scheduler kube-controller-manager; do
+  for c in metrics-server local-path-provisioner kube-router kubelet kube-proxy kube-scheduler kube-controller-manager; do
     if running "$c"; then kill "$(pid_of "$c")"; fi
   done
   if [ -S "$SOCK" ]; then
@@ -413,7 +460,10 @@ status() {
   for c in "${COMPONENTS[@]}"; do
     if running "$c"; then echo "$c: running (pid $(pid_of "$c"))"; else echo "$c: stopped"; fi
   done
-  if running kube-apiserver; then kubectl get nodes -o wide; kubectl -n kube-system get pods -o wide; fi
+  if running kube-apiserver; then
+    kubectl get nodes -o wide; kubectl -n kube-system get pods -o wide
+    kubectl get apiservice v1beta1.metrics.k8s.io
+  fi
 }
 
 case "${1:-}" in

@@ -2,8 +2,8 @@
 # The parts of the test cluster (scripts/k8s-cluster.sh):
 # etcd, containerd, runc, the CNI plugins, iptables, ipset and conntrack from Debian; kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubelet, kube-proxy and kubectl built from the Go module proxy, and helm,
-# CoreDNS, kube-router and local-path-provisioner built the same way. Builds are cached under /opt/labhub/k8s; a
-# second run takes seconds.
+# CoreDNS, kube-router, local-path-provisioner and metrics-server built the same way. Builds are cached under
+# /opt/labhub/k8s; a second run takes seconds.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.30.14}"
@@ -13,6 +13,8 @@ HELM_VERSION="${HELM_VERSION:-3.15.4}"
 COREDNS_VERSION=1.11.3
 KUBE_ROUTER_VERSION=2.1.0
 LOCAL_PATH_VERSION=0.0.30
+# 0.7.x is the line metrics-server supports for Kubernetes 1.27 to 1.30 (0.8 wants 1.31 or newer).
+METRICS_SERVER_VERSION=0.7.2
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 PREFIX="${LABHUB_K8S_DIR:-/opt/labhub/k8s}"
 # Absolute: the builds below change directory.
@@ -141,5 +143,6 @@ build_helm
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION"
 go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
+go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION"
 build_pause
-echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), Kubernetes $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version"), CoreDNS $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, local-path-provisioner $LOCAL_PATH_VERSION in $BIN ($(($(date +%s) - START)) s)"
+echo "setup-k8s: etcd $(etcd --version | head -1 | awk '{print $3}'), Kubernetes $(cat "$BIN/kube-apiserver.version"), helm $(cat "$BIN/helm.version"), CoreDNS $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION, local-path-provisioner $LOCAL_PATH_VERSION, metrics-server $METRICS_SERVER_VERSION in $BIN ($(($(date +%s) - START)) s)"

@@ -33,9 +33,9 @@ echo 'DPkg::Lock::Timeout "900";' >"$APT_CONF"
 export APT_CONFIG="$APT_CONF"
 
 # ---------------------------------------------------------------- Kubernetes parts, in the background
-# etcd, containerd, CNI plugins (Debian) + Kubernetes, helm, CoreDNS, kube-router, local-path-provisioner built from
-# the Go module proxy: about 10 minutes of CPU-bound Go on a new machine, then under a second. It needs nothing the
-# other steps make, so it runs beside them; see that script.
+# etcd, containerd, CNI plugins (Debian) + Kubernetes, helm, CoreDNS, kube-router, local-path-provisioner and
+# metrics-server built from the Go module proxy: about 13 minutes of CPU-bound Go on a new machine, then under a
+# second. It needs nothing the other steps make, so it runs beside them; see that script.
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-k8s.sh" >"$K8S_LOG" 2>&1 &
 K8S_PID=$!
 

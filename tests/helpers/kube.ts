@@ -1,7 +1,7 @@
 /**
  * The real one-node Kubernetes cluster the tests run on (scripts/k8s-cluster.sh: control plane, kubelet, containerd,
- * CNI, kube-proxy, CoreDNS, kube-router, local-path-provisioner), a namespace per test file, service-account
- * kubeconfigs from the TokenRequest API, and server-side apply of rendered manifests.
+ * CNI, kube-proxy, CoreDNS, kube-router, local-path-provisioner, metrics-server), a namespace per test file,
+ * service-account kubeconfigs from the TokenRequest API, and server-side apply of rendered manifests.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ const CLUSTER_SCRIPT = join(REPO, 'scripts/k8s-cluster.sh');
 export const CHART = join(REPO, 'deploy/helm/labhub');
 /** helm's cache, config and data: a scratch directory, never the user's own. */
 const HELM_HOME = '/tmp/labhub-helm';
-const PARTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'kubectl', 'helm', 'coredns', 'kube-router', 'local-path-provisioner'];
+const PARTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'kubectl', 'helm', 'coredns', 'kube-router', 'local-path-provisioner', 'metrics-server'];
 
 /** Every part of the cluster built and installed (scripts/setup-k8s.sh). */
 export function clusterInstalled(): boolean {

@@ -10,12 +10,14 @@ import { api, eventually, HubProcess } from '../helpers/hub.js';
 import { CHART, clusterInstalled, TestCluster } from '../helpers/kube.js';
 import { requireService } from '../helpers/jupyter.js';
 import { labelValue } from '../../spawners/kubernetes/names.js';
+import { podMetricsUsage, type PodMetrics } from '../../spawners/kubernetes/metrics.js';
 
 /**
  * `labhub start` on this machine with `spawner.kind: kubernetes` against the real test cluster, authenticated as the
  * Helm chart's hub ServiceAccount with the chart's Role and NetworkPolicies (rendered by helm, applied server-side,
  * enforced by kube-router): a rule the spawner needs and the chart lacks fails these tests. Pods run the notebook
- * image's own command (jupyterhub-singleuser) with the environment from their Secret. The chart installed whole,
+ * image's own command (jupyterhub-singleuser) with the environment from their Secret; usage is measured from the
+ * cluster's real metrics-server, through the API server's aggregation layer. The chart installed whole,
  * hub and proxy in the cluster, is kubernetes-chart.test.ts.
  */
 const IMAGE = 'labhub/notebook-debian:latest';
@@ -73,7 +75,7 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     await hub.start();
     expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
     token = (await hub.cli(['token', 'admin'])).stdout.trim();
-    expect((await api(hub.url, token, 'POST', '/users', { usernames: ['dora', 'eve'] })).status).toBe(201);
+    expect((await api(hub.url, token, 'POST', '/users', { usernames: ['dora', 'eve', 'fay'] })).status).toBe(201);
   }, 180_000);
 
   afterAll(async () => {
@@ -150,12 +152,6 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect(podResources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
     const usage = (await api(hub.url, token, 'GET', '/users/dora/usage')).body as { running: Array<{ requested: unknown }> };
     expect(usage.running).toEqual([expect.objectContaining({ requested: { cpu: 0.1, memory_bytes: 128 * 2 ** 20, gpus: 0 } })]);
-    // This cluster runs no metrics-server: the chart's RBAC lets the hub ask, the API says there is no such API, and
-    // the hub records nothing measured rather than failing (the sampler has run by now, once a second).
-    await new Promise((r) => setTimeout(r, 2500));
-    const sampled = (await api(hub.url, token, 'GET', '/users/dora/usage')).body as { running: Array<{ measured: unknown }> };
-    expect(sampled.running[0]!.measured).toBeNull();
-    expect(hub.output).not.toMatch(/could not sample server usage|usage pass failed/);
 
     expect((await api(hub.url, token, 'DELETE', '/users/dora/server')).status).toBeLessThan(300);
     await eventually(async () => (await cluster.core.readNamespacedPod({ name: pod, namespace }).then(() => false, () => true)), 30_000);
@@ -167,6 +163,35 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
     expect(await cluster.exec(namespace, pod, 'cat /home/jovyan/kept.txt')).toContain('kept-across-stops');
     expect((await fetch(`${hub.url}/user/dora/api`)).status).toBe(200);
   });
+
+  it('measures a busy pod\'s CPU and memory from the real metrics-server', async () => {
+    expect([201, 202]).toContain((await api(hub.url, token, 'POST', '/users/fay/server')).status);
+    expect((await progressEvents(hub.url, token, 'fay')).at(-1)?.ready).toBe(true);
+    const { pod_name: pod } = ((await api(hub.url, token, 'GET', '/users/fay')).body as { servers: Record<string, { state: { pod_name: string } }> }).servers['']!.state;
+    // A core's worth of CPU from the start, in the background (the profile sets no CPU limit): metrics-server's first
+    // rate for the pod, two scrapes after it started, already includes it. The server's stop ends it.
+    await cluster.exec(namespace, pod, 'nohup timeout 90 sh -c "while :; do :; done" >/dev/null 2>&1 &');
+    type Measured = { cpu_seconds: number | null; memory_bytes: number | null; at: string } | null;
+    // The hub (as the chart's ServiceAccount) samples once a second through the aggregation layer; metrics-server
+    // answers 404 until it has two scrapes of the pod, 10 s apart, and the hub records nothing meanwhile.
+    const measured = await eventually(async () => {
+      const m = ((await api(hub.url, token, 'GET', '/users/fay/usage')).body as { running: Array<{ measured: Measured }> }).running[0]?.measured;
+      return m && m.cpu_seconds !== null && m.cpu_seconds > 1 ? m : null;
+    }, 60_000, 500);
+    // Only a busy pod accrues a CPU-second that fast: an idle notebook server uses a few millicores.
+    expect(measured.cpu_seconds).toBeGreaterThan(1);
+    // The working set of the notebook server and the loop, under the profile's 256Mi limit.
+    expect(measured.memory_bytes).toBeGreaterThan(2 ** 20);
+    expect(measured.memory_bytes).toBeLessThanOrEqual(256 * 2 ** 20);
+    // What the hub recorded is what metrics-server serves for the pod.
+    const raw = JSON.parse(await cluster.kubectl(['get', '--raw', `/apis/metrics.k8s.io/v1beta1/namespaces/${namespace}/pods/${pod}`])) as PodMetrics;
+    const served = podMetricsUsage(raw)!;
+    expect(served.cpuCores).toBeGreaterThan(0.5);
+    expect(served.memBytes! / measured.memory_bytes!).toBeGreaterThan(0.5);
+    expect(served.memBytes! / measured.memory_bytes!).toBeLessThan(2);
+    expect(hub.output).not.toMatch(/could not sample server usage|usage pass failed/);
+    expect((await api(hub.url, token, 'DELETE', '/users/fay/server')).status).toBeLessThan(300);
+  }, 120_000);
 
   it('fails a spawn whose image does not exist within seconds, with the reason', async () => {
     const t0 = Date.now();
