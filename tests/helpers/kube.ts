@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { eventually, REPO } from './hub.js';
+import { eventually, HubProcess, REPO } from './hub.js';
 
 const run = promisify(execFile);
 export const K8S_BIN = join(process.env.LABHUB_K8S_DIR ?? '/opt/labhub/k8s', 'bin');
@@ -109,6 +109,42 @@ export class TestCluster {
       out.push(await api.patch(object, undefined, undefined, 'labhub-test', true, PatchStrategy.ServerSideApply));
     }
     return out;
+  }
+
+  /**
+   * `labhub start` on this machine with the Kubernetes spawner in `namespace`, as the Helm chart's hub ServiceAccount
+   * under the chart's Role and NetworkPolicies (everything the chart renders but its hub and proxy Deployments and the
+   * hub's DB claim: this machine plays the hub), with an admin and its token. `env` adds to or overrides the hub's
+   * settings (profiles, resources); `rendered` is the chart as helm rendered it.
+   */
+  async chartHub(namespace: string, options: { release: string; hubId: string; image: string; helmArgs?: string[]; env?: Record<string, string> }): Promise<{ hub: HubProcess; token: string; rendered: string }> {
+    const rendered = await this.helm(['template', options.release, CHART, '--namespace', namespace, '--kube-version', await this.version(), ...(options.helmArgs ?? [])]);
+    await this.apply(rendered.split(/^---$/m).filter((d) => !/^kind: (Deployment|PersistentVolumeClaim)$/m.test(d)).join('---\n'), namespace);
+    const hub = new HubProcess({
+      env: {
+        LABHUB_SPAWNER__KIND: 'kubernetes',
+        LABHUB_SPAWNER__KUBERNETES__KUBECONFIG: await this.serviceAccountKubeconfig(namespace, `${options.release}-labhub-hub`),
+        LABHUB_SPAWNER__KUBERNETES__NAMESPACE: namespace,
+        LABHUB_SPAWNER__KUBERNETES__HUB_ID: options.hubId,
+        LABHUB_SPAWNER__KUBERNETES__IMAGE: options.image,
+        LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
+        // Pods reach the hub at the node's address, so the hub listens there.
+        LABHUB_HUB__IP: await this.nodeAddress(),
+        LABHUB_AUTHENTICATOR__KIND: 'dummy',
+        LABHUB_USAGE__SAMPLE_INTERVAL: '1',
+        ...options.env,
+      },
+    });
+    try {
+      await hub.start();
+      const admin = await hub.cli(['users', 'add', 'admin', '--admin']);
+      if (admin.status !== 0) throw new Error(`labhub users add admin failed: ${admin.stderr}`);
+      return { hub, token: (await hub.cli(['token', 'admin'])).stdout.trim(), rendered };
+    } catch (err) {
+      // The caller's afterAll never sees a hub that this throw leaves unassigned: stop it here.
+      await hub.cleanup();
+      throw err;
+    }
   }
 
   /** A shell command in a pod's first container, through the API server and the kubelet (`kubectl exec`). */

@@ -52,29 +52,10 @@ describe.skipIf(!ready)('labhub start with the Kubernetes spawner and the Helm c
   beforeAll(async () => {
     cluster = await TestCluster.connect();
     await cluster.createNamespace(namespace, { 'pod-security.kubernetes.io/enforce': 'restricted' });
-    rendered = await cluster.helm(['template', release, CHART, '--namespace', namespace, '--kube-version', await cluster.version(),
-      '--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883']);
-    // This machine plays the hub: everything but the chart's own hub and proxy (and the hub's DB claim).
-    await cluster.apply(rendered.split(/^---$/m).filter((d) => !/^kind: (Deployment|PersistentVolumeClaim)$/m.test(d)).join('---\n'), namespace);
-    const kubeconfig = await cluster.serviceAccountKubeconfig(namespace, `${release}-labhub-hub`);
-    hub = new HubProcess({
-      env: {
-        LABHUB_SPAWNER__KIND: 'kubernetes',
-        LABHUB_SPAWNER__KUBERNETES__KUBECONFIG: kubeconfig,
-        LABHUB_SPAWNER__KUBERNETES__NAMESPACE: namespace,
-        LABHUB_SPAWNER__KUBERNETES__HUB_ID: hubId,
-        LABHUB_SPAWNER__KUBERNETES__IMAGE: IMAGE,
-        LABHUB_SPAWNER__KUBERNETES__STORAGE__CAPACITY: '1Gi',
-        LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true, overrides: {resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 256Mi}}}}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]',
-        // Pods reach the hub at the node's address, so the hub listens there.
-        LABHUB_HUB__IP: await cluster.nodeAddress(),
-        LABHUB_AUTHENTICATOR__KIND: 'dummy',
-        LABHUB_USAGE__SAMPLE_INTERVAL: '1',
-      },
-    });
-    await hub.start();
-    expect((await hub.cli(['users', 'add', 'admin', '--admin'])).status).toBe(0);
-    token = (await hub.cli(['token', 'admin'])).stdout.trim();
+    ({ hub, token, rendered } = await cluster.chartHub(namespace, {
+      release, hubId, image: IMAGE, helmArgs: ['--set', 'labServices.mqtt.cidr=10.20.0.5/32', '--set', 'labServices.mqtt.port=1883'],
+      env: { LABHUB_SPAWNER__KUBERNETES__PROFILES: '[{slug: standard, display_name: Standard, default: true, overrides: {resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 256Mi}}}}, {slug: missing, display_name: Missing image, overrides: {image: "labhub/does-not-exist:1"}}]' },
+    }));
     expect((await api(hub.url, token, 'POST', '/users', { usernames: ['dora', 'eve', 'fay'] })).status).toBe(201);
   }, 180_000);
 
