@@ -27,7 +27,7 @@ import {
   type PodSettings, type ServerIdentity, type StorageSettings,
 } from './kubernetes/objects.js';
 import { checkProfileOption, isClassProfile, reservedResources, settingsFor, withClassProfile, type Profile } from './kubernetes/profiles.js';
-import type { PollResult, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import type { PollResult, ReservedResources, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
 import { podMetricsUsage, type PodMetrics } from './kubernetes/metrics.js';
 
 export interface KubernetesSpawnerOptions {
@@ -240,12 +240,21 @@ export class KubernetesSpawner implements Spawner {
     checkProfileOption(this.profiles, isClassProfile(request.profile) ? {} : request.userOptions);
   }
 
-  /** Everything start() would create for a request, without creating it (tests, diagnostics). */
-  manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions' | 'profile'>) {
+  plannedResources(request: Pick<SpawnRequest, 'user' | 'userOptions' | 'profile'>): ReservedResources {
+    return reservedResources(this.podSettings(request).settings.resources);
+  }
+
+  /** The pod's settings for a request: the config's, then the spawner profile or the class profile chosen. */
+  private podSettings(request: Pick<SpawnRequest, 'user' | 'userOptions' | 'profile'>) {
     const classChosen = isClassProfile(request.profile);
     const chosen = settingsFor(this.pod, classChosen ? [] : this.profiles, classChosen ? {} : request.userOptions, request.user.groups);
     const settings: PodSettings = withClassProfile({ ...POD_DEFAULTS, image: this.pod.image, ...(chosen.settings as Partial<PodSettings>) }, request.profile);
-    const { profile } = chosen;
+    return { settings, profile: chosen.profile };
+  }
+
+  /** Everything start() would create for a request, without creating it (tests, diagnostics). */
+  manifests(request: Pick<SpawnRequest, 'user' | 'serverName' | 'prefix' | 'env' | 'userOptions' | 'profile'>) {
+    const { settings, profile } = this.podSettings(request);
     const id: ServerIdentity = {
       hubId: this.hubId, user: request.user.name, uid: request.user.uid, server: request.serverName,
       names: serverNames(this.namePrefix, request.user, request.serverName),

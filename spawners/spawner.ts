@@ -110,6 +110,11 @@ export interface Spawner {
   stop(state: SpawnerState, options?: { now?: boolean }): Promise<void>;
   /** Releases what the spawner holds open (watches, sockets) at hub shutdown; running servers keep running. */
   close?(): Promise<void>;
+  /**
+   * What a start with these options would reserve, where the spawner can tell before starting: the quota check uses
+   * it so that, say, a used-up GPU-hours quota refuses only starts that reserve GPUs. Without it a start reserves none.
+   */
+  plannedResources?(request: Pick<SpawnRequest, 'user' | 'userOptions' | 'profile'>): ReservedResources;
   /** Refuses user options this spawner cannot honour (e.g. an image not allowed), with an HttpError(400), before anything starts. */
   checkOptions?(request: Pick<SpawnRequest, 'userOptions' | 'profile'>): void;
   /** Refuses, before the hub writes any state, a user this spawner cannot serve as the hub is set up (an HttpError naming the fix). */

@@ -107,7 +107,12 @@ export class ServerManager {
     // One user's starts pass the quota check one at a time: two at once cannot both fit under max_servers.
     const row = await this.oneAtATime(user.id, async () => {
       const before = await store.servers.get(user.id, serverName);
-      if (!before || before.status === 'stopped') await checkStartQuota(store, user, usageProfile);
+      if (!before || before.status === 'stopped') {
+        const groups = this.deps.spawner.plannedResources ? await store.groups.namesOfUser(user.id) : [];
+        const spawnUser = { name: user.name, uid: user.uid, legacyName: user.legacy_name, admin: Boolean(user.admin), groups };
+        const planned = this.deps.spawner.plannedResources?.({ user: spawnUser, userOptions, profile }) ?? {};
+        await checkStartQuota(store, user, usageProfile, planned.gpus ?? 0);
+      }
       return store.servers.beginStart(user.id, serverName, applied, this.deps.spawner.kind);
     });
     if (!row) {

@@ -4,7 +4,7 @@ import type { QuotaLimits, QuotaSubject, QuotaView } from '../db/usage.js';
 import { recordAudit, type AuditBy } from '../audit/record.js';
 import { usernameFrom } from '../api/validate.js';
 import { HttpError } from '../errors.js';
-import { describeExcess, quotaStatus, type QuotaStatus } from './summary.js';
+import { describeExcess, quotaStatus, type QuotaExcess, type QuotaStatus } from './summary.js';
 import { profileOption } from '../classes/profiles.js';
 
 /** The class a run counts against: the class of its `<class>/<slug>` profile, if any. */
@@ -60,29 +60,37 @@ export async function quotaReports(store: Store, user: Pick<UserRow, 'id' | 'nam
   return reports;
 }
 
+/** A used-up GPU-hours limit binds only what reserves GPUs: a CPU-only server adds nothing to it. */
+function binds(e: QuotaExcess, gpus: number): boolean {
+  return e.metric !== 'gpu_hours' || gpus > 0;
+}
+
 /**
  * Refuses a start that a quota does not allow, naming the quota, the limit and when it frees up. Class quotas bind
- * only servers started with that class's profiles. 429 with Retry-After, so scripts know when to come back.
+ * only servers started with that class's profiles; `gpus` is what the start would reserve. 429 with Retry-After,
+ * so scripts know when to come back.
  */
-export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | 'name'>, profile: string | null, now = Date.now()): Promise<void> {
+export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | 'name'>, profile: string | null, gpus: number, now = Date.now()): Promise<void> {
   const className = classOfProfile(profile);
   const reports = await quotaReports(store, user, now, { className });
   for (const report of reports) {
     if (report.subject.kind === 'class' && report.subject.name !== className) continue;
-    const { exceeded, frees_at: freesAt } = report.status;
+    const { frees_at: freesAt } = report.status;
+    const exceeded = report.status.exceeded.filter((e) => binds(e, gpus));
     if (!exceeded.length) continue;
     const limits = exceeded.map((e) => describeExcess(e, report.limits.window_hours)).join('; ');
-    const when = freesAt ? ` It frees up at ${freesAt.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')}.` : ' Stop one of your servers first.';
+    const when = exceeded.some((e) => e.limit === 0) ? ' An admin must raise it.'
+      : freesAt ? ` It frees up at ${freesAt.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')}.` : ' Stop one of your servers first.';
     const headers = freesAt ? { 'Retry-After': String(Math.max(1, Math.ceil((Date.parse(freesAt) - now) / 1000))) } : undefined;
     throw new HttpError(429, `Quota reached: ${quotaName(report.subject)} allows ${limits}.${when}`, headers);
   }
 }
 
 /** The window limits a run has used up, with the quota's name: what the sweeper warns about and acts on. */
-export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow, 'class_id'>): string | null {
+export function windowExcess(reports: readonly QuotaReport[], run: Pick<UsageRow, 'class_id' | 'gpu_request'>): string | null {
   for (const report of reports) {
     if (report.subject.kind === 'class' && report.subject.id !== run.class_id) continue;
-    const windowed = report.status.exceeded.filter((e) => e.metric !== 'max_servers');
+    const windowed = report.status.exceeded.filter((e) => e.metric !== 'max_servers' && binds(e, run.gpu_request));
     if (windowed.length) return `${quotaName(report.subject)}: ${windowed.map((e) => describeExcess(e, report.limits.window_hours)).join('; ')}`;
   }
   return null;

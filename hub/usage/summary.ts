@@ -98,7 +98,8 @@ export function quotaStatus(limits: QuotaLimits, rows: readonly UsageRow[], runn
     if (limit !== null && current[metric] >= limit) exceeded.push({ metric, limit, used: current[metric] });
   }
   let freesAt: string | null = null;
-  if (exceeded.length) {
+  // A limit of 0 never frees up.
+  if (exceeded.length && exceeded.every((e) => e.limit > 0)) {
     // Past runs only leave the window as time goes on (nothing runs after now in this reckoning), so the usage
     // falls monotonically and a binary search to the second finds when every reached limit is clear again.
     const stopped = rows.map((r) => (r.stopped_at ? r : { ...r, stopped_at: new Date(now).toISOString() }));

@@ -129,7 +129,7 @@ describe.skipIf(!ready)('GPU-hours of a Kubernetes pod that reserves a GPU (fake
     expect(hub.output).not.toMatch(/could not sample server usage|usage pass failed/);
   }, 120_000);
 
-  it('refuses a start once a gpu_hours quota is used up, naming the GPU-hours; removing the quota lets a start through', async () => {
+  it('refuses a GPU start once a gpu_hours quota is used up, naming the GPU-hours, and lets a start without a GPU through', async () => {
     const used = (await usage()).totals.gpu_hours;
     expect(used).toBeGreaterThan(0);
     const quota = await api(hub.url, token, 'PUT', '/quotas/users/gus', { window_hours: 24, gpu_hours: used / 2 });
@@ -140,17 +140,18 @@ describe.skipIf(!ready)('GPU-hours of a Kubernetes pod that reserves a GPU (fake
     expect(refused.status).toBe(429);
     expect(refused.body).toEqual({ status: 429, message: expect.stringMatching(/^Quota reached: your quota allows [\d.e-]+ GPU-hours per day \([\d.e-]+ used\)\. It frees up at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.$/) });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    // A user's quota covers all their servers (docs/usage.md, hub/usage/quotas.ts): any limit used up refuses every
-    // start, so a profile without a GPU is refused too, with the same message.
-    const cpuOnly = await api(hub.url, token, 'POST', '/users/gus/server', { profile: 'standard' });
-    expect(cpuOnly.status).toBe(429);
-    expect((cpuOnly.body as { message: string }).message).toMatch(/GPU-hours/);
     // A refused start writes nothing: no pod, the server still stopped.
     const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=singleuser-server' });
     expect(pods.items.filter((p) => !p.metadata?.deletionTimestamp)).toEqual([]);
     expect(((await api(hub.url, token, 'GET', '/users/gus')).body as { servers: Record<string, unknown> }).servers).toEqual({});
 
-    expect((await api(hub.url, token, 'DELETE', '/quotas/users/gus')).status).toBe(204);
+    // A GPU budget of 0 refuses every GPU start, and says no waiting frees it.
+    expect((await api(hub.url, token, 'PUT', '/quotas/users/gus', { window_hours: 24, gpu_hours: 0 })).status).toBe(200);
+    const none = await api(hub.url, token, 'POST', '/users/gus/server', { profile: 'gpu' });
+    expect(none.body).toEqual({ status: 429, message: expect.stringMatching(/^Quota reached: your quota allows 0 GPU-hours per day \([\d.e-]+ used\)\. An admin must raise it\.$/) });
+    expect(none.headers.get('retry-after')).toBeNull();
+
+    // A server without a GPU adds nothing to GPU-hours, so the used-up GPU quota does not stand in its way.
     const pod = await started('standard');
     expect((await cluster.core.readNamespacedPod({ name: pod, namespace })).spec!.containers[0]!.resources!.requests).toEqual({ cpu: '100m', memory: '128Mi' });
     const running = await usage();
@@ -158,5 +159,6 @@ describe.skipIf(!ready)('GPU-hours of a Kubernetes pod that reserves a GPU (fake
     // A run without a GPU adds server-hours and no GPU-hours.
     expect(running.totals.gpu_hours).toBe(used);
     await stopped(pod);
+    expect((await api(hub.url, token, 'DELETE', '/quotas/users/gus')).status).toBe(204);
   }, 120_000);
 });

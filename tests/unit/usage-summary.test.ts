@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { UsageRow } from '../../hub/db/schema.js';
 import { daily, describeExcess, quotaStatus, totals } from '../../hub/usage/summary.js';
-import { classOfProfile } from '../../hub/usage/quotas.js';
+import { classOfProfile, windowExcess } from '../../hub/usage/quotas.js';
 import { reservedResources } from '../../spawners/kubernetes/profiles.js';
 import { podMetricsUsage } from '../../spawners/kubernetes/metrics.js';
 
@@ -69,6 +69,19 @@ describe('quota status', () => {
 
   it('is within the quota below every limit', () => {
     expect(quotaStatus({ ...limits, server_hours: 10, memory_gib_hours: 100 }, [run(0, 5)], 1, T0 + 6 * H).exceeded).toEqual([]);
+  });
+
+  it('never says a limit of 0 frees up', () => {
+    const status = quotaStatus({ ...limits, gpu_hours: 0 }, [], 1, T0);
+    expect(status.exceeded).toEqual([{ metric: 'gpu_hours', limit: 0, used: 0 }]);
+    expect(status.frees_at).toBeNull();
+  });
+
+  it('holds a used-up GPU-hours limit against a running server only if it reserves GPUs', () => {
+    const gpuRun = run(0, null, { gpu_request: 1 });
+    const reports = [{ subject: { kind: 'user' as const, name: 'u' }, limits: { ...limits, gpu_hours: 1 }, status: quotaStatus({ ...limits, gpu_hours: 1 }, [gpuRun], 2, T0 + 2 * H) }];
+    expect(windowExcess(reports, gpuRun)).toBe('your quota: 1 GPU-hours per day (2 used)');
+    expect(windowExcess(reports, run(1, null))).toBeNull();
   });
 });
 
