@@ -39,6 +39,7 @@ const USER_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 /** OP_MSG flag bits 2..15 are "required": a receiver that does not know one must refuse the message. */
 const UNKNOWN_REQUIRED_FLAGS = 0xfffc;
 const QUEUED_FRAMES_BEFORE_PAUSE = 16;
+const QUERY_SECONDARY_OK = 1 << 2;
 
 const EMPTY: Grants = { read: new Set(), write: new Set() };
 
@@ -166,7 +167,8 @@ class GateConnection {
     }
     if (this.pending.has(frame.requestId)) throw new WireError('request id already in flight');
     this.pending.set(frame.requestId, { name: 'hello' });
-    this.backend.write(encodeQuery(frame.requestId, { ...query, query: plainHello(query.query) }));
+    // Only SecondaryOk is carried: an exhaust or tailable flag would make the server answer more than once.
+    this.backend.write(encodeQuery(frame.requestId, { ...query, flags: query.flags & QUERY_SECONDARY_OK, query: plainHello(query.query) }));
   }
 
   /**
