@@ -75,9 +75,10 @@ export async function checkStartQuota(store: Store, user: Pick<UserRow, 'id' | '
   const reports = await quotaReports(store, user, now, { className });
   for (const report of reports) {
     if (report.subject.kind === 'class' && report.subject.name !== className) continue;
-    const { frees_at: freesAt } = report.status;
     const exceeded = report.status.exceeded.filter((e) => binds(e, gpus));
     if (!exceeded.length) continue;
+    // When the window limits left are clear again; a start held back by max_servers alone waits for a stop instead.
+    const freesAt = exceeded.some((e) => e.metric !== 'max_servers') ? report.status.frees_at : null;
     const limits = exceeded.map((e) => describeExcess(e, report.limits.window_hours)).join('; ');
     const when = exceeded.some((e) => e.limit === 0) ? ' An admin must raise it.'
       : freesAt ? ` It frees up at ${freesAt.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')}.` : ' Stop one of your servers first.';

@@ -134,7 +134,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(raced.filter((r) => r.status === 201)).toHaveLength(1);
       for (const refused of raced.filter((r) => r.status !== 201)) {
         expect(refused.status).toBe(429);
-        expect(messageOf(refused)).toMatch(/your quota allows at most 1 server at once/);
+        expect(messageOf(refused)).toMatch(/your quota allows at most 1 server at once \(\d running\)\. Stop one of your servers first\.$/);
+        expect(refused.headers.get('retry-after')).toBeNull();
       }
       const started = ['a', 'b', 'c'][raced.findIndex((r) => r.status === 201)]!;
       // A refused start leaves no server behind.
