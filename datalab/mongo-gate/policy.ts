@@ -4,11 +4,12 @@
  * commands and aggregation stages, never a blocklist.
  */
 import type { Document } from 'bson';
+import { GATE_GRANTS } from '../../hub/credentials/mongodb.js';
 import { commandName, type DocumentSequence } from './wire.js';
 
-/** Where the hub's broker writes each lease's grant. */
-export const GRANTS_DATABASE = 'labhub_gate';
-export const GRANTS_COLLECTION = 'grants';
+/** Where the hub's broker writes each lease's grant: one name, the broker's. */
+export const GRANTS_DATABASE = GATE_GRANTS.database;
+export const GRANTS_COLLECTION = GATE_GRANTS.collection;
 
 /** Never granted, whatever a grant says: users' password hashes live in `admin`, the grants in labhub_gate. */
 export const RESERVED_DATABASES: ReadonlySet<string> = new Set(['admin', 'config', 'local', GRANTS_DATABASE]);

@@ -45,7 +45,7 @@ export interface MongoBrokerOptions {
   authorization?: MongoAuthorization;
 }
 
-/** Kept in step with datalab/mongo-gate/policy.ts, which reads them. */
+/** Where grants live; datalab/mongo-gate reads them from here. */
 export const GATE_GRANTS = { database: 'labhub_gate', collection: 'grants' } as const;
 
 const USER_NOT_FOUND = 11;
