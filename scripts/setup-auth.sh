@@ -18,6 +18,8 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); else log "not root and no sudo: installs will fail"; fi
 fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 pkg_installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]; }
 missing=()
@@ -25,8 +27,8 @@ for p in slapd ldap-utils libpam0g-dev g++ make python3; do pkg_installed "$p" |
 if [ ${#missing[@]} -gt 0 ]; then
   T0=$(date +%s)
   log "installing ${missing[*]}"
-  "${SUDO[@]}" apt-get update -q >/dev/null
-  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/labhub-apt-auth.log 2>&1 || {
+  apt_get update -q >/dev/null
+  apt_get install -y -q --no-install-recommends "${missing[@]}" >/tmp/labhub-apt-auth.log 2>&1 || {
     tail -n 40 /tmp/labhub-apt-auth.log >&2
     exit 1
   }

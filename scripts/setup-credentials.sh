@@ -14,6 +14,8 @@ log() { echo "setup-credentials: $*"; }
 
 SUDO=()
 [ "$(id -u)" -eq 0 ] || SUDO=(sudo -n)
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 missing=()
 for p in mosquitto mosquitto-clients; do
@@ -21,8 +23,8 @@ for p in mosquitto mosquitto-clients; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
-  "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 "${missing[@]}" >/tmp/labhub-apt-credentials.log 2>&1 || {
+  apt_get update -qq -o Acquire::Retries=3
+  apt_get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 "${missing[@]}" >/tmp/labhub-apt-credentials.log 2>&1 || {
     tail -n 40 /tmp/labhub-apt-credentials.log >&2
     exit 1
   }

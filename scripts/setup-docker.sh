@@ -33,6 +33,8 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); else log "not root and no sudo: installs will fail"; fi
 fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # ---------------------------------------------------------------- packages
 pkg_installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]; }
@@ -41,8 +43,8 @@ for p in docker.io debootstrap docker-registry curl; do pkg_installed "$p" || mi
 if [ ${#missing[@]} -gt 0 ]; then
   T0=$(date +%s)
   log "installing Debian packages: ${missing[*]}"
-  { "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3 &&
-    "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 "${missing[@]}"; } \
+  { apt_get update -qq -o Acquire::Retries=3 &&
+    apt_get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 "${missing[@]}"; } \
     >/tmp/labhub-apt-docker.log 2>&1 || { tail -n 40 /tmp/labhub-apt-docker.log >&2; die "apt-get install ${missing[*]} failed"; }
   did+=("apt-get install ${missing[*]} ($(($(date +%s) - T0)) s)")
 fi

@@ -23,6 +23,8 @@ BIN="$PREFIX/bin"
 export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
 SUDO=()
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 if ! mkdir -p "$BIN" 2>/dev/null; then
   "${SUDO[@]}" mkdir -p "$BIN" && "${SUDO[@]}" chown -R "$(id -u):$(id -g)" "$PREFIX"
 fi
@@ -44,13 +46,13 @@ for p in "${DEBIAN_PKGS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup-k8s: installing ${missing[*]} from Debian"
-  "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 "${missing[@]}" >/dev/null
+  apt_get update -qq -o Acquire::Retries=3
+  apt_get install -y -qq -o Acquire::Retries=3 "${missing[@]}" >/dev/null
   # The packages may start a system etcd on :2379 and a system containerd; tests and the cluster run their own.
   "${SUDO[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 for tool in openssl curl; do
-  command -v "$tool" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "$tool" >/dev/null
+  command -v "$tool" >/dev/null 2>&1 || apt_get install -y -qq "$tool" >/dev/null
 done
 need_go() {
   command -v go >/dev/null 2>&1 || { echo "setup-k8s: Go 1.22 or newer is needed to build kube-apiserver and helm (Debian's golang-go is too old)" >&2; exit 1; }

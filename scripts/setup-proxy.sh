@@ -5,6 +5,8 @@ set -euo pipefail
 log() { echo "setup-proxy: $*"; }
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 CHP_DIR=/opt/labhub/chp
 CHP_VERSION=5.3.0
@@ -14,9 +16,9 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   # The package's own service must not start and hold port 80; the benchmark starts nginx with its own config.
   printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
   "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q nginx-light >/tmp/labhub-apt-nginx.log 2>&1 || {
-    "${SUDO[@]}" apt-get update -q >/dev/null 2>&1
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q nginx-light >/tmp/labhub-apt-nginx.log 2>&1 || {
+  apt_get install -y -q nginx-light >/tmp/labhub-apt-nginx.log 2>&1 || {
+    apt_get update -q >/dev/null 2>&1
+    apt_get install -y -q nginx-light >/tmp/labhub-apt-nginx.log 2>&1 || {
       tail -n 30 /tmp/labhub-apt-nginx.log >&2
       exit 1
     }

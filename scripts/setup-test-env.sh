@@ -24,13 +24,11 @@ if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); else
     log "not root and no sudo: cannot install packages"; fi
 fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
-# Steps below run side by side and each may call apt-get: one waits for another's dpkg lock instead of failing.
-APT_CONF=$(mktemp)
 K8S_LOG=$(mktemp)
-trap 'kill "${K8S_PID:-}" 2>/dev/null || true; rm -f "$APT_CONF" "$K8S_LOG"' EXIT
-echo 'DPkg::Lock::Timeout "900";' >"$APT_CONF"
-export APT_CONFIG="$APT_CONF"
+trap 'kill "${K8S_PID:-}" 2>/dev/null || true; rm -f "$K8S_LOG"' EXIT
 
 # ---------------------------------------------------------------- Kubernetes parts, in the background
 # etcd, containerd, CNI plugins (Debian) + Kubernetes, helm, CoreDNS, kube-router, local-path-provisioner and
@@ -59,8 +57,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${SUDO[@]}" mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = off" | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.d/labhub.conf >/dev/null
   fi
-  "${SUDO[@]}" apt-get update -qq -o Acquire::Retries=3
-  "${SUDO[@]}" apt-get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 \
+  apt_get update -qq -o Acquire::Retries=3
+  apt_get install -y -qq -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/tmp/labhub-apt.log 2>&1 || {
     tail -n 40 /tmp/labhub-apt.log >&2
     exit 1

@@ -63,6 +63,11 @@ const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 /** Container states that do not get better by waiting: the spawn fails with them at once. */
 const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff', 'RunContainerError']);
+/**
+ * The kubelet gives its Secret and ConfigMap caches one second to sync before it reports CreateContainerConfigError,
+ * and tries again on its next pass over the pod: on a busy node that error passes by itself.
+ */
+const KUBELET_CACHE_NOT_SYNCED = /^failed to sync \S+ cache: /;
 
 /** What a setting falls back to when neither the spawner's options nor a profile give it (a profile's `null` included). */
 const POD_DEFAULTS: Omit<PodSettings, 'image'> = {
@@ -115,7 +120,8 @@ export function podFailure(pod: V1Pod): string | null {
   const exit = (t: V1ContainerStateTerminated) => `the notebook server exited with code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}${t.message ? `: ${t.message}` : ''}`;
   const waiting = container?.state?.waiting;
   const last = container?.lastState?.terminated;
-  if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
+  const passing = waiting?.reason === 'CreateContainerConfigError' && KUBELET_CACHE_NOT_SYNCED.test(waiting.message ?? '');
+  if (waiting?.reason && FATAL_WAITING.has(waiting.reason) && !passing) {
     return waiting.reason === 'CrashLoopBackOff' && last ? `CrashLoopBackOff: ${exit(last)}` : `${waiting.reason}: ${waiting.message ?? ''}`.trim();
   }
   const terminated = container?.state?.terminated ?? (container?.restartCount ? last : undefined);

@@ -61,6 +61,13 @@ describe('podFailure', () => {
       .toBe('ImagePullBackOff: Back-off pulling image "x"');
     expect(podFailure({ status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes' }] } })).toBe('Unschedulable: 0/3 nodes');
   });
+
+  it('waits out the kubelet\'s Secret cache that has not synced yet, and fails at once on a Secret that is missing', () => {
+    const waiting = (message: string) => ({ status: { containerStatuses: [{ name: 'notebook', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'CreateContainerConfigError', message } } }] } });
+    expect(podFailure(waiting('failed to sync secret cache: timed out waiting for the condition'))).toBeNull();
+    expect(podFailure(waiting('failed to sync configmap cache: timed out waiting for the condition'))).toBeNull();
+    expect(podFailure(waiting('secret "labhub-x" not found'))).toBe('CreateContainerConfigError: secret "labhub-x" not found');
+  });
 });
 
 describe('spawner.kubernetes config', () => {
