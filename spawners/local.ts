@@ -19,7 +19,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fsp, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +26,7 @@ import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import { freePort } from './free-port.js';
 import { redactedTail } from './redact.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
 
@@ -267,18 +267,6 @@ async function processUsage(pid: number): Promise<{ cpuSeconds: number; rssBytes
   } catch {
     return null;
   }
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ port: 0, host: host || undefined, exclusive: true }, () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 const hostForUrl = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip);

@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import { CompiledQueries } from './compiled-queries.js';
 
 export type RoleMemberKind = 'user' | 'group' | 'service';
 
@@ -13,7 +14,11 @@ export interface RoleDefinition {
 
 /** Roles and who holds them. Default roles are not stored: they follow from `admin` and the role model. */
 export class RoleRepository {
-  constructor(private readonly db: Db) {}
+  private readonly compiled: CompiledQueries;
+
+  constructor(private readonly db: Db) {
+    this.compiled = new CompiledQueries(db);
+  }
 
   async list(): Promise<RoleDefinition[]> {
     const rows = await this.db.selectFrom('roles').selectAll().orderBy('name').execute();
@@ -39,9 +44,10 @@ export class RoleRepository {
   async rolesOf(kind: RoleMemberKind, memberIds: number[]): Promise<Map<number, string[]>> {
     const out = new Map<number, string[]>(memberIds.map((id) => [id, []]));
     if (!memberIds.length) return out;
-    const rows = await this.db.selectFrom('role_members').innerJoin('roles', 'roles.id', 'role_members.role_id')
-      .select(['role_members.member_id', 'roles.name']).where('role_members.kind', '=', kind)
-      .where('role_members.member_id', 'in', memberIds).orderBy('roles.name').execute();
+    const rows = await this.compiled.rows('rolesOf', [kind, memberIds], (k, ids) => this.db.selectFrom('role_members')
+      .innerJoin('roles', 'roles.id', 'role_members.role_id')
+      .select(['role_members.member_id', 'roles.name']).where('role_members.kind', '=', k)
+      .where('role_members.member_id', 'in', ids).orderBy('roles.name'));
     for (const r of rows) out.get(r.member_id)?.push(r.name);
     return out;
   }

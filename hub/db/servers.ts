@@ -1,5 +1,6 @@
 import { nowIso, type Db } from './database.js';
 import type { ServerRow } from './schema.js';
+import { CompiledQueries } from './compiled-queries.js';
 
 export type ServerStatus = 'stopped' | 'starting' | 'running' | 'stopping';
 
@@ -14,7 +15,11 @@ export interface ServerWithOwner extends ServerRow {
  * describes, so a hub killed at any moment finds enough on restart to finish or undo it.
  */
 export class ServerRepository {
-  constructor(private readonly db: Db) {}
+  private readonly compiled: CompiledQueries;
+
+  constructor(private readonly db: Db) {
+    this.compiled = new CompiledQueries(db);
+  }
 
   get(userId: number, name: string): Promise<ServerRow | undefined> {
     return this.db.selectFrom('servers').selectAll().where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
@@ -28,7 +33,7 @@ export class ServerRepository {
   async forUsers(userIds: number[]): Promise<Map<number, ServerRow[]>> {
     const out = new Map<number, ServerRow[]>(userIds.map((id) => [id, []]));
     if (!userIds.length) return out;
-    const rows = await this.db.selectFrom('servers').selectAll().where('user_id', 'in', userIds).orderBy('name').execute();
+    const rows = await this.compiled.rows('serversOf', [userIds], (ids) => this.db.selectFrom('servers').selectAll().where('user_id', 'in', ids).orderBy('name'));
     for (const r of rows) out.get(r.user_id)?.push(r);
     return out;
   }

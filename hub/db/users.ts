@@ -4,6 +4,7 @@ import { nowIso, type Db } from './database.js';
 import type { UserRow } from './schema.js';
 import { newUserUid } from './user-uid.js';
 import { InvitationRepository } from './invitations.js';
+import { CompiledQueries } from './compiled-queries.js';
 
 export type UserSort = 'id' | 'name' | 'last_activity';
 /** active: some server starting, running or stopping; ready: some server running; inactive: no active server. */
@@ -23,10 +24,15 @@ export interface UserListQuery {
 }
 
 export class UserRepository {
-  constructor(private readonly db: Db) {}
+  private readonly compiled: CompiledQueries;
 
-  byName(name: string): Promise<UserRow | undefined> {
-    return this.db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+  constructor(private readonly db: Db) {
+    this.compiled = new CompiledQueries(db);
+  }
+
+  async byName(name: string): Promise<UserRow | undefined> {
+    const [row] = await this.compiled.rows('userByName', [name], (n) => this.db.selectFrom('users').selectAll().where('name', '=', n));
+    return row;
   }
 
   byId(id: number): Promise<UserRow | undefined> {
@@ -166,8 +172,9 @@ export class UserRepository {
   async groupsOf(userIds: number[]): Promise<Map<number, string[]>> {
     const out = new Map<number, string[]>(userIds.map((id) => [id, []]));
     if (!userIds.length) return out;
-    const rows = await this.db.selectFrom('user_groups').innerJoin('groups', 'groups.id', 'user_groups.group_id')
-      .select(['user_groups.user_id', 'groups.name']).where('user_groups.user_id', 'in', userIds).orderBy('groups.name').execute();
+    const rows = await this.compiled.rows('groupsOf', [userIds], (ids) => this.db.selectFrom('user_groups')
+      .innerJoin('groups', 'groups.id', 'user_groups.group_id')
+      .select(['user_groups.user_id', 'groups.name']).where('user_groups.user_id', 'in', ids).orderBy('groups.name'));
     for (const r of rows) out.get(r.user_id)?.push(r.name);
     return out;
   }
