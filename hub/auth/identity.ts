@@ -49,6 +49,7 @@ export class Authorizer {
   ) {}
 
   private readonly cache = new RequesterCache<Requester>();
+  private readonly sessionRequesters = new WeakMap<Request, Promise<Requester | null>>();
 
   /** The token from `Authorization: token X` or `Bearer X`, if any. Never from the URL. */
   headerToken(req: Request): string | null | undefined {
@@ -126,8 +127,20 @@ export class Authorizer {
     };
   }
 
-  /** A requester for a browser session: the user's full scopes. */
-  async fromSession(req: Request): Promise<Requester | null> {
+  /**
+   * A requester for a browser session: the user's full scopes. Resolved once per request and kept with it: a page
+   * asks in its login check, its handler and its layout, and each answer costs several queries.
+   */
+  fromSession(req: Request): Promise<Requester | null> {
+    let pending = this.sessionRequesters.get(req);
+    if (!pending) {
+      pending = this.resolveSession(req);
+      this.sessionRequesters.set(req, pending);
+    }
+    return pending;
+  }
+
+  private async resolveSession(req: Request): Promise<Requester | null> {
     const active = await this.sessions.current(req);
     if (!active) return null;
     const requester = await this.forUser(active.user);

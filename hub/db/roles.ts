@@ -64,13 +64,14 @@ export class RoleRepository {
    * sets the user's admin flag, which grants the admin scopes, so revoking admin through the API takes them away.
    */
   async scopesForUser(userId: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('role_members').innerJoin('roles', 'roles.id', 'role_members.role_id')
+    const rows = await this.compiled.rows('scopesForUser', [userId, userId], (direct, viaGroups) => this.db.selectFrom('role_members')
+      .innerJoin('roles', 'roles.id', 'role_members.role_id')
       .select('roles.scopes')
       .where((eb) => eb.or([
-        eb.and([eb('role_members.kind', '=', 'user'), eb('role_members.member_id', '=', userId), eb('roles.name', '!=', ADMIN_ROLE)]),
+        eb.and([eb('role_members.kind', '=', 'user'), eb('role_members.member_id', '=', direct), eb('roles.name', '!=', ADMIN_ROLE)]),
         eb.and([eb('role_members.kind', '=', 'group'), eb('role_members.member_id', 'in',
-          eb.selectFrom('user_groups').select('group_id').where('user_id', '=', userId))]),
-      ])).execute();
+          eb.selectFrom('user_groups').select('group_id').where('user_id', '=', viaGroups))]),
+      ])));
     return rows.flatMap((r) => JSON.parse(r.scopes) as string[]);
   }
 

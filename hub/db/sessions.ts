@@ -1,15 +1,22 @@
 import { nowIso, type Db } from './database.js';
 import type { SessionRow } from './schema.js';
+import { CompiledQueries } from './compiled-queries.js';
 
 export class SessionRepository {
-  constructor(private readonly db: Db) {}
+  private readonly compiled: CompiledQueries;
+
+  constructor(private readonly db: Db) {
+    this.compiled = new CompiledQueries(db);
+  }
 
   async create(row: SessionRow): Promise<void> {
     await this.db.insertInto('sessions').values(row).execute();
   }
 
-  byId(id: string): Promise<SessionRow | undefined> {
-    return this.db.selectFrom('sessions').selectAll().where('id', '=', id).where('expires_at', '>', nowIso()).executeTakeFirst();
+  async byId(id: string): Promise<SessionRow | undefined> {
+    const [row] = await this.compiled.rows('sessionById', [id, nowIso()], (i, now) => this.db.selectFrom('sessions').selectAll()
+      .where('id', '=', i).where('expires_at', '>', now));
+    return row;
   }
 
   async delete(id: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { nowIso, type Db } from './database.js';
+import { CompiledQueries } from './compiled-queries.js';
 
 /** A share with the names it is shown by (current names, looked up by id). */
 export interface ShareView {
@@ -33,7 +34,11 @@ export interface ShareFilter {
 }
 
 export class ShareRepository {
-  constructor(private readonly db: Db) {}
+  private readonly compiled: CompiledQueries;
+
+  constructor(private readonly db: Db) {
+    this.compiled = new CompiledQueries(db);
+  }
 
   private views() {
     return this.db.selectFrom('shares')
@@ -112,10 +117,10 @@ export class ShareRepository {
 
   /** Every share a user holds, directly or through a group they are in. */
   async heldBy(userId: number): Promise<ShareView[]> {
-    const rows = await this.views().where((eb) => eb.or([
-      eb('shares.user_id', '=', userId),
-      eb('shares.group_id', 'in', eb.selectFrom('user_groups').select('group_id').where('user_id', '=', userId)),
-    ])).orderBy('shares.id').execute();
+    const rows = await this.compiled.rows('sharesHeldBy', [userId, userId], (direct, viaGroups) => this.views().where((eb) => eb.or([
+      eb('shares.user_id', '=', direct),
+      eb('shares.group_id', 'in', eb.selectFrom('user_groups').select('group_id').where('user_id', '=', viaGroups)),
+    ])).orderBy('shares.id'));
     return rows.map(view);
   }
 

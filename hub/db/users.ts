@@ -35,8 +35,9 @@ export class UserRepository {
     return row;
   }
 
-  byId(id: number): Promise<UserRow | undefined> {
-    return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  async byId(id: number): Promise<UserRow | undefined> {
+    const [row] = await this.compiled.rows('userById', [id], (i) => this.db.selectFrom('users').selectAll().where('id', '=', i));
+    return row;
   }
 
   /** Names of accounts by id (those that still exist). */

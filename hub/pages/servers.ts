@@ -30,9 +30,9 @@ declare module 'express-serve-static-core' {
 export function requireLogin(ctx: HubContext) {
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const active = await ctx.sessions.current(req);
-      if (!active) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
-      res.locals.session = active;
+      const requester = await ctx.authz.fromSession(req);
+      if (!requester) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+      res.locals.session = { session: requester.session!, user: requester.user! };
       next();
     } catch (err) {
       next(err);
