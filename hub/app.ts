@@ -62,8 +62,7 @@ import { ProxySwitch } from './proxy-switch.js';
 import type { Spawner } from '../spawners/spawner.js';
 import { LocalSpawner } from '../spawners/local.js';
 import { InstantSpawner } from '../spawners/instant.js';
-import { DockerSpawner, engineOptionsFromUrl } from '../spawners/docker.js';
-import { createKubernetesSpawner } from '../spawners/kubernetes/config.js';
+import type { DockerSpawner } from '../spawners/docker.js';
 import { readFileSync } from 'node:fs';
 import { createAuthenticator } from '../authenticators/index.js';
 import { AuthStateVault, parseCryptKeys } from './auth/auth-state.js';
@@ -92,11 +91,15 @@ export interface HubOptions {
   onShutdownRequest?: HubContext['requestShutdown'];
 }
 
-function createSpawner(config: LabHubConfig, log: Logger): Spawner {
+/**
+ * The container spawners are loaded only when configured: the Kubernetes client alone took half a second of every
+ * start-up and loaded 800 files (docs/performance.md).
+ */
+async function createSpawner(config: LabHubConfig, log: Logger): Promise<Spawner> {
   const s = config.spawner;
   if (s.kind === 'instant') return new InstantSpawner();
   if (s.kind === 'docker') return createDockerSpawner(config, log);
-  if (s.kind === 'kubernetes') return createKubernetesSpawner(config, log);
+  if (s.kind === 'kubernetes') return (await import('../spawners/kubernetes/config.js')).createKubernetesSpawner(config, log);
   if (process.getuid?.() === 0 && s.run_as_system_users && !s.allow_root) {
     log.warn('local spawner under a root hub: each server runs as the system account named like its user, so a user ' +
       'without one cannot start a server; create accounts (useradd --create-home NAME), or use the Docker spawner (spawner.kind: docker)');
@@ -110,7 +113,8 @@ function createSpawner(config: LabHubConfig, log: Logger): Spawner {
   });
 }
 
-function createDockerSpawner(config: LabHubConfig, log: Logger): DockerSpawner {
+async function createDockerSpawner(config: LabHubConfig, log: Logger): Promise<DockerSpawner> {
+  const { DockerSpawner, engineOptionsFromUrl } = await import('../spawners/docker.js');
   const d = config.spawner.docker;
   const engine = d.host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
   const tls = d.tls && {
@@ -164,10 +168,10 @@ export async function startHub(config: LabHubConfig, options: HubOptions = {}): 
   }));
   const fanOut = proxyInstances.length > 1 ? new FanOutProxyClient(proxyInstances, log.child({ component: 'proxy' })) : undefined;
   const proxy = fanOut ?? proxyInstances[0]!.client;
-  const spawner = options.spawner ?? createSpawner(config, log);
+  const spawner = options.spawner ?? await createSpawner(config, log);
   const authenticator = createAuthenticator(config, store, log);
   const authState = openAuthStateVault(config);
-  const credentials = createCredentialService(config.credentials, store, log);
+  const credentials = await createCredentialService(config.credentials, store, log);
   const classes = new ClassGuard({ store, spawner, bounds: classBounds(config), credentialDefaults: config.credentials.policy, log: log.child({ component: 'classes' }) });
   const servers = new ServerManager(
     {

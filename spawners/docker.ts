@@ -30,6 +30,7 @@ import { checkedUid } from '../hub/db/user-uid.js';
 import { HttpError } from '../hub/errors.js';
 import { createLogger, type Logger } from '../hub/log.js';
 import type { PollResult, ServerProfile, ServerStats, SpawnRequest, SpawnResult, Spawner, SpawnerState, UserKey } from './spawner.js';
+import { parseByteSize } from './byte-size.js';
 import { redactedTail } from './redact.js';
 import { containerHubEnv } from './container-env.js';
 import { SECRETS_DIR_ENV, secretFileEntries } from './secret-files.js';
@@ -229,18 +230,6 @@ function checkVolumeSpec(v: VolumeSpec): void {
   } else if (!DOCKER_NAME.test(probe(v.source))) {
     throw new Error(`volume source ${JSON.stringify(v.source)} must be a Docker volume name (use type: bind for a host path)`);
   }
-}
-
-/** `512m`, `2g`, `1.5G`, `1Gi`, a number of bytes → bytes. */
-export function parseByteSize(value: number | string): number {
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`invalid byte size ${value}`);
-    return value;
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(value);
-  if (!m) throw new Error(`invalid byte size ${JSON.stringify(value)}: expected e.g. 512m or 2g`);
-  const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase());
-  return Math.round(Number(m[1]) * 1024 ** power);
 }
 
 /** Status code of an error answered by the engine (404, 409, …); undefined for transport errors. */

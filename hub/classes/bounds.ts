@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { LabHubConfig } from '../config/schema.js';
 import { policyOverrideSchema, type CredentialPolicy } from '../credentials/policy.js';
-import { parseByteSize } from '../../spawners/docker.js';
+import { parseByteSize } from '../../spawners/byte-size.js';
 import { memLimit, volumeName } from './profiles.js';
 
 /**

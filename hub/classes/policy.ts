@@ -1,4 +1,4 @@
-import { parseByteSize } from '../../spawners/docker.js';
+import { parseByteSize } from '../../spawners/byte-size.js';
 import { policyOverrideSchema, topicFor } from '../credentials/policy.js';
 import { filterCovers, filtersOverlap } from '../credentials/topics.js';
 import type { ClassBounds } from './bounds.js';

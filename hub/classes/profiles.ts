@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { HttpError } from '../errors.js';
-import { parseByteSize } from '../../spawners/docker.js';
+import { parseByteSize } from '../../spawners/byte-size.js';
 import type { ServerProfile } from '../../spawners/spawner.js';
 
 /**

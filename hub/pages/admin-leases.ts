@@ -4,7 +4,7 @@ import { HttpError } from '../errors.js';
 import { renderPage } from './render.js';
 import { checkFormXsrf, requireUnfilteredScopes } from './page-context.js';
 import { adminLayout, flash, withFlash } from './admin-layout.js';
-import { UNISOLATED_MONGODB_WARNING } from '../credentials/mongodb.js';
+import { UNISOLATED_MONGODB_WARNING } from '../credentials/mongodb-warning.js';
 import { auditBy } from '../audit/record.js';
 
 /** Admin: every credential lease not yet revoked (failing revocations included), with a revoke button. */

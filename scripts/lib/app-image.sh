@@ -72,11 +72,13 @@ build_hub_image() {
   stage_app "$stage" "$logfile"
   build_if_changed "$tag" "$dockerfile" "$stage" "$want" "$logfile" --build-arg "BASE=$base"
   # As the chart runs it: uid 1000, read-only root file system, LABHUB_DATA_DIR on a volume. Loading every module of
-  # the hub finds unreadable files and native addons built for another Node.js or C library than the base's;
-  # `db upgrade` writes a fresh state DB.
+  # the hub, the spawners and brokers it loads only when configured included, finds unreadable files and native
+  # addons built for another Node.js or C library than the base's; `db upgrade` writes a fresh state DB.
   local run=("$DOCKER" run --rm --network none --read-only --user 1000:1000 --tmpfs /srv/labhub
     -e LABHUB_DATA_DIR=/srv/labhub --entrypoint node "$tag")
-  if ! out=$("${run[@]}" --input-type=module -e 'await import("./dist/hub/app.js")' 2>&1 &&
+  local load_all='for (const m of ["hub/app", "spawners/docker", "spawners/kubernetes/config", "hub/credentials/mqtt",
+    "hub/credentials/dynsec-client", "hub/credentials/postgres", "hub/credentials/mongodb"]) await import(`./dist/${m}.js`)'
+  if ! out=$("${run[@]}" --input-type=module -e "$load_all" 2>&1 &&
     "${run[@]}" dist/hub/main.js db upgrade 2>&1); then
     "$DOCKER" rmi "$tag" >/dev/null 2>&1 || true
     die "$tag does not run as uid 1000 on a read-only root file system, as the Helm chart runs it (removed it): $out"

@@ -10,7 +10,7 @@ import { userDataNames } from '../../hub/credentials/names.js';
 import { accountOf } from '../helpers/accounts.js';
 import { api, Browser, eventually, HubProcess, REPO } from '../helpers/hub.js';
 import { asRendered } from '../helpers/pages.js';
-import { UNISOLATED_MONGODB_WARNING } from '../../hub/credentials/mongodb.js';
+import { UNISOLATED_MONGODB_WARNING } from '../../hub/credentials/mongodb-warning.js';
 import { freePort } from '../helpers/ports.js';
 import { requireService } from '../helpers/jupyter.js';
 import { MongoClient } from 'mongodb';

@@ -27,9 +27,10 @@ import { sqlitePathOf } from '../../hub/db/open-state.js';
 import { accountKey as key } from '../helpers/accounts.js';
 import { oauthClientId } from '../../hub/servers/naming.js';
 import {
-  containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath, parseByteSize,
+  containerName, DockerSpawner, engineOptionsFromUrl, escapeDockerName, expandVolumeTemplate, homeVolumeName, isSafeMountPath,
   parseDockerState, type DockerSpawnerOptions,
 } from '../../spawners/docker.js';
+import { parseByteSize } from '../../spawners/byte-size.js';
 import type { ProgressEvent, SpawnRequest, SpawnerState } from '../../spawners/spawner.js';
 import { Browser, REPO, api, eventually, landInServer } from '../helpers/hub.js';
 import { requireService } from '../helpers/jupyter.js';
