@@ -19,8 +19,13 @@ function ephemeralLow(): number {
 
 const HIGHEST = ephemeralLow() - 1;
 
-/** Where `freePort` draws from. */
-export const FREE_PORT_RANGE = { lowest: LOWEST, highest: HIGHEST } as const;
+export interface PortRange {
+  readonly lowest: number;
+  readonly highest: number;
+}
+
+/** Where `freePort` draws from by default. */
+export const FREE_PORT_RANGE: PortRange = { lowest: LOWEST, highest: HIGHEST };
 
 function canListen(port: number, host: string | undefined): Promise<boolean> {
   return new Promise((resolve) => {
@@ -38,10 +43,11 @@ function canListen(port: number, host: string | undefined): Promise<boolean> {
  * gives, can become the local end of any outgoing connection before the server binds it, and the server then
  * fails with EADDRINUSE; on a busy hub that connects to many servers this happened within a test run.
  */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+export async function freePort(host = '127.0.0.1', range: PortRange = FREE_PORT_RANGE): Promise<number> {
+  const { lowest, highest } = range;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = LOWEST + Math.floor(Math.random() * (HIGHEST - LOWEST + 1));
+    const port = lowest + Math.floor(Math.random() * (highest - lowest + 1));
     if (await canListen(port, host || undefined)) return port;
   }
-  throw new Error(`no free port found between ${LOWEST} and ${HIGHEST}`);
+  throw new Error(`no free port found between ${lowest} and ${highest}`);
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { FREE_PORT_RANGE, freePort } from '../../spawners/free-port.js';
+import { portRangeFor } from '../helpers/ports.js';
 
 const listen = (port: number, host?: string) => new Promise<() => Promise<void>>((resolve, reject) => {
   const server = createServer();
@@ -27,5 +28,28 @@ describe('freePort', () => {
       await close();
     }
     expect(ports.size).toBeGreaterThan(1);
+  });
+
+  it('draws only from the range it is given', async () => {
+    const range = { lowest: FREE_PORT_RANGE.lowest + 500, highest: FREE_PORT_RANGE.lowest + 509 };
+    for (let i = 0; i < 20; i++) {
+      const port = await freePort('127.0.0.1', range);
+      expect(port).toBeGreaterThanOrEqual(range.lowest);
+      expect(port).toBeLessThanOrEqual(range.highest);
+    }
+  });
+});
+
+describe('the tests\' port slices', () => {
+  it('give each vitest worker its own part of the range, and the whole range outside vitest', () => {
+    const slices = [1, 2, 3, 4, 5, 6, 7, 8].map((id) => portRangeFor(String(id)));
+    slices.forEach((slice, i) => {
+      expect(slice.lowest).toBeGreaterThanOrEqual(FREE_PORT_RANGE.lowest);
+      expect(slice.highest).toBeLessThanOrEqual(FREE_PORT_RANGE.highest);
+      expect(slice.highest - slice.lowest).toBeGreaterThan(1000);
+      if (i > 0) expect(slice.lowest).toBeGreaterThan(slices[i - 1]!.highest);
+    });
+    expect(portRangeFor('9')).toEqual(slices[0]);
+    for (const outside of [undefined, '', '0', 'x']) expect(portRangeFor(outside)).toEqual(FREE_PORT_RANGE);
   });
 });
