@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { FETCH_BLOCKED_PORTS } from '../hub/fetch-ports.js';
 
 /** Where the search starts: above the well-known and most registered service ports. */
 const LOWEST = 10_000;
@@ -47,6 +48,8 @@ export async function freePort(host = '127.0.0.1', range: PortRange = FREE_PORT_
   const { lowest, highest } = range;
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = lowest + Math.floor(Math.random() * (highest - lowest + 1));
+    // The hub fetches its proxy's API and browsers open the public port: neither reaches a port fetch blocks.
+    if (FETCH_BLOCKED_PORTS.has(port)) continue;
     if (await canListen(port, host || undefined)) return port;
   }
   throw new Error(`no free port found between ${lowest} and ${highest}`);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { blockedUrlPortProblem } from '../fetch-ports.js';
 
 /**
  * The `auth:` section: settings of the PAM, LDAP and OpenID Connect authenticators, and what applies to every
@@ -6,6 +7,11 @@ import { z } from 'zod';
  * docs/config.md.
  */
 const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
+/** The provider's and the callback's URLs are fetched (by the hub, by browsers): not on a port fetch refuses. */
+const fetchedUrl = url.superRefine((s, ctx) => {
+  const problem = blockedUrlPortProblem(s);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const seconds = (max: number) => z.number().min(0).max(max);
 
 const pamSchema = z.strictObject({
@@ -57,11 +63,11 @@ const ldapSchema = z
 
 const oidcSchema = z.strictObject({
   /** The issuer; discovery reads <issuer>/.well-known/openid-configuration. */
-  issuer: url,
+  issuer: fetchedUrl,
   client_id: z.string().min(1),
   client_secret: z.string().min(1),
   /** Default: <public_url>/hub/oauth_callback; it must be registered at the provider. */
-  redirect_url: url
+  redirect_url: fetchedUrl
     // The token request carries the callback as the browser reached it, in a URL's normal form; the authorization
     // request must carry the same string or the provider refuses the code (invalid_grant) after a successful login.
     .refine((u) => !URL.canParse(u) || new URL(u).href === u, {

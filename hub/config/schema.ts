@@ -3,6 +3,7 @@ import { authSchema } from './auth-schema.js';
 import { policySchema } from '../credentials/policy.js';
 import { proxyEntryProblem } from '../auth/trusted-proxies.js';
 import { classesConfigSchema } from '../classes/bounds.js';
+import { blockedPortProblem, blockedUrlPortProblem } from '../fetch-ports.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -13,6 +14,11 @@ const port = z.number().int().min(1).max(65535);
 /** A duration that must be positive: zero would make every spawn time out, or a check loop spin. */
 const positiveSeconds = z.number().min(0.1).max(86_400 * 366);
 const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
+/** A URL the hub or a browser fetches: its port must not be one that fetch refuses. */
+const fetchedUrl = url.superRefine((s, ctx) => {
+  const problem = blockedUrlPortProblem(s);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /** An externally managed service (JupyterHub's `c.JupyterHub.services` entry without `command`): docs/services.md. */
 const serviceSchema = z.strictObject({
@@ -221,7 +227,10 @@ const idleCullingSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   /** Public port of the proxy: where browsers and scripts connect. */
-  port: port.default(8000),
+  port: port.superRefine((p, ctx) => {
+    const problem = blockedPortProblem(p);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }).default(8000),
   /** Public bind address of the proxy; empty means every interface. */
   ip: z.string().default(''),
   /** Where the state DB and generated secrets live. */
@@ -234,7 +243,7 @@ export const configSchema = z.strictObject({
     })
     .default('sqlite:labhub.sqlite'),
   /** Public origin when behind TLS termination, e.g. https://hub.example.org; makes cookies Secure. */
-  public_url: url.optional(),
+  public_url: fetchedUrl.optional(),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   hub: z
     .strictObject({
@@ -256,12 +265,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** managed: the hub starts the proxy as a child and restarts it; external: the hub only talks to its API. */
       mode: z.enum(['managed', 'external']).default('managed'),
-      api_url: url.default('http://127.0.0.1:8001'),
+      api_url: fetchedUrl.default('http://127.0.0.1:8001'),
       /**
        * Several proxy instances serving the same routes (replicas behind one address), all kept in sync; replaces
        * `api_url`. Needs `mode: external`: the instances are started by whatever runs them, not by the hub.
        */
-      api_urls: z.array(url).min(1).max(16).optional(),
+      api_urls: z.array(fetchedUrl).min(1).max(16).optional(),
       /** Shared secret for the proxy API; generated into data_dir when unset. Env: CONFIGPROXY_AUTH_TOKEN. */
       auth_token: z.string().min(16).optional(),
       /** Command that starts the proxy in managed mode (CHP-compatible flags are appended). Default: LabHub's own. */

@@ -38,4 +38,11 @@ describe('auth config', () => {
     expect(oidc('not a url').length).toBe(1);
     expect(oidc('https://lab.example.org:8443/hub/oauth_callback')).toEqual([]);
   });
+
+  it('refuses an OIDC issuer or callback on a port that fetch and browsers refuse to connect to', () => {
+    const oidc = (issuer: string, redirect_url?: string) => problems({ oidc: { issuer, client_id: 'a', client_secret: 'b', redirect_url } });
+    expect(oidc('https://id.example.org:10080').join()).toMatch(/^oidc\.issuer: port 10080 is one that browsers and Node's fetch refuse/);
+    expect(oidc('https://id.example.org', 'https://lab.example.org:6667/hub/oauth_callback').join()).toMatch(/^oidc\.redirect_url: port 6667 /);
+    expect(oidc('https://id.example.org:8443', 'https://lab.example.org:10081/hub/oauth_callback')).toEqual([]);
+  });
 });

@@ -302,6 +302,16 @@ describe('errors name the key and what was expected', () => {
     expect(configError(() => loadConfig({ env: { LABHUB_HUB__PORT: '70000' } })).message).toMatch(/\bhub\.port: .*65535/);
   });
 
+  it('a port that browsers and fetch refuse, for the public port and the URLs the hub or a browser fetches', () => {
+    expect(configError(() => loadConfig({ env: { LABHUB_PORT: '10080' } })).message).toMatch(/\bport: port 10080 is one that browsers and Node's fetch refuse/);
+    expect(configError(() => loadConfig({ env: { LABHUB_PROXY__API_URL: 'http://127.0.0.1:6000' } })).message).toMatch(/proxy\.api_url: port 6000 /);
+    expect(configError(() => loadConfig({ env: { LABHUB_PROXY__MODE: 'external', LABHUB_PROXY__API_URLS: '["http://a:8001", "http://b:10080"]' } })).message)
+      .toMatch(/proxy\.api_urls\.1: port 10080 /);
+    expect(configError(() => loadConfig({ env: { LABHUB_PUBLIC_URL: 'https://hub.example.org:6666' } })).message).toMatch(/public_url: port 6666 /);
+    // The hub's own port is reached by the proxy and by notebook servers, neither of which uses fetch.
+    expect(loadConfig({ env: { LABHUB_HUB__PORT: '10080', LABHUB_PORT: '10081' } }).hub.port).toBe(10080);
+  });
+
   it('an unknown top-level key in the file (typo spawnr:)', () => {
     const file = yamlFile('spawnr:\n  cmd: [x]\n');
     const err = configError(() => loadConfig({ env: {}, file }));

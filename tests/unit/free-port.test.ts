@@ -30,6 +30,11 @@ describe('freePort', () => {
     expect(ports.size).toBeGreaterThan(1);
   });
 
+  it('never draws a port that fetch refuses (10080 is in the range): the hub fetches its proxy\'s API there', async () => {
+    await expect(freePort('127.0.0.1', { lowest: 10080, highest: 10080 })).rejects.toThrow(/no free port found between 10080 and 10080/);
+    expect(await freePort('127.0.0.1', { lowest: 10080, highest: 10081 })).toBe(10081);
+  });
+
   it('draws only from the range it is given', async () => {
     const range = { lowest: FREE_PORT_RANGE.lowest + 500, highest: FREE_PORT_RANGE.lowest + 509 };
     for (let i = 0; i < 20; i++) {
