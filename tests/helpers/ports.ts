@@ -1,6 +1,6 @@
 import { FREE_PORT_RANGE, freePort as draw, type PortRange } from '../../spawners/free-port.js';
 
-/** Slices of the range: more than the test run's workers, so each worker's slice is its own. */
+/** Slices of the range: one per worker up to eight workers (two on the 2-core machines); beyond that, workers share. */
 const SLICES = 8;
 
 /**
