@@ -1,17 +1,11 @@
 import { z } from 'zod';
-import { blockedUrlPortProblem } from '../fetch-ports.js';
+import { fetchedUrl } from './fields.js';
 
 /**
  * The `auth:` section: settings of the PAM, LDAP and OpenID Connect authenticators, and what applies to every
  * authenticator (groups, login rate limits, auth_state). `authenticator.kind` picks the source; documented in
  * docs/config.md.
  */
-const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
-/** The provider's and the callback's URLs are fetched (by the hub, by browsers): not on a port fetch refuses. */
-const fetchedUrl = url.superRefine((s, ctx) => {
-  const problem = blockedUrlPortProblem(s);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
 const seconds = (max: number) => z.number().min(0).max(max);
 
 const pamSchema = z.strictObject({

@@ -3,7 +3,8 @@ import { authSchema } from './auth-schema.js';
 import { policySchema } from '../credentials/policy.js';
 import { proxyEntryProblem } from '../auth/trusted-proxies.js';
 import { classesConfigSchema } from '../classes/bounds.js';
-import { blockedPortProblem, blockedUrlPortProblem } from '../fetch-ports.js';
+import { blockedPortProblem } from '../fetch-ports.js';
+import { fetchedUrl, url } from './fields.js';
 
 /**
  * Every configuration key, its type, default and bounds, in one place.
@@ -13,12 +14,6 @@ import { blockedPortProblem, blockedUrlPortProblem } from '../fetch-ports.js';
 const port = z.number().int().min(1).max(65535);
 /** A duration that must be positive: zero would make every spawn time out, or a check loop spin. */
 const positiveSeconds = z.number().min(0.1).max(86_400 * 366);
-const url = z.string().refine((s) => URL.canParse(s), 'expected an absolute URL');
-/** A URL the hub or a browser fetches: its port must not be one that fetch refuses. */
-const fetchedUrl = url.superRefine((s, ctx) => {
-  const problem = blockedUrlPortProblem(s);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
 
 /** An externally managed service (JupyterHub's `c.JupyterHub.services` entry without `command`): docs/services.md. */
 const serviceSchema = z.strictObject({
